@@ -1,0 +1,51 @@
+import type { OpenAPIObjectConfigure } from "@hono/zod-openapi";
+import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
+import { createDb } from "./db/client";
+import { authRoutes } from "./features/auth/auth.routes";
+import { userRoutes } from "./features/users/users.routes";
+import { renderApiReference } from "./lib/api-reference";
+import { handleError, handleNotFound } from "./lib/errors";
+import { createRouter } from "./lib/validate";
+import { corsFromEnv } from "./middleware/cors";
+import { jsonBody } from "./middleware/json-body";
+import type { AppEnv } from "./types";
+
+const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
+  openapi: "3.1.0",
+  info: {
+    title: "Gemini Backend Clone API",
+    version: "1.0.0",
+    description:
+      "Phone + OTP auth, chatrooms and asynchronous Gemini replies on Cloudflare Workers. " +
+      "Every error has the shape {success:false, message, error:{code, details?, requestId?}}.",
+  },
+  tags: [{ name: "Auth" }, { name: "User" }],
+};
+
+export function createApp() {
+  const app = createRouter<AppEnv>();
+
+  app.use("*", requestId(), secureHeaders(), corsFromEnv, jsonBody, async (c, next) => {
+    c.set("db", createDb(c.env.DB));
+    await next();
+  });
+
+  app.get("/", (c) => c.json({ success: true, message: "Backend is LIVE" }));
+
+  app.route("/api/auth", authRoutes);
+  app.route("/api/user", userRoutes);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "JWT",
+    description: "The authToken from verify-otp, login or change-password",
+  });
+  app.doc31("/openapi.json", openApiConfig);
+  app.get("/docs", (c) => c.html(renderApiReference(app.getOpenAPI31Document(openApiConfig as never))));
+
+  app.notFound(handleNotFound);
+  app.onError(handleError);
+  return app;
+}

@@ -1,0 +1,249 @@
+import { createRoute } from "@hono/zod-openapi";
+import { AppError, unauthorized } from "../../lib/errors";
+import {
+  authErrors,
+  bearerAuth,
+  bodyErrors,
+  errorResponses,
+  jsonBody,
+  jsonResponse,
+  MessageOnlySchema,
+} from "../../lib/openapi";
+import { createRouter } from "../../lib/validate";
+import { requireAuth } from "../../middleware/require-auth";
+import type { AppEnv } from "../../types";
+import { cacheTokenVersion } from "./auth.cache";
+import {
+  findTakenField,
+  findUserById,
+  findUserByPhone,
+  insertUser,
+  markPhoneVerified,
+  replacePassword,
+} from "./auth.repo";
+import {
+  AuthResponseSchema,
+  ChangePasswordBodySchema,
+  LoginBodySchema,
+  OtpIssuedSchema,
+  PhoneBodySchema,
+  ResetPasswordBodySchema,
+  SignupBodySchema,
+  TokenResponseSchema,
+  toUserResponse,
+  UserResponseSchema,
+  VerifyOtpBodySchema,
+} from "./auth.schemas";
+import { issueOtp, redeemOtp } from "./otp";
+import { burnPasswordCheck, hashPassword, verifyPassword } from "./password";
+import { issueToken } from "./tokens";
+
+const otpErrors = {
+  ...bodyErrors,
+  400: "VALIDATION_FAILED, INVALID_JSON, OTP_INVALID (wrong, unknown or already used) or OTP_EXPIRED",
+  429: "OTP_ATTEMPTS_EXCEEDED: the 5th wrong try burns the OTP",
+} as const;
+const otpRequestErrors = {
+  ...bodyErrors,
+  404: "USER_NOT_FOUND",
+  429: "OTP_RATE_LIMITED: one OTP per 30 s and 5 per hour for each phone and purpose (Retry-After)",
+  502: "OTP_DELIVERY_FAILED: the SMS relay did not accept the OTP (OTP_DELIVERY=webhook)",
+} as const;
+
+const userNotFound = () => new AppError(404, "USER_NOT_FOUND", "No account with this phone number");
+
+export const authRoutes = createRouter<AppEnv>();
+
+authRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/signup",
+    tags: ["Auth"],
+    summary: "Create an account",
+    description: "The phone number must then be verified with send-otp and verify-otp before password login works.",
+    request: { body: jsonBody(SignupBodySchema) },
+    responses: {
+      201: jsonResponse(UserResponseSchema, "Account created"),
+      ...errorResponses({ ...bodyErrors, 409: "PHONE_TAKEN or EMAIL_TAKEN" }),
+    },
+  }),
+  async (c) => {
+    const body = c.req.valid("json");
+    const now = new Date();
+    const email = body.email ?? null;
+    const user = await insertUser(c.var.db, {
+      id: crypto.randomUUID(),
+      phoneNumber: body.phoneNumber,
+      email,
+      fullName: body.fullName ?? null,
+      passwordHash: await hashPassword(body.password),
+      createdAt: now,
+      updatedAt: now,
+    });
+    if (!user) {
+      const taken = await findTakenField(c.var.db, body.phoneNumber, email);
+      throw taken === "email"
+        ? new AppError(409, "EMAIL_TAKEN", "An account with this email already exists")
+        : new AppError(409, "PHONE_TAKEN", "An account with this phone number already exists");
+    }
+    return c.json(
+      {
+        success: true as const,
+        message: "Account created; verify your phone number with an OTP",
+        user: toUserResponse(user),
+      },
+      201,
+    );
+  },
+);
+
+authRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/send-otp",
+    tags: ["Auth"],
+    summary: "Send a login OTP",
+    description:
+      "With OTP_DELIVERY=response (default) the code is returned as `otp`; with `webhook` it goes to the SMS relay.",
+    request: { body: jsonBody(PhoneBodySchema) },
+    responses: {
+      200: jsonResponse(OtpIssuedSchema, "OTP issued, valid for 5 minutes"),
+      ...errorResponses(otpRequestErrors),
+    },
+  }),
+  async (c) => {
+    const { phoneNumber } = c.req.valid("json");
+    const user = await findUserByPhone(c.var.db, phoneNumber);
+    if (!user) throw userNotFound();
+    const issued = await issueOtp(c.env, c.var.db, user, "login");
+    return c.json({ success: true as const, message: "OTP sent", ...issued }, 200);
+  },
+);
+
+authRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/verify-otp",
+    tags: ["Auth"],
+    summary: "Verify the phone with a login OTP and get a token",
+    request: { body: jsonBody(VerifyOtpBodySchema) },
+    responses: { 200: jsonResponse(AuthResponseSchema, "Phone verified; signed in"), ...errorResponses(otpErrors) },
+  }),
+  async (c) => {
+    const { phoneNumber, otp } = c.req.valid("json");
+    const owner = await redeemOtp(c.env, c.var.db, phoneNumber, "login", otp);
+    const user = (await markPhoneVerified(c.var.db, owner.id, new Date())) ?? owner;
+    const token = await issueToken(c.env, { userId: user.id, tokenVersion: user.tokenVersion });
+    return c.json({ success: true as const, message: "OTP verified", ...token, user: toUserResponse(user) }, 200);
+  },
+);
+
+authRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/login",
+    tags: ["Auth"],
+    summary: "Sign in with phone number and password",
+    request: { body: jsonBody(LoginBodySchema) },
+    responses: {
+      200: jsonResponse(AuthResponseSchema, "Signed in"),
+      ...errorResponses({
+        ...bodyErrors,
+        401: "INVALID_CREDENTIALS: the same answer for an unknown phone and a wrong password",
+        403: "PHONE_NOT_VERIFIED: right password, phone not verified yet",
+      }),
+    },
+  }),
+  async (c) => {
+    const { phoneNumber, password } = c.req.valid("json");
+    const user = await findUserByPhone(c.var.db, phoneNumber);
+    const valid = user ? await verifyPassword(password, user.passwordHash) : await burnPasswordCheck(password);
+    if (!user || !valid) throw new AppError(401, "INVALID_CREDENTIALS", "Phone number or password is incorrect");
+    if (!user.verifiedAt) {
+      throw new AppError(403, "PHONE_NOT_VERIFIED", "Verify your phone number with an OTP before signing in");
+    }
+    const token = await issueToken(c.env, { userId: user.id, tokenVersion: user.tokenVersion });
+    return c.json({ success: true as const, message: "Signed in", ...token, user: toUserResponse(user) }, 200);
+  },
+);
+
+authRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/forgot-password",
+    tags: ["Auth"],
+    summary: "Send a password-reset OTP",
+    description: "A reset OTP is separate from the login OTP: neither can be used for the other flow.",
+    request: { body: jsonBody(PhoneBodySchema) },
+    responses: {
+      200: jsonResponse(OtpIssuedSchema, "Reset OTP issued, valid for 5 minutes"),
+      ...errorResponses(otpRequestErrors),
+    },
+  }),
+  async (c) => {
+    const { phoneNumber } = c.req.valid("json");
+    const user = await findUserByPhone(c.var.db, phoneNumber);
+    if (!user) throw userNotFound();
+    const issued = await issueOtp(c.env, c.var.db, user, "reset");
+    return c.json({ success: true as const, message: "Password reset OTP sent", ...issued }, 200);
+  },
+);
+
+authRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/reset-password",
+    tags: ["Auth"],
+    summary: "Set a new password with a reset OTP",
+    description: "Every token issued before the reset stops working. The reset also marks the phone verified.",
+    request: { body: jsonBody(ResetPasswordBodySchema) },
+    responses: { 200: jsonResponse(MessageOnlySchema, "Password reset"), ...errorResponses(otpErrors) },
+  }),
+  async (c) => {
+    const { phoneNumber, otp, newPassword } = c.req.valid("json");
+    const owner = await redeemOtp(c.env, c.var.db, phoneNumber, "reset", otp);
+    const passwordHash = await hashPassword(newPassword);
+    const user = await replacePassword(c.var.db, owner.id, passwordHash, new Date(), { markVerified: true });
+    if (user) await cacheTokenVersion(c.env.CACHE, user.id, user.tokenVersion);
+    return c.json({ success: true as const, message: "Password reset; sign in with the new password" }, 200);
+  },
+);
+
+authRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/change-password",
+    tags: ["Auth"],
+    summary: "Change the password and get a fresh token",
+    description: "Every token issued before the change, including the one used for this call, stops working.",
+    security: bearerAuth,
+    middleware: [requireAuth] as const,
+    request: { body: jsonBody(ChangePasswordBodySchema) },
+    responses: {
+      200: jsonResponse(TokenResponseSchema, "Password changed; use the new token"),
+      ...errorResponses({
+        ...bodyErrors,
+        ...authErrors,
+        400: "VALIDATION_FAILED, INVALID_JSON, WRONG_PASSWORD or PASSWORD_UNCHANGED",
+      }),
+    },
+  }),
+  async (c) => {
+    const { currentPassword, newPassword } = c.req.valid("json");
+    const current = await findUserById(c.var.db, c.var.userId);
+    if (!current) throw unauthorized();
+    if (!(await verifyPassword(currentPassword, current.passwordHash))) {
+      throw new AppError(400, "WRONG_PASSWORD", "The current password is incorrect");
+    }
+    if (newPassword === currentPassword) {
+      throw new AppError(400, "PASSWORD_UNCHANGED", "The new password must differ from the current one");
+    }
+    const user = await replacePassword(c.var.db, current.id, await hashPassword(newPassword), new Date(), {
+      markVerified: false,
+    });
+    if (!user) throw unauthorized();
+    await cacheTokenVersion(c.env.CACHE, user.id, user.tokenVersion);
+    const token = await issueToken(c.env, { userId: user.id, tokenVersion: user.tokenVersion });
+    return c.json({ success: true as const, message: "Password changed", ...token }, 200);
+  },
+);

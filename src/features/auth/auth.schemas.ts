@@ -1,0 +1,94 @@
+import { z } from "@hono/zod-openapi";
+import type { User } from "../../db/schema";
+import { successSchema } from "../../lib/openapi";
+import { toIso } from "../../lib/time";
+
+export const PhoneNumberSchema = z
+  .string()
+  .trim()
+  .regex(/^\+?[1-9]\d{7,14}$/, "Phone number must be 8 to 15 digits, optionally starting with +")
+  .transform((phone) => (phone.startsWith("+") ? phone : `+${phone}`))
+  .openapi({ example: "+919876543210", description: "Stored normalised with a leading +" });
+
+export const PasswordSchema = z
+  .string()
+  .min(8, "Password must be at least 8 characters")
+  .max(72, "Password must be at most 72 characters")
+  .regex(/[A-Za-z]/, "Password must contain a letter")
+  .regex(/\d/, "Password must contain a digit")
+  .openapi({ example: "s3cretPass" });
+
+export const OtpSchema = z
+  .string()
+  .regex(/^\d{6}$/, "OTP must be 6 digits")
+  .openapi({ example: "123456" });
+
+export const SignupBodySchema = z
+  .object({
+    phoneNumber: PhoneNumberSchema,
+    password: PasswordSchema,
+    email: z
+      .email()
+      .max(254)
+      .transform((email) => email.toLowerCase())
+      .nullish()
+      .openapi({ example: "asha@example.com", description: "Optional; unique, case-insensitive" }),
+    fullName: z.string().trim().min(2).max(60).nullish().openapi({ example: "Asha Rao" }),
+  })
+  .openapi("SignupRequest");
+
+export const PhoneBodySchema = z.object({ phoneNumber: PhoneNumberSchema }).openapi("PhoneRequest");
+
+export const VerifyOtpBodySchema = z
+  .object({ phoneNumber: PhoneNumberSchema, otp: OtpSchema })
+  .openapi("VerifyOtpRequest");
+
+export const LoginBodySchema = z
+  .object({ phoneNumber: PhoneNumberSchema, password: z.string().min(1).max(1024).openapi({ example: "s3cretPass" }) })
+  .openapi("LoginRequest");
+
+export const ResetPasswordBodySchema = z
+  .object({ phoneNumber: PhoneNumberSchema, otp: OtpSchema, newPassword: PasswordSchema })
+  .openapi("ResetPasswordRequest");
+
+export const ChangePasswordBodySchema = z
+  .object({ currentPassword: z.string().min(1).max(1024), newPassword: PasswordSchema })
+  .openapi("ChangePasswordRequest");
+
+export const UserSchema = z
+  .object({
+    id: z.string(),
+    phoneNumber: z.string(),
+    email: z.string().nullable(),
+    fullName: z.string().nullable(),
+    verifiedAt: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi("User");
+
+export const TokenFields = {
+  authToken: z.string(),
+  tokenType: z.literal("Bearer"),
+  expiresIn: z.number().int().openapi({ description: "Seconds until the token expires" }),
+};
+
+export const UserResponseSchema = successSchema({ user: UserSchema });
+export const AuthResponseSchema = successSchema({ ...TokenFields, user: UserSchema }).openapi("AuthResponse");
+export const TokenResponseSchema = successSchema(TokenFields);
+export const OtpIssuedSchema = successSchema({
+  otp: OtpSchema.optional().openapi({ description: "Only with OTP_DELIVERY=response (the mocked delivery)" }),
+  expiresInSeconds: z.number().int().openapi({ example: 300 }),
+}).openapi("OtpIssued");
+
+export function toUserResponse(user: User): z.infer<typeof UserSchema> {
+  return {
+    id: user.id,
+    phoneNumber: user.phoneNumber,
+    email: user.email,
+    fullName: user.fullName,
+    verifiedAt: toIso(user.verifiedAt),
+    createdAt: user.createdAt.toISOString(),
+    updatedAt: user.updatedAt.toISOString(),
+  };
+}

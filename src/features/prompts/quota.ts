@@ -1,0 +1,15 @@
+import { nextUtcMidnight } from "../../lib/time";
+
+export const BASIC_DAILY_PROMPT_LIMIT = 5;
+
+export type Tier = "basic" | "pro";
+
+export function describeUsage(tier: Tier, used: number, now: Date) {
+  const limit = tier === "pro" ? null : BASIC_DAILY_PROMPT_LIMIT;
+  return {
+    used,
+    limit,
+    remaining: limit === null ? null : Math.max(0, limit - used),
+    resetsAt: nextUtcMidnight(now).toISOString(),
+  };
+}

@@ -1,0 +1,51 @@
+import { z } from "@hono/zod-openapi";
+import type { ZodObject, ZodRawShape, ZodType } from "zod";
+
+export const ErrorSchema = z
+  .object({
+    success: z.literal(false),
+    message: z.string(),
+    error: z.object({
+      code: z.string().openapi({ example: "VALIDATION_FAILED" }),
+      details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+      requestId: z.string().optional().openapi({ description: "Present on 500 INTERNAL, to quote in a bug report." }),
+    }),
+  })
+  .openapi("Error");
+
+/** The success envelope: `{ success: true, message, ...payload }`. */
+export function successSchema<T extends ZodRawShape>(
+  shape: T,
+): ZodObject<T & { success: z.ZodLiteral<true>; message: z.ZodString }> {
+  return z.object({ success: z.literal(true), message: z.string(), ...shape });
+}
+
+export const MessageOnlySchema = successSchema({});
+
+export const jsonBody = <T extends ZodType>(schema: T) => ({
+  content: { "application/json": { schema } },
+  required: true,
+});
+
+export const jsonResponse = <T extends ZodType>(schema: T, description: string) => ({
+  content: { "application/json": { schema } },
+  description,
+});
+
+/** Documents the error statuses a route can answer; each body is the error envelope. */
+export function errorResponses<S extends number>(described: Record<S, string>) {
+  return Object.fromEntries(
+    Object.entries(described).map(([status, description]) => [status, jsonResponse(ErrorSchema, String(description))]),
+  ) as Record<S, ReturnType<typeof jsonResponse<typeof ErrorSchema>>>;
+}
+
+export const bearerAuth = [{ bearerAuth: [] }];
+
+/** The failures every route with a JSON body can answer. */
+export const bodyErrors = {
+  400: "VALIDATION_FAILED (with details) or INVALID_JSON",
+  413: "PAYLOAD_TOO_LARGE: body over 64 KiB",
+  415: "UNSUPPORTED_MEDIA_TYPE: body is not JSON",
+} as const;
+
+export const authErrors = { 401: "UNAUTHORIZED: missing, malformed, expired, forged or revoked token" } as const;
