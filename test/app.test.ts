@@ -1,0 +1,163 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { call, expectError, uniquePhone } from "./helpers";
+
+describe("app shell", () => {
+  it("answers the health check at GET /", async () => {
+    const res = await call("GET", "/");
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ success: true, message: "Backend is LIVE" });
+  });
+
+  it("returns 404 NOT_FOUND in the error envelope for an unknown route", async () => {
+    expectError(await call("GET", "/api/nope"), 404, "NOT_FOUND");
+    expectError(await call("DELETE", "/api/auth/signup"), 404, "NOT_FOUND");
+  });
+
+  it("returns 400 INVALID_JSON for a malformed JSON body", async () => {
+    const res = await call("POST", "/api/auth/signup", {
+      rawBody: '{"phoneNumber": "+919876543210",',
+      headers: { "Content-Type": "application/json" },
+    });
+    expectError(res, 400, "INVALID_JSON");
+  });
+
+  it("returns 400 INVALID_JSON for a JSON content type with an empty body on a route that needs one", async () => {
+    const res = await call("POST", "/api/auth/login", {
+      rawBody: " ",
+      headers: { "Content-Type": "application/json" },
+    });
+    expectError(res, 400, "INVALID_JSON");
+  });
+
+  it("returns 415 UNSUPPORTED_MEDIA_TYPE for a non-JSON body", async () => {
+    const form = await call("POST", "/api/auth/signup", {
+      rawBody: "phoneNumber=919876543210&password=abc12345",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    });
+    expectError(form, 415, "UNSUPPORTED_MEDIA_TYPE");
+    const untyped = await call("POST", "/api/auth/login", { rawBody: '{"phoneNumber":"919876543210"}' });
+    expectError(untyped, 415, "UNSUPPORTED_MEDIA_TYPE");
+  });
+
+  it("returns 413 PAYLOAD_TOO_LARGE for a body over 64 KiB, declared or streamed", async () => {
+    const big = JSON.stringify({ phoneNumber: "919876543210", password: "x".repeat(70 * 1024) });
+    expectError(await call("POST", "/api/auth/login", { body: JSON.parse(big) }), 413, "PAYLOAD_TOO_LARGE");
+
+    const stream = new ReadableStream({
+      start(controller) {
+        for (let i = 0; i < 80; i++) controller.enqueue(new TextEncoder().encode(" ".repeat(1024)));
+        controller.close();
+      },
+    });
+    const streamed = await call("POST", "/api/auth/login", {
+      rawBody: stream,
+      headers: { "Content-Type": "application/json" },
+    });
+    expectError(streamed, 413, "PAYLOAD_TOO_LARGE");
+  });
+
+  it("accepts a body of exactly 64 KiB and validates it", async () => {
+    const filler = "a1".repeat(20_000);
+    const body = JSON.stringify({ phoneNumber: "919876543210", password: filler });
+    const padded = body + " ".repeat(64 * 1024 - body.length);
+    const res = await call("POST", "/api/auth/login", {
+      rawBody: padded,
+      headers: { "Content-Type": "application/json" },
+    });
+    expectError(res, 400, "VALIDATION_FAILED");
+  });
+
+  it("returns 400 VALIDATION_FAILED with a detail per bad field", async () => {
+    const res = await call("POST", "/api/auth/signup", { body: { phoneNumber: "12", password: "short" } });
+    expectError(res, 400, "VALIDATION_FAILED");
+    const paths = res.body.error.details.map((d: { path: string }) => d.path);
+    expect(paths).toEqual(expect.arrayContaining(["phoneNumber", "password"]));
+  });
+
+  it("tags every response with a request id and echoes a valid incoming one", async () => {
+    const generated = await call("GET", "/");
+    expect(generated.headers.get("X-Request-Id")).toMatch(/^[\w-]{8,}$/);
+    const echoed = await call("GET", "/", { headers: { "X-Request-Id": "client-trace-42" } });
+    expect(echoed.headers.get("X-Request-Id")).toBe("client-trace-42");
+  });
+
+  it("sets secure headers", async () => {
+    const res = await call("GET", "/");
+    expect(res.headers.get("X-Content-Type-Options")).toBe("nosniff");
+    expect(res.headers.get("X-Frame-Options")).toBe("SAMEORIGIN");
+  });
+
+  it("answers CORS preflights for any origin by default and only listed origins when configured", async () => {
+    const preflight = { Origin: "https://app.example.com", "Access-Control-Request-Method": "POST" };
+    const open = await call("OPTIONS", "/api/auth/login", { headers: preflight });
+    expect(open.status).toBe(204);
+    expect(open.headers.get("Access-Control-Allow-Origin")).toBe("*");
+    expect(open.headers.get("Access-Control-Allow-Headers")).toContain("Authorization");
+
+    const restricted = { ...env, CORS_ORIGINS: "https://app.example.com, https://admin.example.com" };
+    const allowed = await call("OPTIONS", "/api/auth/login", { headers: preflight, env: restricted });
+    expect(allowed.headers.get("Access-Control-Allow-Origin")).toBe("https://app.example.com");
+    const denied = await call("OPTIONS", "/api/auth/login", {
+      headers: { ...preflight, Origin: "https://evil.example.net" },
+      env: restricted,
+    });
+    expect(denied.headers.get("Access-Control-Allow-Origin")).toBeNull();
+  });
+
+  it("turns an unexpected failure into 500 INTERNAL with a request id and no internals", async () => {
+    const brokenDb = {
+      prepare() {
+        throw new Error("D1_ERROR: no such table: users SELECT password_hash FROM users");
+      },
+    } as unknown as D1Database;
+    const res = await call("POST", "/api/auth/login", {
+      body: { phoneNumber: uniquePhone(), password: "s3cretPass" },
+      env: { ...env, DB: brokenDb },
+    });
+    expectError(res, 500, "INTERNAL");
+    expect(res.body.error.requestId).toBe(res.headers.get("X-Request-Id"));
+    expect(JSON.stringify(res.body)).not.toContain("password_hash");
+  });
+
+  it("does not leak anything when JWT_SECRET is missing", async () => {
+    const res = await call("GET", "/api/user/me", { token: "a.b.c", env: { ...env, JWT_SECRET: "" } });
+    expectError(res, 500, "INTERNAL");
+    expect(JSON.stringify(res.body)).not.toContain("JWT_SECRET");
+  });
+});
+
+describe("API documentation", () => {
+  it("serves an OpenAPI 3.1 document generated from the route schemas, with bearer auth declared", async () => {
+    const res = await call("GET", "/openapi.json");
+    expect(res.status).toBe(200);
+    const doc = res.body;
+    expect(doc.openapi).toBe("3.1.0");
+    expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: "http", scheme: "bearer" });
+    for (const path of [
+      "/api/auth/signup",
+      "/api/auth/send-otp",
+      "/api/auth/verify-otp",
+      "/api/auth/login",
+      "/api/auth/forgot-password",
+      "/api/auth/reset-password",
+      "/api/auth/change-password",
+    ]) {
+      expect(doc.paths[path]?.post, path).toBeDefined();
+    }
+    expect(doc.paths["/api/user/me"].get.security).toEqual([{ bearerAuth: [] }]);
+    expect(doc.paths["/api/auth/change-password"].post.security).toEqual([{ bearerAuth: [] }]);
+    const signup = doc.paths["/api/auth/signup"].post;
+    expect(Object.keys(signup.responses)).toEqual(expect.arrayContaining(["201", "400", "409", "413", "415"]));
+    expect(doc.components.schemas.SignupRequest.required).toEqual(expect.arrayContaining(["phoneNumber", "password"]));
+  });
+
+  it("serves a self-contained HTML reference at /docs that loads nothing from other hosts", async () => {
+    const res = await call("GET", "/docs");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toContain("text/html");
+    expect(res.body).toContain("/api/auth/verify-otp");
+    expect(res.body).toContain("PHONE_NOT_VERIFIED");
+    expect(res.body).not.toMatch(/<script|<link[^>]+href="http|src="http/i);
+  });
+});

@@ -1,0 +1,532 @@
+import { env } from "cloudflare:test";
+import { SignJWT } from "jose";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { PBKDF2_ITERATIONS } from "../src/features/auth/password";
+import { ageOtps, call, expectError, PASSWORD, requestOtp, signUp, uniquePhone, verifiedUser } from "./helpers";
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+const secretKey = () => new TextEncoder().encode(env.JWT_SECRET);
+
+async function signToken(
+  claims: Record<string, unknown>,
+  options: { alg?: string; key?: Uint8Array; exp?: number | null } = {},
+) {
+  let jwt = new SignJWT(claims)
+    .setProtectedHeader({ alg: options.alg ?? "HS256" })
+    .setIssuer("gemini-backend")
+    .setIssuedAt();
+  if (options.exp !== null) jwt = jwt.setExpirationTime(options.exp ?? "1h");
+  return jwt.sign(options.key ?? secretKey());
+}
+
+describe("POST /api/auth/signup", () => {
+  it("returns 201 with the user, normalised phone, no password fields and verifiedAt null", async () => {
+    const phone = uniquePhone();
+    const res = await call("POST", "/api/auth/signup", {
+      body: { phoneNumber: phone, password: PASSWORD, email: "Asha.Rao@Example.com", fullName: "  Asha Rao " },
+    });
+    expect(res.status).toBe(201);
+    expect(res.body.success).toBe(true);
+    expect(res.body.user).toEqual({
+      id: expect.any(String),
+      phoneNumber: `+${phone}`,
+      email: "asha.rao@example.com",
+      fullName: "Asha Rao",
+      verifiedAt: null,
+      createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT.*Z$/),
+      updatedAt: expect.any(String),
+    });
+    expect(JSON.stringify(res.body)).not.toMatch(/password/i);
+  });
+
+  it("stores the password as a self-describing PBKDF2-SHA256 hash with 100 000 iterations", async () => {
+    const { user } = await signUp();
+    const row = await env.DB.prepare("SELECT password_hash FROM users WHERE id = ?")
+      .bind(user.id)
+      .first<{ password_hash: string }>();
+    const [algorithm, iterations, salt, hash] = row?.password_hash.split("$") ?? [];
+    expect(algorithm).toBe("pbkdf2-sha256");
+    expect(Number(iterations)).toBe(100_000);
+    expect(salt).toHaveLength(22); // 16 bytes, base64url
+    expect(hash).toHaveLength(43); // 32 bytes, base64url
+    expect(row?.password_hash).not.toContain(PASSWORD);
+  });
+
+  it("never configures PBKDF2 above the Workers cap of 100 000 iterations", () => {
+    expect(PBKDF2_ITERATIONS).toBeLessThanOrEqual(100_000);
+  });
+
+  it("returns 409 PHONE_TAKEN for a phone already registered, with or without the plus", async () => {
+    const { phoneNumber } = await signUp();
+    expectError(
+      await call("POST", "/api/auth/signup", { body: { phoneNumber, password: PASSWORD } }),
+      409,
+      "PHONE_TAKEN",
+    );
+    const bare = phoneNumber.slice(1);
+    expectError(
+      await call("POST", "/api/auth/signup", { body: { phoneNumber: bare, password: PASSWORD } }),
+      409,
+      "PHONE_TAKEN",
+    );
+  });
+
+  it("returns 409 EMAIL_TAKEN for an email in another case", async () => {
+    const email = `user${uniquePhone()}@example.com`;
+    await signUp({ email });
+    const res = await call("POST", "/api/auth/signup", {
+      body: { phoneNumber: uniquePhone(), password: PASSWORD, email: email.toUpperCase() },
+    });
+    expectError(res, 409, "EMAIL_TAKEN");
+  });
+
+  it("gives exactly one 201 and one 409 for concurrent signups with the same phone", async () => {
+    const phoneNumber = uniquePhone();
+    const results = await Promise.all(
+      [0, 1].map(() => call("POST", "/api/auth/signup", { body: { phoneNumber, password: PASSWORD } })),
+    );
+    expect(results.map((r) => r.status).sort()).toEqual([201, 409]);
+    const conflict = results.find((r) => r.status === 409);
+    if (conflict) expectError(conflict, 409, "PHONE_TAKEN");
+  });
+
+  it.each([
+    ["a phone that is too short", { phoneNumber: "1234567", password: PASSWORD }, "phoneNumber"],
+    ["a phone starting with 0", { phoneNumber: "0919876543210", password: PASSWORD }, "phoneNumber"],
+    ["a password without a digit", { phoneNumber: "919876543210", password: "onlyletters" }, "password"],
+    ["a password without a letter", { phoneNumber: "919876543210", password: "1234567890" }, "password"],
+    ["a password of 7 characters", { phoneNumber: "919876543210", password: "abc1234" }, "password"],
+    ["a password of 73 characters", { phoneNumber: "919876543210", password: `a1${"x".repeat(71)}` }, "password"],
+    ["a one-letter full name", { phoneNumber: "919876543210", password: PASSWORD, fullName: "A" }, "fullName"],
+    ["an invalid email", { phoneNumber: "919876543210", password: PASSWORD, email: "not-an-email" }, "email"],
+    ["a numeric phone", { phoneNumber: 919876543210, password: PASSWORD }, "phoneNumber"],
+  ])("returns 400 VALIDATION_FAILED for %s", async (_label, body, path) => {
+    const res = await call("POST", "/api/auth/signup", { body });
+    expectError(res, 400, "VALIDATION_FAILED");
+    expect(res.body.error.details.map((d: { path: string }) => d.path)).toContain(path);
+  });
+});
+
+describe("POST /api/auth/send-otp", () => {
+  it("returns a 6-digit OTP valid for 300 s and stores only a keyed hash of it", async () => {
+    const { phoneNumber, user } = await signUp();
+    const res = await call("POST", "/api/auth/send-otp", { body: { phoneNumber } });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ success: true, expiresInSeconds: 300, otp: expect.stringMatching(/^\d{6}$/) });
+    const row = await env.DB.prepare("SELECT code_hash, expires_at - created_at AS ttl FROM otps WHERE user_id = ?")
+      .bind(user.id)
+      .first<{ code_hash: string; ttl: number }>();
+    expect(row?.code_hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(row?.code_hash).not.toContain(res.body.otp);
+    expect(row?.ttl).toBe(300_000);
+  });
+
+  it("returns 404 USER_NOT_FOUND for an unknown phone", async () => {
+    expectError(
+      await call("POST", "/api/auth/send-otp", { body: { phoneNumber: uniquePhone() } }),
+      404,
+      "USER_NOT_FOUND",
+    );
+  });
+
+  it("returns 429 OTP_RATE_LIMITED with Retry-After for a second OTP within 30 s", async () => {
+    const { phoneNumber } = await signUp();
+    await requestOtp(phoneNumber);
+    const res = await call("POST", "/api/auth/send-otp", { body: { phoneNumber } });
+    expectError(res, 429, "OTP_RATE_LIMITED");
+    const retryAfter = Number(res.headers.get("Retry-After"));
+    expect(retryAfter).toBeGreaterThanOrEqual(29);
+    expect(retryAfter).toBeLessThanOrEqual(30);
+  });
+
+  it("allows 5 OTPs an hour and refuses the 6th until the oldest leaves the hour", async () => {
+    const { phoneNumber } = await signUp();
+    for (let i = 0; i < 5; i++) {
+      await requestOtp(phoneNumber);
+      await ageOtps(phoneNumber, 31_000);
+    }
+    const res = await call("POST", "/api/auth/send-otp", { body: { phoneNumber } });
+    expectError(res, 429, "OTP_RATE_LIMITED");
+    // The oldest was issued 5 × 31 s ago, so it leaves the window in 3600 − 155 s.
+    expect(Number(res.headers.get("Retry-After"))).toBe(3600 - 155);
+    await ageOtps(phoneNumber, 3600_000 - 5 * 31_000 + 1_000);
+    expect((await call("POST", "/api/auth/send-otp", { body: { phoneNumber } })).status).toBe(200);
+  });
+
+  it("limits login and reset OTPs separately", async () => {
+    const { phoneNumber } = await signUp();
+    await requestOtp(phoneNumber);
+    expect((await call("POST", "/api/auth/forgot-password", { body: { phoneNumber } })).status).toBe(200);
+  });
+
+  it("keeps the limit under concurrent requests: one OTP out of five at once", async () => {
+    const { phoneNumber } = await signUp();
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => call("POST", "/api/auth/send-otp", { body: { phoneNumber } })),
+    );
+    expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+    expect(results.filter((r) => r.status === 429)).toHaveLength(4);
+  });
+
+  describe("with OTP_DELIVERY=webhook", () => {
+    const webhookEnv = () => ({
+      ...env,
+      OTP_DELIVERY: "webhook",
+      OTP_WEBHOOK_URL: "https://sms-relay.example.test/otp",
+    });
+
+    function stubRelay(status: number) {
+      const received: unknown[] = [];
+      vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+        const url = new URL(input instanceof Request ? input.url : String(input));
+        if (url.host !== "sms-relay.example.test") throw new Error(`unexpected outbound request to ${url.host}`);
+        received.push(JSON.parse(String(init?.body)));
+        return new Response(JSON.stringify({ queued: status < 300 }), { status });
+      });
+      return received;
+    }
+
+    it("posts {phoneNumber, otp, purpose} to the relay and leaves the code out of the body", async () => {
+      const received = stubRelay(202);
+      const { phoneNumber } = await signUp();
+      const res = await call("POST", "/api/auth/send-otp", { body: { phoneNumber }, env: webhookEnv() });
+      expect(res.status).toBe(200);
+      expect(res.body.otp).toBeUndefined();
+      expect(res.body.expiresInSeconds).toBe(300);
+      expect(received).toEqual([{ phoneNumber, otp: expect.stringMatching(/^\d{6}$/), purpose: "login" }]);
+      const otp = (received[0] as { otp: string }).otp;
+      const verified = await call("POST", "/api/auth/verify-otp", { body: { phoneNumber, otp } });
+      expect(verified.status).toBe(200);
+    });
+
+    it("returns 502 OTP_DELIVERY_FAILED when the relay fails, without spending the rate limit", async () => {
+      stubRelay(500);
+      const { phoneNumber } = await signUp();
+      const res = await call("POST", "/api/auth/forgot-password", { body: { phoneNumber }, env: webhookEnv() });
+      expectError(res, 502, "OTP_DELIVERY_FAILED");
+      vi.restoreAllMocks();
+      stubRelay(200);
+      const retry = await call("POST", "/api/auth/forgot-password", { body: { phoneNumber }, env: webhookEnv() });
+      expect(retry.status).toBe(200);
+    });
+  });
+});
+
+describe("POST /api/auth/verify-otp", () => {
+  it("returns a bearer token and the user with verifiedAt set", async () => {
+    const { phoneNumber } = await signUp();
+    const otp = await requestOtp(phoneNumber);
+    const res = await call("POST", "/api/auth/verify-otp", { body: { phoneNumber, otp } });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ success: true, tokenType: "Bearer", expiresIn: 86_400 });
+    expect(res.body.authToken.split(".")).toHaveLength(3);
+    expect(Date.parse(res.body.user.verifiedAt)).not.toBeNaN();
+    expect((await call("GET", "/api/user/me", { token: res.body.authToken })).status).toBe(200);
+  });
+
+  it("refuses a replayed OTP with 400 OTP_INVALID", async () => {
+    const { phoneNumber } = await signUp();
+    const otp = await requestOtp(phoneNumber);
+    expect((await call("POST", "/api/auth/verify-otp", { body: { phoneNumber, otp } })).status).toBe(200);
+    expectError(await call("POST", "/api/auth/verify-otp", { body: { phoneNumber, otp } }), 400, "OTP_INVALID");
+  });
+
+  it("lets only one of several concurrent requests with the right code succeed", async () => {
+    const { phoneNumber } = await signUp();
+    const otp = await requestOtp(phoneNumber);
+    const results = await Promise.all(
+      Array.from({ length: 4 }, () => call("POST", "/api/auth/verify-otp", { body: { phoneNumber, otp } })),
+    );
+    expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+  });
+
+  it("burns the OTP on the 5th wrong try: 4 × OTP_INVALID, then OTP_ATTEMPTS_EXCEEDED even for the right code", async () => {
+    const { phoneNumber } = await signUp();
+    const otp = await requestOtp(phoneNumber);
+    const wrong = otp === "000000" ? "111111" : "000000";
+    for (let i = 0; i < 4; i++) {
+      expectError(
+        await call("POST", "/api/auth/verify-otp", { body: { phoneNumber, otp: wrong } }),
+        400,
+        "OTP_INVALID",
+      );
+    }
+    expectError(
+      await call("POST", "/api/auth/verify-otp", { body: { phoneNumber, otp: wrong } }),
+      429,
+      "OTP_ATTEMPTS_EXCEEDED",
+    );
+    expectError(
+      await call("POST", "/api/auth/verify-otp", { body: { phoneNumber, otp } }),
+      429,
+      "OTP_ATTEMPTS_EXCEEDED",
+    );
+  });
+
+  it("counts concurrent guesses too: after 10 wrong guesses at once the right code no longer works", async () => {
+    const { phoneNumber } = await signUp();
+    const otp = await requestOtp(phoneNumber);
+    const guesses = Array.from({ length: 10 }, (_, i) => String((Number(otp) + 1 + i) % 1_000_000).padStart(6, "0"));
+    await Promise.all(
+      guesses.map((guess) => call("POST", "/api/auth/verify-otp", { body: { phoneNumber, otp: guess } })),
+    );
+    expectError(
+      await call("POST", "/api/auth/verify-otp", { body: { phoneNumber, otp } }),
+      429,
+      "OTP_ATTEMPTS_EXCEEDED",
+    );
+  });
+
+  it("returns 400 OTP_EXPIRED after 5 minutes", async () => {
+    const { phoneNumber } = await signUp();
+    const otp = await requestOtp(phoneNumber);
+    await ageOtps(phoneNumber, 300_001);
+    expectError(await call("POST", "/api/auth/verify-otp", { body: { phoneNumber, otp } }), 400, "OTP_EXPIRED");
+  });
+
+  it("accepts only the newest OTP once a new one was issued", async () => {
+    const { phoneNumber } = await signUp();
+    const first = await requestOtp(phoneNumber);
+    await ageOtps(phoneNumber, 31_000);
+    const second = await requestOtp(phoneNumber);
+    if (first !== second) {
+      expectError(
+        await call("POST", "/api/auth/verify-otp", { body: { phoneNumber, otp: first } }),
+        400,
+        "OTP_INVALID",
+      );
+    }
+    expect((await call("POST", "/api/auth/verify-otp", { body: { phoneNumber, otp: second } })).status).toBe(200);
+  });
+
+  it("does not accept a password-reset OTP as a login OTP", async () => {
+    const { phoneNumber } = await signUp();
+    const resetOtp = await requestOtp(phoneNumber, "/api/auth/forgot-password");
+    expectError(
+      await call("POST", "/api/auth/verify-otp", { body: { phoneNumber, otp: resetOtp } }),
+      400,
+      "OTP_INVALID",
+    );
+  });
+
+  it("returns 400 OTP_INVALID for an unknown phone and VALIDATION_FAILED for a malformed code", async () => {
+    expectError(
+      await call("POST", "/api/auth/verify-otp", { body: { phoneNumber: uniquePhone(), otp: "123456" } }),
+      400,
+      "OTP_INVALID",
+    );
+    expectError(
+      await call("POST", "/api/auth/verify-otp", { body: { phoneNumber: uniquePhone(), otp: "12a456" } }),
+      400,
+      "VALIDATION_FAILED",
+    );
+  });
+});
+
+describe("POST /api/auth/login", () => {
+  it("returns a token for a verified user, with the phone given with or without the plus", async () => {
+    const { phoneNumber } = await verifiedUser();
+    for (const phone of [phoneNumber, phoneNumber.slice(1)]) {
+      const res = await call("POST", "/api/auth/login", { body: { phoneNumber: phone, password: PASSWORD } });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ tokenType: "Bearer", expiresIn: 86_400, user: { phoneNumber } });
+      expect((await call("GET", "/api/user/me", { token: res.body.authToken })).status).toBe(200);
+    }
+  });
+
+  it("answers an unknown phone and a wrong password with identical 401 INVALID_CREDENTIALS bodies", async () => {
+    const { phoneNumber } = await verifiedUser();
+    const wrongPassword = await call("POST", "/api/auth/login", { body: { phoneNumber, password: "wrongPass1" } });
+    const unknownPhone = await call("POST", "/api/auth/login", {
+      body: { phoneNumber: uniquePhone(), password: PASSWORD },
+    });
+    expectError(wrongPassword, 401, "INVALID_CREDENTIALS");
+    expect(unknownPhone.status).toBe(wrongPassword.status);
+    expect(unknownPhone.body).toEqual(wrongPassword.body);
+  });
+
+  it("returns 403 PHONE_NOT_VERIFIED only for the right password of an unverified phone", async () => {
+    const { phoneNumber } = await signUp();
+    expectError(
+      await call("POST", "/api/auth/login", { body: { phoneNumber, password: PASSWORD } }),
+      403,
+      "PHONE_NOT_VERIFIED",
+    );
+    expectError(
+      await call("POST", "/api/auth/login", { body: { phoneNumber, password: "wrongPass1" } }),
+      401,
+      "INVALID_CREDENTIALS",
+    );
+  });
+});
+
+describe("password reset", () => {
+  it("sets the new password, revokes earlier tokens and verifies the phone", async () => {
+    const { phoneNumber, token } = await verifiedUser();
+    const otp = await requestOtp(phoneNumber, "/api/auth/forgot-password");
+    const res = await call("POST", "/api/auth/reset-password", {
+      body: { phoneNumber, otp, newPassword: "n3wPassword" },
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.success).toBe(true);
+    expectError(await call("GET", "/api/user/me", { token }), 401, "UNAUTHORIZED");
+    expectError(
+      await call("POST", "/api/auth/login", { body: { phoneNumber, password: PASSWORD } }),
+      401,
+      "INVALID_CREDENTIALS",
+    );
+    expect((await call("POST", "/api/auth/login", { body: { phoneNumber, password: "n3wPassword" } })).status).toBe(
+      200,
+    );
+  });
+
+  it("lets an unverified user reset and then sign in, since the reset OTP proves the phone", async () => {
+    const { phoneNumber } = await signUp();
+    const otp = await requestOtp(phoneNumber, "/api/auth/forgot-password");
+    expect(
+      (await call("POST", "/api/auth/reset-password", { body: { phoneNumber, otp, newPassword: "n3wPassword" } }))
+        .status,
+    ).toBe(200);
+    expect((await call("POST", "/api/auth/login", { body: { phoneNumber, password: "n3wPassword" } })).status).toBe(
+      200,
+    );
+  });
+
+  it("refuses a login OTP, a wrong code, and a reused reset OTP", async () => {
+    const { phoneNumber } = await signUp();
+    const loginOtp = await requestOtp(phoneNumber);
+    const reset = (otp: string) =>
+      call("POST", "/api/auth/reset-password", { body: { phoneNumber, otp, newPassword: "n3wPassword" } });
+    expectError(await reset(loginOtp), 400, "OTP_INVALID");
+    const otp = await requestOtp(phoneNumber, "/api/auth/forgot-password");
+    expectError(await reset(otp === "999999" ? "000000" : "999999"), 400, "OTP_INVALID");
+    expect((await reset(otp)).status).toBe(200);
+    expectError(await reset(otp), 400, "OTP_INVALID");
+  });
+
+  it("returns 404 USER_NOT_FOUND from forgot-password for an unknown phone and validates the new password", async () => {
+    expectError(
+      await call("POST", "/api/auth/forgot-password", { body: { phoneNumber: uniquePhone() } }),
+      404,
+      "USER_NOT_FOUND",
+    );
+    const res = await call("POST", "/api/auth/reset-password", {
+      body: { phoneNumber: uniquePhone(), otp: "123456", newPassword: "weak" },
+    });
+    expectError(res, 400, "VALIDATION_FAILED");
+  });
+});
+
+describe("POST /api/auth/change-password", () => {
+  it("returns a fresh token and revokes the one issued in the same second", async () => {
+    const { phoneNumber, token } = await verifiedUser();
+    const res = await call("POST", "/api/auth/change-password", {
+      token,
+      body: { currentPassword: PASSWORD, newPassword: "n3wPassword" },
+    });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ success: true, tokenType: "Bearer", authToken: expect.any(String) });
+    expectError(await call("GET", "/api/user/me", { token }), 401, "UNAUTHORIZED");
+    expect((await call("GET", "/api/user/me", { token: res.body.authToken })).status).toBe(200);
+    expect((await call("POST", "/api/auth/login", { body: { phoneNumber, password: "n3wPassword" } })).status).toBe(
+      200,
+    );
+  });
+
+  it("still refuses the old token when the KV copy of the token version is gone", async () => {
+    const { token, user } = await verifiedUser();
+    const res = await call("POST", "/api/auth/change-password", {
+      token,
+      body: { currentPassword: PASSWORD, newPassword: "n3wPassword" },
+    });
+    await env.CACHE.delete(`auth:token-version:${user.id}`);
+    expectError(await call("GET", "/api/user/me", { token }), 401, "UNAUTHORIZED");
+    expect((await call("GET", "/api/user/me", { token: res.body.authToken })).status).toBe(200);
+  });
+
+  it("returns 400 WRONG_PASSWORD and 400 PASSWORD_UNCHANGED", async () => {
+    const { token } = await verifiedUser();
+    expectError(
+      await call("POST", "/api/auth/change-password", {
+        token,
+        body: { currentPassword: "wrongPass1", newPassword: "n3wPassword" },
+      }),
+      400,
+      "WRONG_PASSWORD",
+    );
+    expectError(
+      await call("POST", "/api/auth/change-password", {
+        token,
+        body: { currentPassword: PASSWORD, newPassword: PASSWORD },
+      }),
+      400,
+      "PASSWORD_UNCHANGED",
+    );
+    expect((await call("GET", "/api/user/me", { token })).status).toBe(200);
+  });
+
+  it("requires a token", async () => {
+    expectError(
+      await call("POST", "/api/auth/change-password", {
+        body: { currentPassword: PASSWORD, newPassword: "n3wPassword" },
+      }),
+      401,
+      "UNAUTHORIZED",
+    );
+  });
+});
+
+describe("bearer tokens", () => {
+  it.each([
+    ["no Authorization header", undefined],
+    ["an empty bearer", "Bearer "],
+    ["another scheme", "Basic dXNlcjpwYXNz"],
+    ["garbage", "Bearer not-a-jwt"],
+    ["three garbage parts", "Bearer aaa.bbb.ccc"],
+    ["non-base64 parts", "Bearer %%%.$$$.###"],
+  ])("returns 401 UNAUTHORIZED for %s", async (_label, authorization) => {
+    const headers: Record<string, string> = authorization === undefined ? {} : { Authorization: authorization };
+    expectError(await call("GET", "/api/user/me", { headers }), 401, "UNAUTHORIZED");
+  });
+
+  it("returns 401 for an alg:none token", async () => {
+    const { user } = await verifiedUser();
+    const encode = (value: object) =>
+      btoa(JSON.stringify(value)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+    const now = Math.floor(Date.now() / 1000);
+    const token = `${encode({ alg: "none", typ: "JWT" })}.${encode({ sub: user.id, ver: 0, iss: "gemini-backend", iat: now, exp: now + 3600 })}.`;
+    expectError(await call("GET", "/api/user/me", { token }), 401, "UNAUTHORIZED");
+  });
+
+  it("returns 401 for a token signed with another secret or another HMAC algorithm", async () => {
+    const { user } = await verifiedUser();
+    const forged = await signToken(
+      { sub: user.id, ver: 0 },
+      { key: new TextEncoder().encode("not-the-server-secret-0123456789") },
+    );
+    expectError(await call("GET", "/api/user/me", { token: forged }), 401, "UNAUTHORIZED");
+    const hs512 = await signToken({ sub: user.id, ver: 0 }, { alg: "HS512" });
+    expectError(await call("GET", "/api/user/me", { token: hs512 }), 401, "UNAUTHORIZED");
+    const genuine = await signToken({ sub: user.id, ver: 0 });
+    expect((await call("GET", "/api/user/me", { token: genuine })).status).toBe(200);
+  });
+
+  it("returns 401 for an expired token and for one without exp", async () => {
+    const { user } = await verifiedUser();
+    const expired = await signToken({ sub: user.id, ver: 0 }, { exp: Math.floor(Date.now() / 1000) - 10 });
+    expectError(await call("GET", "/api/user/me", { token: expired }), 401, "UNAUTHORIZED");
+    const noExp = await signToken({ sub: user.id, ver: 0 }, { exp: null });
+    expectError(await call("GET", "/api/user/me", { token: noExp }), 401, "UNAUTHORIZED");
+  });
+
+  it("returns 401 for a well-signed token of a user that does not exist or without a token version", async () => {
+    const ghost = await signToken({ sub: crypto.randomUUID(), ver: 0 });
+    expectError(await call("GET", "/api/user/me", { token: ghost }), 401, "UNAUTHORIZED");
+    const { user } = await verifiedUser();
+    const unversioned = await signToken({ sub: user.id });
+    expectError(await call("GET", "/api/user/me", { token: unversioned }), 401, "UNAUTHORIZED");
+  });
+});
