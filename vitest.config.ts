@@ -8,6 +8,10 @@ export default defineConfig(async () => {
       cloudflareTest({
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
+          // Tests drive the consumer themselves (createMessageBatch → queue() → getQueueResult), so
+          // background deliveries cannot race their assertions: sends go to a real local queue that
+          // nothing consumes.
+          queueProducers: { PROMPT_QUEUE: { queueName: "gemini-prompts-under-test" } },
           bindings: {
             TEST_MIGRATIONS: migrations,
             JWT_SECRET: "test-secret-for-vitest-only-0123456789abcdef",

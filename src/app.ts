@@ -3,6 +3,7 @@ import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { createDb } from "./db/client";
 import { authRoutes } from "./features/auth/auth.routes";
+import { chatroomRoutes } from "./features/chatrooms/chatrooms.routes";
 import { userRoutes } from "./features/users/users.routes";
 import { renderApiReference } from "./lib/api-reference";
 import { handleError, handleNotFound } from "./lib/errors";
@@ -20,7 +21,7 @@ const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
       "Phone + OTP auth, chatrooms and asynchronous Gemini replies on Cloudflare Workers. " +
       "Every error has the shape {success:false, message, error:{code, details?, requestId?}}.",
   },
-  tags: [{ name: "Auth" }, { name: "User" }],
+  tags: [{ name: "Auth" }, { name: "User" }, { name: "Chatrooms" }, { name: "Messages" }],
 };
 
 export function createApp() {
@@ -35,6 +36,7 @@ export function createApp() {
 
   app.route("/api/auth", authRoutes);
   app.route("/api/user", userRoutes);
+  app.route("/api/chatroom", chatroomRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
     type: "http",

@@ -1,5 +1,11 @@
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
-import { expect } from "vitest";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  env,
+  getQueueResult,
+  waitOnExecutionContext,
+} from "cloudflare:test";
+import { expect, vi } from "vitest";
 import worker from "../src/index";
 
 export type CallOptions = {
@@ -91,4 +97,122 @@ export function expectError(res: CallResult, status: number, code: string) {
   });
   expect(typeof res.body.message).toBe("string");
   expect(JSON.stringify(res.body)).not.toMatch(/stack|at .*\(|SQLITE|D1_ERROR/);
+}
+
+/**
+ * Wraps the D1 binding to count round trips: every executed statement and every batch is one
+ * network hop in production.
+ */
+export function countingD1(d1: D1Database) {
+  const counter = { roundTrips: 0 };
+  const originals = new WeakMap<object, D1PreparedStatement>();
+  const wrap = (statement: D1PreparedStatement): D1PreparedStatement => {
+    const proxy = new Proxy(statement, {
+      get(target, property) {
+        if (property === "bind") return (...values: unknown[]) => wrap(target.bind(...values));
+        if (property === "first" || property === "run" || property === "all" || property === "raw") {
+          return (...args: unknown[]) => {
+            counter.roundTrips += 1;
+            return (target[property] as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    originals.set(proxy, statement);
+    return proxy;
+  };
+  const binding = new Proxy(d1, {
+    get(target, property) {
+      if (property === "prepare") return (query: string) => wrap(target.prepare(query));
+      if (property === "batch") {
+        return (statements: D1PreparedStatement[]) => {
+          counter.roundTrips += 1;
+          return target.batch(statements.map((statement) => originals.get(statement) ?? statement));
+        };
+      }
+      if (property === "exec") {
+        return (query: string) => {
+          counter.roundTrips += 1;
+          return target.exec(query);
+        };
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { binding, counter };
+}
+
+/** Wraps the queue producer to record what is sent. */
+export function recordingQueue(queue: Queue) {
+  const sent: unknown[] = [];
+  const binding = {
+    send: async (body: unknown, options?: QueueSendOptions) => {
+      sent.push(body);
+      await queue.send(body, options);
+    },
+    sendBatch: async (messages: Iterable<MessageSendRequest>, options?: QueueSendBatchOptions) => {
+      for (const message of messages) sent.push(message.body);
+      await queue.sendBatch(messages, options);
+    },
+  } as unknown as Queue;
+  return { binding, sent };
+}
+
+export async function createChatroom(token: string, name = `Room ${crypto.randomUUID().slice(0, 8)}`) {
+  const res = await call("POST", "/api/chatroom", { token, body: { name } });
+  if (res.status !== 201) throw new Error(`create chatroom failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.chatroom as { id: string; name: string; createdAt: string; updatedAt: string };
+}
+
+/** Makes the user Pro the way the billing webhook does: an active subscription row with a future period end. */
+export async function makePro(userId: string) {
+  const now = Date.now();
+  await env.DB.prepare(
+    "INSERT INTO subscriptions (user_id, status, current_period_end, cancel_at_period_end, created_at, updated_at) VALUES (?1, 'active', ?2, 0, ?3, ?3)",
+  )
+    .bind(userId, now + 30 * 24 * 3600 * 1000, now)
+    .run();
+}
+
+export type PromptJobBody = { promptId: string };
+
+/**
+ * Delivers jobs to the Worker's real queue handler, as the Queues runtime would, and returns acks and
+ * retries. getQueueResult does not report retry delays, so the options of each retry() call are kept.
+ */
+export async function runConsumer(jobs: PromptJobBody[], options: { attempts?: number; env?: Env } = {}) {
+  const batch = createMessageBatch<PromptJobBody>(
+    "gemini-prompts",
+    jobs.map((body) => ({ id: crypto.randomUUID(), timestamp: new Date(), attempts: options.attempts ?? 1, body })),
+  );
+  const delays = new Map<string, number | undefined>();
+  for (const message of batch.messages) {
+    const retry = message.retry.bind(message);
+    vi.spyOn(message, "retry").mockImplementation((retryOptions) => {
+      delays.set(message.id, retryOptions?.delaySeconds);
+      retry(retryOptions);
+    });
+  }
+  const ctx = createExecutionContext();
+  const queue = worker.queue as ExportedHandlerQueueHandler<Env, PromptJobBody>;
+  await queue(batch, options.env ?? env, ctx);
+  const result = await getQueueResult(batch, ctx);
+  const ids = batch.messages.map((message) => message.id);
+  return {
+    acked: ids.filter((id) => result.explicitAcks.includes(id)).length,
+    retried: (result.retryMessages as { msgId: string }[]).map(({ msgId }) => ({
+      msgId,
+      delaySeconds: delays.get(msgId),
+    })),
+  };
+}
+
+/** Sends a prompt and returns its id, checking the 202. */
+export async function sendPrompt(token: string, chatroomId: string, userMessage = "Hello Gemini") {
+  const res = await call("POST", `/api/chatroom/${chatroomId}/message`, { token, body: { userMessage } });
+  if (res.status !== 202) throw new Error(`send failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.prompt.id as string;
 }

@@ -1,4 +1,6 @@
+import type { SQL } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
+import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import * as schema from "./schema";
 
 export function createDb(d1: D1Database) {
@@ -6,3 +8,15 @@ export function createDb(d1: D1Database) {
 }
 
 export type Database = ReturnType<typeof createDb>;
+
+const dialect = new SQLiteAsyncDialect();
+
+/**
+ * Turns a drizzle `sql` template into a D1 statement, for the conditional statements that drizzle's
+ * builders cannot express (INSERT … SELECT … WHERE, UPDATE OR IGNORE) and that must run in one
+ * `batch` — one round trip, one transaction.
+ */
+export function toStatement(db: Database, query: SQL): D1PreparedStatement {
+  const { sql, params } = dialect.sqlToQuery(query);
+  return db.$client.prepare(sql).bind(...params);
+}

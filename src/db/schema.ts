@@ -1,4 +1,4 @@
-import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 const timestamp = (name: string) => integer(name, { mode: "timestamp_ms" });
 
@@ -45,3 +45,110 @@ export const otps = sqliteTable(
 
 export type User = typeof users.$inferSelect;
 export type Otp = typeof otps.$inferSelect;
+
+export const chatrooms = sqliteTable(
+  "chatrooms",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    // name.toLowerCase() (Unicode-aware, unlike SQLite's lower()): names are unique per user ignoring case.
+    nameKey: text("name_key").notNull(),
+    createdAt: timestamp("created_at").notNull(),
+    // Touched on create, rename and every completed reply: the list is ordered by it.
+    updatedAt: timestamp("updated_at").notNull(),
+    lastMessageAt: timestamp("last_message_at"),
+  },
+  (t) => [
+    uniqueIndex("chatrooms_user_name_key_unique").on(t.userId, t.nameKey),
+    index("chatrooms_user_updated_idx").on(t.userId, t.updatedAt),
+  ],
+);
+
+export const MESSAGE_ROLES = ["user", "assistant"] as const;
+export const MESSAGE_STATUSES = ["pending", "completed", "failed"] as const;
+
+export const messages = sqliteTable(
+  "messages",
+  {
+    // UUIDv7: ordering by id is ordering by creation time, which the cursor pagination relies on.
+    id: text("id").primaryKey(),
+    chatroomId: text("chatroom_id")
+      .notNull()
+      .references(() => chatrooms.id, { onDelete: "cascade" }),
+    userId: text("user_id").notNull(),
+    role: text("role", { enum: MESSAGE_ROLES }).notNull(),
+    content: text("content").notNull(),
+    status: text("status", { enum: MESSAGE_STATUSES }).notNull(),
+    // On assistant replies: the prompt answered. Unique, so a prompt can never get two replies.
+    replyTo: text("reply_to"),
+    promptTokens: integer("prompt_tokens"),
+    completionTokens: integer("completion_tokens"),
+    // On prompts: the UTC day whose quota unit it used, so a failure can give that unit back.
+    quotaDay: text("quota_day"),
+    createdAt: timestamp("created_at").notNull(),
+    updatedAt: timestamp("updated_at").notNull(),
+  },
+  (t) => [
+    index("messages_chatroom_id_idx").on(t.chatroomId, t.id),
+    uniqueIndex("messages_reply_to_unique").on(t.replyTo),
+  ],
+);
+
+export const promptUsage = sqliteTable(
+  "prompt_usage",
+  {
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    day: text("day").notNull(),
+    count: integer("count").notNull(),
+    // The prompt that last took a unit: lets the statement after the count, in the same batch,
+    // know whether this request's unit was granted.
+    lastMessageId: text("last_message_id"),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.day] })],
+);
+
+export const idempotencyKeys = sqliteTable(
+  "idempotency_keys",
+  {
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    key: text("key").notNull(),
+    messageId: text("message_id").notNull(),
+    // The chatroom and a hash of the prompt: the same key with another request is refused.
+    fingerprint: text("fingerprint").notNull(),
+    // The first answer ({status, headers, body}), replayed for repeats.
+    response: text("response"),
+    createdAt: timestamp("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.key] })],
+);
+
+export const subscriptions = sqliteTable(
+  "subscriptions",
+  {
+    userId: text("user_id")
+      .primaryKey()
+      .references(() => users.id, { onDelete: "cascade" }),
+    stripeCustomerId: text("stripe_customer_id"),
+    stripeSubscriptionId: text("stripe_subscription_id"),
+    status: text("status"),
+    currentPeriodEnd: timestamp("current_period_end"),
+    cancelAtPeriodEnd: integer("cancel_at_period_end", { mode: "boolean" }).notNull().default(false),
+    createdAt: timestamp("created_at").notNull(),
+    updatedAt: timestamp("updated_at").notNull(),
+  },
+  (t) => [
+    uniqueIndex("subscriptions_customer_unique").on(t.stripeCustomerId),
+    uniqueIndex("subscriptions_subscription_unique").on(t.stripeSubscriptionId),
+  ],
+);
+
+export type Chatroom = typeof chatrooms.$inferSelect;
+export type Message = typeof messages.$inferSelect;
+export type Subscription = typeof subscriptions.$inferSelect;

@@ -1,5 +1,5 @@
 import { and, desc, eq, gt, isNull, lt, or, sql } from "drizzle-orm";
-import type { Database } from "../../db/client";
+import { type Database, toStatement } from "../../db/client";
 import { type OtpPurpose, otps, type User, users } from "../../db/schema";
 
 export type NewUser = Pick<
@@ -51,32 +51,19 @@ export async function insertOtpWithinLimits(
 ): Promise<boolean> {
   const now = otp.now.getTime();
   const windowStart = now - limits.windowMs;
-  // Plain D1 statements: drizzle cannot batch raw SQL with parameters, and INSERT … SELECT … WHERE
-  // is what makes the limit check and the insert one atomic statement.
-  const d1 = db.$client;
-  const [, inserted] = await d1.batch([
-    d1
-      .prepare("DELETE FROM otps WHERE user_id = ?1 AND purpose = ?2 AND created_at < ?3")
-      .bind(otp.userId, otp.purpose, windowStart),
-    d1
-      .prepare(
-        `INSERT INTO otps (id, user_id, purpose, code_hash, attempts, expires_at, created_at)
-         SELECT ?1, ?2, ?3, ?4, 0, ?5, ?6
-         WHERE (SELECT count(*) FROM otps WHERE user_id = ?2 AND purpose = ?3 AND created_at > ?7) < ?8
-           AND NOT EXISTS (SELECT 1 FROM otps WHERE user_id = ?2 AND purpose = ?3 AND created_at > ?9)
-         RETURNING id`,
-      )
-      .bind(
-        otp.id,
-        otp.userId,
-        otp.purpose,
-        otp.codeHash,
-        now + limits.ttlMs,
-        now,
-        windowStart,
-        limits.maxPerWindow,
-        now - limits.cooldownMs,
-      ),
+  const [, inserted] = await db.$client.batch([
+    toStatement(
+      db,
+      sql`DELETE FROM ${otps} WHERE user_id = ${otp.userId} AND purpose = ${otp.purpose} AND created_at < ${windowStart}`,
+    ),
+    toStatement(
+      db,
+      sql`INSERT INTO ${otps} (id, user_id, purpose, code_hash, attempts, expires_at, created_at)
+        SELECT ${otp.id}, ${otp.userId}, ${otp.purpose}, ${otp.codeHash}, 0, ${now + limits.ttlMs}, ${now}
+        WHERE (SELECT count(*) FROM ${otps} WHERE user_id = ${otp.userId} AND purpose = ${otp.purpose} AND created_at > ${windowStart}) < ${limits.maxPerWindow}
+          AND NOT EXISTS (SELECT 1 FROM ${otps} WHERE user_id = ${otp.userId} AND purpose = ${otp.purpose} AND created_at > ${now - limits.cooldownMs})
+        RETURNING id`,
+    ),
   ]);
   return inserted?.results.length === 1;
 }

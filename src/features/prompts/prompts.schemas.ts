@@ -1,4 +1,6 @@
 import { z } from "@hono/zod-openapi";
+import type { Message } from "../../db/schema";
+import type { PromptWithReplyRow } from "./prompts.repo";
 
 export const TierSchema = z.enum(["basic", "pro"]).openapi("Tier");
 
@@ -10,3 +12,91 @@ export const UsageSchema = z
     resetsAt: z.string().openapi({ description: "Next 00:00 UTC, when the count starts again" }),
   })
   .openapi("Usage");
+
+export const MessageSchema = z
+  .object({
+    id: z.string(),
+    role: z.enum(["user", "assistant"]),
+    content: z.string(),
+    status: z.enum(["pending", "completed", "failed"]),
+    createdAt: z.string(),
+    replyTo: z.string().optional().openapi({ description: "On assistant replies: the prompt answered" }),
+    tokens: z
+      .object({ prompt: z.number().int().nullable(), completion: z.number().int().nullable() })
+      .optional()
+      .openapi({ description: "On assistant replies from Gemini: usageMetadata token counts" }),
+  })
+  .openapi("Message");
+
+export const PromptSchema = z
+  .object({
+    id: z.string(),
+    chatroomId: z.string(),
+    role: z.literal("user"),
+    content: z.string(),
+    status: z.enum(["pending", "completed", "failed"]),
+    createdAt: z.string(),
+    reply: MessageSchema.nullable().openapi({ description: "The assistant's reply once the prompt is answered" }),
+  })
+  .openapi("Prompt");
+
+export const SendMessageBodySchema = z
+  .object({
+    userMessage: z
+      .string()
+      .min(1)
+      .max(8000)
+      .refine((text) => text.trim().length > 0, "userMessage must not be blank")
+      .openapi({ example: "Explain Cloudflare Queues in two sentences." }),
+  })
+  .openapi("SendMessageRequest");
+
+export const PromptAcceptedSchema = z
+  .object({ success: z.literal(true), message: z.string(), prompt: PromptSchema, usage: UsageSchema })
+  .openapi("PromptAccepted");
+
+export const PromptResponseSchema = z
+  .object({ success: z.literal(true), message: z.string(), prompt: PromptSchema })
+  .openapi("PromptResponse");
+
+export type MessageDto = z.infer<typeof MessageSchema>;
+export type PromptDto = z.infer<typeof PromptSchema>;
+
+export function toMessageResponse(message: Message): MessageDto {
+  return {
+    id: message.id,
+    role: message.role,
+    content: message.content,
+    status: message.status,
+    createdAt: message.createdAt.toISOString(),
+    ...(message.replyTo ? { replyTo: message.replyTo } : {}),
+    ...(message.role === "assistant" && message.status === "completed"
+      ? { tokens: { prompt: message.promptTokens, completion: message.completionTokens } }
+      : {}),
+  };
+}
+
+export function toPromptResponse(row: PromptWithReplyRow): PromptDto {
+  return {
+    id: row.id,
+    chatroomId: row.chatroom_id,
+    role: "user",
+    content: row.content,
+    status: row.status,
+    createdAt: new Date(row.created_at).toISOString(),
+    reply:
+      row.reply_id && row.reply_status && row.reply_content !== null && row.reply_created_at !== null
+        ? {
+            id: row.reply_id,
+            role: "assistant",
+            content: row.reply_content,
+            status: row.reply_status,
+            createdAt: new Date(row.reply_created_at).toISOString(),
+            replyTo: row.id,
+            ...(row.reply_status === "completed"
+              ? { tokens: { prompt: row.prompt_tokens, completion: row.completion_tokens } }
+              : {}),
+          }
+        : null,
+  };
+}

@@ -13,3 +13,6 @@ export function describeUsage(tier: Tier, used: number, now: Date) {
     resetsAt: nextUtcMidnight(now).toISOString(),
   };
 }
+
+/** The UTC calendar day a prompt counts against: "2026-11-24". */
+export const utcDay = (now: Date) => now.toISOString().slice(0, 10);

@@ -6,7 +6,8 @@ import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
 import { findUserById } from "../auth/auth.repo";
 import { toUserResponse } from "../auth/auth.schemas";
-import { describeUsage } from "../prompts/quota";
+import { readQuotaState } from "../prompts/prompts.repo";
+import { describeUsage, utcDay } from "../prompts/quota";
 import { MeResponseSchema } from "./users.schemas";
 
 export const userRoutes = createRouter<AppEnv>();
@@ -22,16 +23,16 @@ userRoutes.openapi(
     responses: { 200: jsonResponse(MeResponseSchema, "The current user"), ...errorResponses(authErrors) },
   }),
   async (c) => {
-    const user = await findUserById(c.var.db, c.var.userId);
+    const now = new Date();
+    const [user, quota] = await Promise.all([
+      findUserById(c.var.db, c.var.userId),
+      readQuotaState(c.var.db, c.var.userId, utcDay(now), now),
+    ]);
     if (!user) throw unauthorized();
-    // Until prompts and billing land, every user is Basic with nothing counted.
-    const usage = describeUsage("basic", 0, new Date());
+    const tier = quota.pro ? ("pro" as const) : ("basic" as const);
+    const usage = describeUsage(tier, quota.used, now);
     return c.json(
-      {
-        success: true as const,
-        message: "Current user",
-        user: { ...toUserResponse(user), tier: "basic" as const, usage },
-      },
+      { success: true as const, message: "Current user", user: { ...toUserResponse(user), tier, usage } },
       200,
     );
   },

@@ -1,0 +1,102 @@
+import { and, desc, eq, lt, ne, notExists, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/sqlite-core";
+import type { Database } from "../../db/client";
+import { type Chatroom, chatrooms, messages } from "../../db/schema";
+
+export const nameKeyOf = (name: string) => name.toLowerCase();
+
+const ownedBy = (userId: string, id: string) => and(eq(chatrooms.id, id), eq(chatrooms.userId, userId));
+
+/** Inserts the room, or returns undefined when the user already has one with that name (any case). */
+export async function insertChatroom(db: Database, room: { id: string; userId: string; name: string; now: Date }) {
+  const [created] = await db
+    .insert(chatrooms)
+    .values({
+      id: room.id,
+      userId: room.userId,
+      name: room.name,
+      nameKey: nameKeyOf(room.name),
+      createdAt: room.now,
+      updatedAt: room.now,
+    })
+    .onConflictDoNothing()
+    .returning();
+  return created;
+}
+
+export async function listChatrooms(db: Database, userId: string): Promise<Chatroom[]> {
+  return db
+    .select()
+    .from(chatrooms)
+    .where(eq(chatrooms.userId, userId))
+    .orderBy(desc(chatrooms.updatedAt), desc(chatrooms.id));
+}
+
+export async function findChatroom(db: Database, userId: string, id: string) {
+  const [room] = await db.select().from(chatrooms).where(ownedBy(userId, id));
+  return room;
+}
+
+/** The room and its newest messages (newest first), in one round trip. */
+export async function findChatroomWithMessages(db: Database, userId: string, id: string, limit: number) {
+  const [rooms, recent] = await db.batch([
+    db.select().from(chatrooms).where(ownedBy(userId, id)),
+    db.select().from(messages).where(eq(messages.chatroomId, id)).orderBy(desc(messages.id)).limit(limit),
+  ]);
+  return { room: rooms[0], recent };
+}
+
+/** One page of messages older than `before` (newest first, one extra to tell whether more exist). */
+export async function findMessagePage(db: Database, userId: string, id: string, limit: number, before?: string) {
+  const [rooms, page] = await db.batch([
+    db.select({ id: chatrooms.id }).from(chatrooms).where(ownedBy(userId, id)),
+    db
+      .select()
+      .from(messages)
+      .where(before ? and(eq(messages.chatroomId, id), lt(messages.id, before)) : eq(messages.chatroomId, id))
+      .orderBy(desc(messages.id))
+      .limit(limit + 1),
+  ]);
+  return { exists: rooms.length === 1, page };
+}
+
+export type RenameResult = { kind: "renamed"; room: Chatroom } | { kind: "not-found" } | { kind: "taken" };
+
+/** Renames unless another of the user's rooms has the name (checked in the same statement). */
+export async function renameChatroom(
+  db: Database,
+  userId: string,
+  id: string,
+  name: string,
+  now: Date,
+): Promise<RenameResult> {
+  const other = alias(chatrooms, "other");
+  const nameKey = nameKeyOf(name);
+  const [renamed, existing] = await db.batch([
+    db
+      .update(chatrooms)
+      .set({ name, nameKey, updatedAt: now })
+      .where(
+        and(
+          ownedBy(userId, id),
+          notExists(
+            db
+              .select({ one: sql`1` })
+              .from(other)
+              .where(and(eq(other.userId, userId), eq(other.nameKey, nameKey), ne(other.id, id))),
+          ),
+        ),
+      )
+      .returning(),
+    db.select({ id: chatrooms.id }).from(chatrooms).where(ownedBy(userId, id)),
+  ]);
+  const [room] = renamed;
+  if (room) return { kind: "renamed", room };
+  return existing.length ? { kind: "taken" } : { kind: "not-found" };
+}
+
+/** Deletes the room; its messages go with it (ON DELETE CASCADE). */
+export async function deleteChatroom(db: Database, userId: string, id: string): Promise<boolean> {
+  const deleted = await db.delete(chatrooms).where(ownedBy(userId, id)).returning({ id: chatrooms.id });
+  return deleted.length === 1;
+}

@@ -1,0 +1,330 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { AppError, notFound } from "../../lib/errors";
+import { uuidv7 } from "../../lib/ids";
+import {
+  authErrors,
+  bearerAuth,
+  bodyErrors,
+  errorResponses,
+  jsonBody,
+  jsonResponse,
+  MessageOnlySchema,
+} from "../../lib/openapi";
+import { createRouter } from "../../lib/validate";
+import { requireAuth } from "../../middleware/require-auth";
+import type { AppEnv } from "../../types";
+import { findPromptWithReply } from "../prompts/prompts.repo";
+import {
+  PromptAcceptedSchema,
+  PromptResponseSchema,
+  SendMessageBodySchema,
+  toMessageResponse,
+  toPromptResponse,
+} from "../prompts/prompts.schemas";
+import { retryPrompt, sendPrompt } from "../prompts/send-prompt";
+import { bumpChatroomList, readChatroomList, storeChatroomList } from "./chatrooms.cache";
+import {
+  deleteChatroom,
+  findChatroomWithMessages,
+  findMessagePage,
+  insertChatroom,
+  listChatrooms,
+  renameChatroom,
+} from "./chatrooms.repo";
+import {
+  ChatroomBodySchema,
+  ChatroomDetailResponseSchema,
+  ChatroomIdParamsSchema,
+  ChatroomListResponseSchema,
+  ChatroomResponseSchema,
+  MessagePageResponseSchema,
+  MessageParamsSchema,
+  MessagesQuerySchema,
+  toChatroomResponse,
+  WaitQuerySchema,
+} from "./chatrooms.schemas";
+
+const RECENT_MESSAGES = 20;
+const nameTaken = () => new AppError(409, "CHATROOM_NAME_TAKEN", "You already have a chatroom with this name");
+const chatroomNotFound = () => notFound("Chatroom");
+
+const promptErrors = {
+  ...bodyErrors,
+  ...authErrors,
+  404: "NOT_FOUND: no such chatroom (or prompt) for this user",
+  429: "DAILY_LIMIT_REACHED: 5 prompts per UTC day on Basic; Retry-After is the seconds until 00:00 UTC",
+  503: "QUEUE_UNAVAILABLE: the prompt could not be queued; it is stored as failed and can be retried",
+} as const;
+
+const rateLimitHeaders = z.object({
+  "RateLimit-Limit": z.string().optional().openapi({ description: "5 for Basic; absent for Pro" }),
+  "RateLimit-Remaining": z.string().optional(),
+  "RateLimit-Reset": z.string().optional().openapi({ description: "Seconds until 00:00 UTC" }),
+});
+
+export const chatroomRoutes = createRouter<AppEnv>();
+chatroomRoutes.use("*", requireAuth);
+
+chatroomRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/",
+    tags: ["Chatrooms"],
+    summary: "Create a chatroom",
+    security: bearerAuth,
+    request: { body: jsonBody(ChatroomBodySchema) },
+    responses: {
+      201: jsonResponse(ChatroomResponseSchema, "Created"),
+      ...errorResponses({
+        ...bodyErrors,
+        ...authErrors,
+        409: "CHATROOM_NAME_TAKEN (names are unique per user, ignoring case)",
+      }),
+    },
+  }),
+  async (c) => {
+    const { name } = c.req.valid("json");
+    const room = await insertChatroom(c.var.db, { id: uuidv7(), userId: c.var.userId, name, now: new Date() });
+    if (!room) throw nameTaken();
+    await bumpChatroomList(c.env.CACHE, c.var.userId);
+    return c.json({ success: true as const, message: "Chatroom created", chatroom: toChatroomResponse(room) }, 201);
+  },
+);
+
+chatroomRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/",
+    tags: ["Chatrooms"],
+    summary: "List your chatrooms, newest activity first",
+    description:
+      "Served from Workers KV when cached (X-Cache: HIT); any change to your rooms is visible on your next call.",
+    security: bearerAuth,
+    responses: {
+      200: {
+        ...jsonResponse(ChatroomListResponseSchema, "Your chatrooms (always an array)"),
+        headers: z.object({ "X-Cache": z.enum(["HIT", "MISS"]) }),
+      },
+      ...errorResponses(authErrors),
+    },
+  }),
+  async (c) => {
+    const cached = await readChatroomList(c.env.CACHE, c.var.userId);
+    if (cached.chatrooms) {
+      c.header("X-Cache", "HIT");
+      return c.json({ success: true as const, message: "Chatrooms", chatrooms: cached.chatrooms }, 200);
+    }
+    const rooms = (await listChatrooms(c.var.db, c.var.userId)).map(toChatroomResponse);
+    await storeChatroomList(c.env.CACHE, c.var.userId, cached.stamp, rooms);
+    c.header("X-Cache", "MISS");
+    return c.json({ success: true as const, message: "Chatrooms", chatrooms: rooms }, 200);
+  },
+);
+
+chatroomRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/{id}",
+    tags: ["Chatrooms"],
+    summary: "A chatroom with its last 20 messages",
+    security: bearerAuth,
+    request: { params: ChatroomIdParamsSchema },
+    responses: {
+      200: jsonResponse(ChatroomDetailResponseSchema, "The chatroom"),
+      ...errorResponses({ ...authErrors, 404: "NOT_FOUND" }),
+    },
+  }),
+  async (c) => {
+    const { room, recent } = await findChatroomWithMessages(
+      c.var.db,
+      c.var.userId,
+      c.req.valid("param").id,
+      RECENT_MESSAGES,
+    );
+    if (!room) throw chatroomNotFound();
+    const chatroom = { ...toChatroomResponse(room), messages: recent.reverse().map(toMessageResponse) };
+    return c.json({ success: true as const, message: "Chatroom", chatroom }, 200);
+  },
+);
+
+chatroomRoutes.openapi(
+  createRoute({
+    method: "patch",
+    path: "/{id}",
+    tags: ["Chatrooms"],
+    summary: "Rename a chatroom",
+    security: bearerAuth,
+    request: { params: ChatroomIdParamsSchema, body: jsonBody(ChatroomBodySchema) },
+    responses: {
+      200: jsonResponse(ChatroomResponseSchema, "Renamed"),
+      ...errorResponses({ ...bodyErrors, ...authErrors, 404: "NOT_FOUND", 409: "CHATROOM_NAME_TAKEN" }),
+    },
+  }),
+  async (c) => {
+    const result = await renameChatroom(
+      c.var.db,
+      c.var.userId,
+      c.req.valid("param").id,
+      c.req.valid("json").name,
+      new Date(),
+    );
+    if (result.kind === "not-found") throw chatroomNotFound();
+    if (result.kind === "taken") throw nameTaken();
+    await bumpChatroomList(c.env.CACHE, c.var.userId);
+    return c.json(
+      { success: true as const, message: "Chatroom renamed", chatroom: toChatroomResponse(result.room) },
+      200,
+    );
+  },
+);
+
+chatroomRoutes.openapi(
+  createRoute({
+    method: "delete",
+    path: "/{id}",
+    tags: ["Chatrooms"],
+    summary: "Delete a chatroom and its messages",
+    security: bearerAuth,
+    request: { params: ChatroomIdParamsSchema },
+    responses: {
+      200: jsonResponse(MessageOnlySchema, "Deleted"),
+      ...errorResponses({ ...authErrors, 404: "NOT_FOUND" }),
+    },
+  }),
+  async (c) => {
+    if (!(await deleteChatroom(c.var.db, c.var.userId, c.req.valid("param").id))) throw chatroomNotFound();
+    await bumpChatroomList(c.env.CACHE, c.var.userId);
+    return c.json({ success: true as const, message: "Chatroom deleted" }, 200);
+  },
+);
+
+chatroomRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/{id}/messages",
+    tags: ["Messages"],
+    summary: "Page through a chatroom's messages, newest page first, each page oldest first",
+    security: bearerAuth,
+    request: { params: ChatroomIdParamsSchema, query: MessagesQuerySchema },
+    responses: {
+      200: jsonResponse(MessagePageResponseSchema, "A page of messages"),
+      ...errorResponses({
+        ...authErrors,
+        400: "VALIDATION_FAILED: limit out of 1–100 or a malformed cursor",
+        404: "NOT_FOUND",
+      }),
+    },
+  }),
+  async (c) => {
+    const { limit, before } = c.req.valid("query");
+    const { exists, page } = await findMessagePage(c.var.db, c.var.userId, c.req.valid("param").id, limit, before);
+    if (!exists) throw chatroomNotFound();
+    const hasMore = page.length > limit;
+    const newestFirst = page.slice(0, limit);
+    const nextCursor = hasMore ? (newestFirst.at(-1)?.id ?? null) : null;
+    return c.json(
+      {
+        success: true as const,
+        message: "Messages",
+        messages: newestFirst.reverse().map(toMessageResponse),
+        nextCursor,
+      },
+      200,
+    );
+  },
+);
+
+chatroomRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/{id}/message",
+    tags: ["Messages"],
+    summary: "Send a prompt; Gemini answers asynchronously",
+    description:
+      "Stores the prompt as pending and queues it; poll GET …/message/{messageId}?wait=N for the reply. " +
+      "A repeated Idempotency-Key (per user, 24 h) returns the first answer again (with Idempotent-Replayed: true) " +
+      "and neither stores, queues nor counts twice; the same key with a different chatroom or text is a 409 IDEMPOTENCY_KEY_REUSED, " +
+      "and a repeat while the first is still in flight a 409 IDEMPOTENCY_KEY_IN_USE.",
+    security: bearerAuth,
+    request: {
+      params: ChatroomIdParamsSchema,
+      headers: z.object({
+        "idempotency-key": z
+          .string()
+          .min(1)
+          .max(255)
+          .regex(/^[\x21-\x7e]+$/, "Idempotency-Key must be 1–255 visible ASCII characters")
+          .optional()
+          .openapi({ description: "Idempotency-Key: repeats within 24 h return the first answer" }),
+      }),
+      body: jsonBody(SendMessageBodySchema),
+    },
+    responses: {
+      202: { ...jsonResponse(PromptAcceptedSchema, "Accepted and queued"), headers: rateLimitHeaders },
+      ...errorResponses({
+        ...promptErrors,
+        409: "IDEMPOTENCY_KEY_REUSED or IDEMPOTENCY_KEY_IN_USE",
+      }),
+    },
+  }),
+  async (c) => {
+    const answer = await sendPrompt(c.env, c.var.db, {
+      userId: c.var.userId,
+      chatroomId: c.req.valid("param").id,
+      content: c.req.valid("json").userMessage,
+      idempotencyKey: c.req.valid("header")["idempotency-key"],
+    });
+    for (const [name, value] of Object.entries(answer.headers)) c.header(name, value);
+    if (answer.replayed) c.header("Idempotent-Replayed", "true");
+    return c.json(answer.body, 202);
+  },
+);
+
+chatroomRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/{id}/message/{messageId}",
+    tags: ["Messages"],
+    summary: "A prompt and its reply; with wait=N, held until the reply lands",
+    description:
+      "With wait > 0 the request returns as soon as the prompt leaves pending, or after N seconds. Only prompt ids (role user) are found here.",
+    security: bearerAuth,
+    request: { params: MessageParamsSchema, query: WaitQuerySchema },
+    responses: {
+      200: jsonResponse(PromptResponseSchema, "The prompt, with reply null while pending"),
+      ...errorResponses({ ...authErrors, 400: "VALIDATION_FAILED: wait out of 0–25", 404: "NOT_FOUND" }),
+    },
+  }),
+  async (c) => {
+    const { id, messageId } = c.req.valid("param");
+    const deadline = Date.now() + c.req.valid("query").wait * 1000;
+    let row = await findPromptWithReply(c.var.db, c.var.userId, id, messageId);
+    if (!row) throw notFound("Message");
+    for (let delay = 100; row.status === "pending" && Date.now() < deadline; delay = Math.min(delay * 2, 1000)) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, Math.max(0, deadline - Date.now()))));
+      row = (await findPromptWithReply(c.var.db, c.var.userId, id, messageId)) ?? row;
+    }
+    return c.json({ success: true as const, message: "Prompt", prompt: toPromptResponse(row) }, 200);
+  },
+);
+
+chatroomRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/{id}/message/{messageId}/retry",
+    tags: ["Messages"],
+    summary: "Queue a failed prompt again (counts against the quota again)",
+    security: bearerAuth,
+    request: { params: MessageParamsSchema },
+    responses: {
+      202: { ...jsonResponse(PromptAcceptedSchema, "Queued again"), headers: rateLimitHeaders },
+      ...errorResponses({ ...promptErrors, 409: "NOT_FAILED: only failed prompts can be retried" }),
+    },
+  }),
+  async (c) => {
+    const { id, messageId } = c.req.valid("param");
+    const answer = await retryPrompt(c.env, c.var.db, { userId: c.var.userId, chatroomId: id, promptId: messageId });
+    for (const [name, value] of Object.entries(answer.headers)) c.header(name, value);
+    return c.json(answer.body, 202);
+  },
+);

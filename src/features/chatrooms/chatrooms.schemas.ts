@@ -1,0 +1,84 @@
+import { z } from "@hono/zod-openapi";
+import type { Chatroom } from "../../db/schema";
+import { successSchema } from "../../lib/openapi";
+import { toIso } from "../../lib/time";
+import { MessageSchema } from "../prompts/prompts.schemas";
+
+export const ChatroomNameSchema = z
+  .string()
+  .trim()
+  .min(1, "name must not be blank")
+  .max(100, "name must be at most 100 characters")
+  .openapi({ example: "Trip planning", description: "Trimmed; unique per user, ignoring case" });
+
+export const ChatroomBodySchema = z.object({ name: ChatroomNameSchema }).openapi("ChatroomRequest");
+
+export const ChatroomSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    lastMessageAt: z.string().nullable(),
+  })
+  .openapi("Chatroom");
+
+export const ChatroomDetailSchema = ChatroomSchema.extend({
+  messages: z.array(MessageSchema).openapi({ description: "The last 20 messages, oldest first" }),
+}).openapi("ChatroomDetail");
+
+export const ChatroomIdParamsSchema = z.object({
+  id: z.string().openapi({ param: { name: "id", in: "path" }, example: "0193a1c2-7d6e-7f00-8a1b-2c3d4e5f6a7b" }),
+});
+
+export const MessageParamsSchema = ChatroomIdParamsSchema.extend({
+  messageId: z.string().openapi({ param: { name: "messageId", in: "path" } }),
+});
+
+export const MessagesQuerySchema = z.object({
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(50)
+    .openapi({ param: { name: "limit", in: "query" }, description: "1–100; out of range is a 400, not a clamp" }),
+  before: z
+    .string()
+    .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/, "before must be a nextCursor value")
+    .optional()
+    .openapi({ param: { name: "before", in: "query" }, description: "nextCursor from the previous page" }),
+});
+
+export const WaitQuerySchema = z.object({
+  wait: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(25)
+    .default(0)
+    .openapi({
+      param: { name: "wait", in: "query" },
+      description: "Seconds (0–25) to hold the request until the prompt leaves pending",
+    }),
+});
+
+export const ChatroomResponseSchema = successSchema({ chatroom: ChatroomSchema });
+export const ChatroomDetailResponseSchema = successSchema({ chatroom: ChatroomDetailSchema });
+export const ChatroomListResponseSchema = successSchema({ chatrooms: z.array(ChatroomSchema) });
+export const MessagePageResponseSchema = successSchema({
+  messages: z.array(MessageSchema).openapi({ description: "Oldest first" }),
+  nextCursor: z.string().nullable().openapi({ description: "Pass as `before` for older messages; null at the start" }),
+});
+
+export type ChatroomDto = z.infer<typeof ChatroomSchema>;
+
+export function toChatroomResponse(room: Chatroom): ChatroomDto {
+  return {
+    id: room.id,
+    name: room.name,
+    createdAt: room.createdAt.toISOString(),
+    updatedAt: room.updatedAt.toISOString(),
+    lastMessageAt: toIso(room.lastMessageAt),
+  };
+}

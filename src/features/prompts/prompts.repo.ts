@@ -1,0 +1,258 @@
+import { type SQL, sql } from "drizzle-orm";
+import { type Database, toStatement } from "../../db/client";
+import { chatrooms, idempotencyKeys, messages, promptUsage } from "../../db/schema";
+import { proCondition } from "../billing/billing.repo";
+import { BASIC_DAILY_PROMPT_LIMIT } from "./quota";
+
+/** What a Pro user's count is compared with: large enough never to be reached. */
+const UNLIMITED = Number.MAX_SAFE_INTEGER;
+
+export type MessageRow = {
+  id: string;
+  chatroom_id: string;
+  user_id: string;
+  role: "user" | "assistant";
+  content: string;
+  status: "pending" | "completed" | "failed";
+  reply_to: string | null;
+  prompt_tokens: number | null;
+  completion_tokens: number | null;
+  quota_day: string | null;
+  created_at: number;
+};
+
+const ownsRoom = (userId: string, chatroomId: string) =>
+  sql`EXISTS (SELECT 1 FROM ${chatrooms} WHERE ${chatrooms.id} = ${chatroomId} AND ${chatrooms.userId} = ${userId})`;
+
+/**
+ * True when the quota statement earlier in the same batch granted a unit to `grant`, a value unique
+ * to this request (see promptUsage.lastMessageId).
+ */
+const unitGranted = (userId: string, day: string, grant: string) =>
+  sql`EXISTS (SELECT 1 FROM ${promptUsage} WHERE ${promptUsage.userId} = ${userId} AND ${promptUsage.day} = ${day} AND ${promptUsage.lastMessageId} = ${grant})`;
+
+/** Takes one unit of today's quota for `grant`, unless the limit for the user's tier is reached. */
+const takeQuotaUnit = (userId: string, day: string, grant: string, now: Date, condition: SQL) =>
+  sql`INSERT INTO ${promptUsage} (user_id, day, count, last_message_id)
+    SELECT ${userId}, ${day}, 1, ${grant} WHERE ${condition}
+    ON CONFLICT (user_id, day) DO UPDATE SET count = count + 1, last_message_id = excluded.last_message_id
+      WHERE ${promptUsage.count} < (CASE WHEN ${proCondition(userId, now)} THEN ${UNLIMITED} ELSE ${BASIC_DAILY_PROMPT_LIMIT} END)
+    RETURNING count`;
+
+export type NewPrompt = {
+  id: string;
+  userId: string;
+  chatroomId: string;
+  content: string;
+  day: string;
+  now: Date;
+  idempotency?: { key: string; fingerprint: string; notBefore: Date };
+};
+
+export type RecordedPrompt =
+  | { kind: "not-found" }
+  | { kind: "replay"; messageId: string; fingerprint: string; response: string | null }
+  | { kind: "limited"; pro: boolean }
+  | { kind: "stored"; pro: boolean; used: number };
+
+/**
+ * Checks the room, the idempotency key and the quota, and stores the prompt: one batch, so one
+ * round trip and one transaction. Each statement is conditional on the ones before it, which is
+ * what makes 20 concurrent sends give exactly 5 prompts on a Basic day.
+ */
+export async function recordPrompt(db: Database, prompt: NewPrompt): Promise<RecordedPrompt> {
+  const { id, userId, chatroomId, day, now, idempotency } = prompt;
+  const keyClaimed = idempotency
+    ? sql` AND EXISTS (SELECT 1 FROM ${idempotencyKeys} WHERE ${idempotencyKeys.userId} = ${userId} AND ${idempotencyKeys.key} = ${idempotency.key} AND ${idempotencyKeys.messageId} = ${id})`
+    : sql``;
+  const keyStatements = idempotency
+    ? [
+        sql`DELETE FROM ${idempotencyKeys} WHERE user_id = ${userId} AND key = ${idempotency.key} AND created_at < ${idempotency.notBefore.getTime()}`,
+        sql`INSERT INTO ${idempotencyKeys} (user_id, key, message_id, fingerprint, created_at)
+          SELECT ${userId}, ${idempotency.key}, ${id}, ${idempotency.fingerprint}, ${now.getTime()} WHERE ${ownsRoom(userId, chatroomId)}
+          ON CONFLICT DO NOTHING`,
+      ]
+    : [];
+  const statements = [
+    sql`SELECT ${ownsRoom(userId, chatroomId)} AS owned, ${proCondition(userId, now)} AS pro`,
+    ...keyStatements,
+    takeQuotaUnit(userId, day, id, now, sql`${ownsRoom(userId, chatroomId)}${keyClaimed}`),
+    sql`INSERT INTO ${messages} (id, chatroom_id, user_id, role, content, status, quota_day, created_at, updated_at)
+      SELECT ${id}, ${chatroomId}, ${userId}, 'user', ${prompt.content}, 'pending', ${day}, ${now.getTime()}, ${now.getTime()}
+      WHERE ${unitGranted(userId, day, id)}`,
+    sql`UPDATE ${chatrooms} SET last_message_at = ${now.getTime()}
+      WHERE id = ${chatroomId} AND EXISTS (SELECT 1 FROM ${messages} WHERE ${messages.id} = ${id})`,
+    ...(idempotency
+      ? [
+          sql`SELECT message_id, fingerprint, response FROM ${idempotencyKeys} WHERE user_id = ${userId} AND key = ${idempotency.key}`,
+        ]
+      : []),
+  ];
+  const results = await db.$client.batch(statements.map((statement) => toStatement(db, statement)));
+  const flags = results[0]?.results[0] as { owned: number; pro: number } | undefined;
+  if (!flags?.owned) return { kind: "not-found" };
+  const pro = flags.pro === 1;
+  if (idempotency) {
+    const claim = results.at(-1)?.results[0] as { message_id: string; fingerprint: string; response: string | null };
+    if (claim && claim.message_id !== id) {
+      return { kind: "replay", messageId: claim.message_id, fingerprint: claim.fingerprint, response: claim.response };
+    }
+  }
+  const counted = results[1 + keyStatements.length]?.results[0] as { count: number } | undefined;
+  if (!counted) return { kind: "limited", pro };
+  return { kind: "stored", pro, used: counted.count };
+}
+
+export async function saveIdempotentResponse(
+  db: Database,
+  userId: string,
+  key: string,
+  messageId: string,
+  response: string,
+) {
+  await db.$client.batch([
+    toStatement(
+      db,
+      sql`UPDATE ${idempotencyKeys} SET response = ${response} WHERE user_id = ${userId} AND key = ${key} AND message_id = ${messageId}`,
+    ),
+  ]);
+}
+
+/** Frees a key whose request was refused (429), so the same key may be used again later. */
+export async function releaseIdempotencyKey(db: Database, userId: string, key: string, messageId: string) {
+  await db.$client.batch([
+    toStatement(
+      db,
+      sql`DELETE FROM ${idempotencyKeys} WHERE user_id = ${userId} AND key = ${key} AND message_id = ${messageId}`,
+    ),
+  ]);
+}
+
+/** Today's count and tier, for /user/me and the subscription status. */
+export async function readQuotaState(db: Database, userId: string, day: string, now: Date) {
+  const [row] = await db.all<{ used: number | null; pro: number }>(
+    sql`SELECT (SELECT ${promptUsage.count} FROM ${promptUsage} WHERE ${promptUsage.userId} = ${userId} AND ${promptUsage.day} = ${day}) AS used, ${proCondition(userId, now)} AS pro`,
+  );
+  return { used: row?.used ?? 0, pro: row?.pro === 1 };
+}
+
+const promptWithReply = (userId: string, chatroomId: string, promptId: string) =>
+  sql`SELECT p.id, p.chatroom_id, p.content, p.status, p.created_at,
+      r.id AS reply_id, r.content AS reply_content, r.status AS reply_status, r.created_at AS reply_created_at,
+      r.prompt_tokens, r.completion_tokens
+    FROM ${messages} p LEFT JOIN ${messages} r ON r.reply_to = p.id
+    WHERE p.id = ${promptId} AND p.chatroom_id = ${chatroomId} AND p.user_id = ${userId} AND p.role = 'user'`;
+
+export type PromptWithReplyRow = {
+  id: string;
+  chatroom_id: string;
+  content: string;
+  status: "pending" | "completed" | "failed";
+  created_at: number;
+  reply_id: string | null;
+  reply_content: string | null;
+  reply_status: "completed" | "failed" | null;
+  reply_created_at: number | null;
+  prompt_tokens: number | null;
+  completion_tokens: number | null;
+};
+
+export async function findPromptWithReply(db: Database, userId: string, chatroomId: string, promptId: string) {
+  const [row] = await db.all<PromptWithReplyRow>(promptWithReply(userId, chatroomId, promptId));
+  return row;
+}
+
+/** The prompt and the conversation before it (newest first, at most `limit`), in one round trip. */
+export async function loadPromptContext(db: Database, promptId: string, limit: number) {
+  const [prompt, history] = await db.$client.batch([
+    toStatement(db, sql`SELECT * FROM ${messages} WHERE id = ${promptId} AND role = 'user'`),
+    // Failed prompts and the error notes answering them are not part of the conversation.
+    toStatement(
+      db,
+      sql`SELECT * FROM ${messages}
+        WHERE chatroom_id = (SELECT chatroom_id FROM ${messages} WHERE id = ${promptId})
+          AND id <= ${promptId} AND (status = 'completed' OR id = ${promptId})
+        ORDER BY id DESC LIMIT ${limit}`,
+    ),
+  ]);
+  return {
+    prompt: prompt?.results[0] as MessageRow | undefined,
+    history: (history?.results ?? []) as MessageRow[],
+  };
+}
+
+export type ReplyToStore = {
+  replyId: string;
+  prompt: Pick<MessageRow, "id" | "chatroom_id" | "user_id" | "quota_day">;
+  content: string;
+  outcome: "completed" | "failed";
+  tokens?: { prompt: number | null; completion: number | null };
+  now: Date;
+};
+
+/**
+ * Stores the one reply a prompt may have and settles the prompt. The unique reply_to makes a second
+ * delivery's insert a no-op, and every later statement only acts if this call's reply is the one
+ * stored, so redeliveries change nothing. A failure also gives the quota unit back.
+ */
+export async function storeReply(db: Database, reply: ReplyToStore): Promise<boolean> {
+  const { replyId, prompt, now } = reply;
+  const mine = sql`EXISTS (SELECT 1 FROM ${messages} WHERE ${messages.id} = ${replyId})`;
+  const statements = [
+    sql`INSERT INTO ${messages} (id, chatroom_id, user_id, role, content, status, reply_to, prompt_tokens, completion_tokens, created_at, updated_at)
+      SELECT ${replyId}, ${prompt.chatroom_id}, ${prompt.user_id}, 'assistant', ${reply.content}, ${reply.outcome}, ${prompt.id},
+        ${reply.tokens?.prompt ?? null}, ${reply.tokens?.completion ?? null}, ${now.getTime()}, ${now.getTime()}
+      WHERE EXISTS (SELECT 1 FROM ${messages} WHERE ${messages.id} = ${prompt.id} AND ${messages.status} = 'pending')
+      ON CONFLICT (reply_to) DO NOTHING`,
+    sql`UPDATE ${messages} SET status = ${reply.outcome}, updated_at = ${now.getTime()} WHERE id = ${prompt.id} AND ${mine}`,
+    sql`UPDATE ${chatrooms} SET updated_at = ${now.getTime()}, last_message_at = ${now.getTime()} WHERE id = ${prompt.chatroom_id} AND ${mine}`,
+    ...(reply.outcome === "failed" && prompt.quota_day
+      ? [
+          sql`UPDATE ${promptUsage} SET count = max(count - 1, 0)
+            WHERE user_id = ${prompt.user_id} AND day = ${prompt.quota_day} AND ${mine}`,
+        ]
+      : []),
+    sql`SELECT ${mine} AS stored`,
+  ];
+  const results = await db.$client.batch(statements.map((statement) => toStatement(db, statement)));
+  return (results.at(-1)?.results[0] as { stored: number } | undefined)?.stored === 1;
+}
+
+export type RetriedPrompt =
+  | { kind: "not-found" }
+  | { kind: "not-failed" }
+  | { kind: "limited"; pro: boolean }
+  | { kind: "requeued"; pro: boolean; used: number; content: string; createdAt: Date };
+
+/**
+ * Puts a failed prompt back to pending: takes a quota unit again, removes the failure note so the
+ * next reply can take its place, in one batch.
+ */
+export async function requeueFailedPrompt(
+  db: Database,
+  input: { userId: string; chatroomId: string; promptId: string; day: string; now: Date },
+): Promise<RetriedPrompt> {
+  const { userId, chatroomId, promptId, day, now } = input;
+  const isFailedPrompt = sql`EXISTS (SELECT 1 FROM ${messages} WHERE ${messages.id} = ${promptId} AND ${messages.chatroomId} = ${chatroomId} AND ${messages.userId} = ${userId} AND ${messages.role} = 'user' AND ${messages.status} = 'failed')`;
+  // A fresh grant value: the prompt's own id may still be the marker from when it was first sent.
+  const grant = crypto.randomUUID();
+  const granted = unitGranted(userId, day, grant);
+  const statements = [
+    sql`SELECT status, content, created_at, ${proCondition(userId, now)} AS pro FROM ${messages}
+      WHERE id = ${promptId} AND chatroom_id = ${chatroomId} AND user_id = ${userId} AND role = 'user'`,
+    takeQuotaUnit(userId, day, grant, now, isFailedPrompt),
+    sql`DELETE FROM ${messages} WHERE reply_to = ${promptId} AND ${isFailedPrompt} AND ${granted}`,
+    sql`UPDATE ${messages} SET status = 'pending', quota_day = ${day}, updated_at = ${now.getTime()}
+      WHERE id = ${promptId} AND status = 'failed' AND ${granted}`,
+  ];
+  const results = await db.$client.batch(statements.map((statement) => toStatement(db, statement)));
+  const state = results[0]?.results[0] as
+    | { status: string; content: string; created_at: number; pro: number }
+    | undefined;
+  if (!state) return { kind: "not-found" };
+  if (state.status !== "failed") return { kind: "not-failed" };
+  const pro = state.pro === 1;
+  const counted = results[1]?.results[0] as { count: number } | undefined;
+  if (!counted) return { kind: "limited", pro };
+  return { kind: "requeued", pro, used: counted.count, content: state.content, createdAt: new Date(state.created_at) };
+}

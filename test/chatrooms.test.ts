@@ -1,0 +1,193 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { call, countingD1, createChatroom, expectError, verifiedUser } from "./helpers";
+
+describe("POST /api/chatroom", () => {
+  it("returns 201 with the trimmed name and timestamps", async () => {
+    const { token } = await verifiedUser();
+    const res = await call("POST", "/api/chatroom", { token, body: { name: "  Trip planning  " } });
+    expect(res.status).toBe(201);
+    expect(res.body.chatroom).toEqual({
+      id: expect.any(String),
+      name: "Trip planning",
+      createdAt: expect.any(String),
+      updatedAt: expect.any(String),
+      lastMessageAt: null,
+    });
+  });
+
+  it("returns 409 CHATROOM_NAME_TAKEN for the same name in another case, including non-ASCII letters", async () => {
+    const { token } = await verifiedUser();
+    await createChatroom(token, "Ärger Über Öl");
+    expectError(
+      await call("POST", "/api/chatroom", { token, body: { name: "ärger über öl" } }),
+      409,
+      "CHATROOM_NAME_TAKEN",
+    );
+  });
+
+  it("lets two users use the same name", async () => {
+    const [a, b] = await Promise.all([verifiedUser(), verifiedUser()]);
+    await createChatroom(a.token, "Shared name");
+    expect((await call("POST", "/api/chatroom", { token: b.token, body: { name: "Shared name" } })).status).toBe(201);
+  });
+
+  it.each([
+    ["a blank name", { name: "   " }],
+    ["a name over 100 characters", { name: "x".repeat(101) }],
+    ["a missing name", {}],
+    ["a numeric name", { name: 42 }],
+  ])("returns 400 VALIDATION_FAILED for %s", async (_label, body) => {
+    const { token } = await verifiedUser();
+    expectError(await call("POST", "/api/chatroom", { token, body }), 400, "VALIDATION_FAILED");
+  });
+
+  it("requires a token", async () => {
+    expectError(await call("POST", "/api/chatroom", { body: { name: "x" } }), 401, "UNAUTHORIZED");
+    expectError(await call("GET", "/api/chatroom"), 401, "UNAUTHORIZED");
+  });
+
+  it.each([
+    "Robert'); DROP TABLE chatrooms;--",
+    "100% _done_ \\ %_%",
+    "🚀 Launch 👩🏽‍💻 plans",
+    '"quoted" <b>tags</b> & ampersands',
+  ])("round-trips the name %j exactly through create, get, list and rename", async (name) => {
+    const { token } = await verifiedUser();
+    const room = await createChatroom(token, name);
+    expect(room.name).toBe(name);
+    expect((await call("GET", `/api/chatroom/${room.id}`, { token })).body.chatroom.name).toBe(name);
+    const list = await call("GET", "/api/chatroom", { token });
+    expect(list.body.chatrooms.map((r: { name: string }) => r.name)).toEqual([name]);
+    const renamed = await call("PATCH", `/api/chatroom/${room.id}`, { token, body: { name: `${name}!` } });
+    expect(renamed.body.chatroom.name).toBe(`${name}!`);
+    // A LIKE-style pattern must not match other names.
+    expectError(await call("POST", "/api/chatroom", { token, body: { name: `${name}!` } }), 409, "CHATROOM_NAME_TAKEN");
+    expect((await call("POST", "/api/chatroom", { token, body: { name: "%" } })).status).toBe(201);
+  });
+});
+
+describe("GET /api/chatroom (KV-cached list)", () => {
+  it("returns an empty array for a new user", async () => {
+    const { token } = await verifiedUser();
+    const res = await call("GET", "/api/chatroom", { token });
+    expect(res.status).toBe(200);
+    expect(res.body.chatrooms).toEqual([]);
+  });
+
+  it("answers MISS, then HIT with the same list", async () => {
+    const { token } = await verifiedUser();
+    await createChatroom(token, "One");
+    const first = await call("GET", "/api/chatroom", { token });
+    const second = await call("GET", "/api/chatroom", { token });
+    expect(first.headers.get("X-Cache")).toBe("MISS");
+    expect(second.headers.get("X-Cache")).toBe("HIT");
+    expect(second.body.chatrooms).toEqual(first.body.chatrooms);
+  });
+
+  it("is never stale for its owner after create, rename and delete", async () => {
+    const { token } = await verifiedUser();
+    const names = async () => {
+      await call("GET", "/api/chatroom", { token }); // warm the cache
+      const res = await call("GET", "/api/chatroom", { token });
+      return res.body.chatrooms.map((r: { name: string }) => r.name);
+    };
+    const a = await createChatroom(token, "Alpha");
+    expect(await names()).toEqual(["Alpha"]);
+    await createChatroom(token, "Beta");
+    expect(await names()).toEqual(["Beta", "Alpha"]);
+    await call("PATCH", `/api/chatroom/${a.id}`, { token, body: { name: "Alpha 2" } });
+    expect(await names()).toEqual(["Alpha 2", "Beta"]);
+    await call("DELETE", `/api/chatroom/${a.id}`, { token });
+    expect(await names()).toEqual(["Beta"]);
+  });
+
+  it("serves a cached list with no D1 round trip", async () => {
+    const { token } = await verifiedUser();
+    await createChatroom(token);
+    await call("GET", "/api/chatroom", { token });
+    await call("GET", "/api/chatroom", { token }); // token version now cached in KV too
+    const { binding, counter } = countingD1(env.DB);
+    const res = await call("GET", "/api/chatroom", { token, env: { ...env, DB: binding } });
+    expect(res.headers.get("X-Cache")).toBe("HIT");
+    expect(counter.roundTrips).toBe(0);
+  });
+
+  it("only ever lists the caller's own rooms", async () => {
+    const [a, b] = await Promise.all([verifiedUser(), verifiedUser()]);
+    await createChatroom(a.token, "Mine");
+    const res = await call("GET", "/api/chatroom", { token: b.token });
+    expect(res.body.chatrooms).toEqual([]);
+  });
+});
+
+describe("GET, PATCH, DELETE /api/chatroom/:id", () => {
+  it("returns the room with an empty message list", async () => {
+    const { token } = await verifiedUser();
+    const room = await createChatroom(token, "Detail");
+    const res = await call("GET", `/api/chatroom/${room.id}`, { token });
+    expect(res.status).toBe(200);
+    expect(res.body.chatroom).toMatchObject({ id: room.id, name: "Detail", messages: [] });
+  });
+
+  it("renames, allowing a change of case only, and refuses a name another room has", async () => {
+    const { token } = await verifiedUser();
+    const room = await createChatroom(token, "Work");
+    await createChatroom(token, "Home");
+    const recased = await call("PATCH", `/api/chatroom/${room.id}`, { token, body: { name: "WORK" } });
+    expect(recased.status).toBe(200);
+    expect(recased.body.chatroom.name).toBe("WORK");
+    expectError(
+      await call("PATCH", `/api/chatroom/${room.id}`, { token, body: { name: "home" } }),
+      409,
+      "CHATROOM_NAME_TAKEN",
+    );
+  });
+
+  it("deletes the room and its messages", async () => {
+    const { token } = await verifiedUser();
+    const room = await createChatroom(token);
+    expect(
+      (await call("POST", `/api/chatroom/${room.id}/message`, { token, body: { userMessage: "hi" } })).status,
+    ).toBe(202);
+    const res = await call("DELETE", `/api/chatroom/${room.id}`, { token });
+    expect(res.status).toBe(200);
+    expectError(await call("GET", `/api/chatroom/${room.id}`, { token }), 404, "NOT_FOUND");
+    const left = await env.DB.prepare("SELECT count(*) AS n FROM messages WHERE chatroom_id = ?")
+      .bind(room.id)
+      .first<{ n: number }>();
+    expect(left?.n).toBe(0);
+  });
+
+  it("answers 404 for another user's room on every route, and changes nothing", async () => {
+    const [owner, other] = await Promise.all([verifiedUser(), verifiedUser()]);
+    const room = await createChatroom(owner.token, "Private");
+    const sent = await call("POST", `/api/chatroom/${room.id}/message`, {
+      token: owner.token,
+      body: { userMessage: "secret" },
+    });
+    const promptId = sent.body.prompt.id;
+    const token = other.token;
+    const attempts = [
+      call("GET", `/api/chatroom/${room.id}`, { token }),
+      call("PATCH", `/api/chatroom/${room.id}`, { token, body: { name: "Hijacked" } }),
+      call("DELETE", `/api/chatroom/${room.id}`, { token }),
+      call("GET", `/api/chatroom/${room.id}/messages`, { token }),
+      call("POST", `/api/chatroom/${room.id}/message`, { token, body: { userMessage: "hi" } }),
+      call("GET", `/api/chatroom/${room.id}/message/${promptId}`, { token }),
+      call("POST", `/api/chatroom/${room.id}/message/${promptId}/retry`, { token }),
+    ];
+    for (const res of await Promise.all(attempts)) expectError(res, 404, "NOT_FOUND");
+    const still = await call("GET", `/api/chatroom/${room.id}`, { token: owner.token });
+    expect(still.body.chatroom.name).toBe("Private");
+    expect(still.body.chatroom.messages).toHaveLength(1);
+    const me = await call("GET", "/api/user/me", { token });
+    expect(me.body.user.usage.used).toBe(0);
+  });
+
+  it("answers 404 for unknown ids", async () => {
+    const { token } = await verifiedUser();
+    expectError(await call("GET", "/api/chatroom/does-not-exist", { token }), 404, "NOT_FOUND");
+    expectError(await call("DELETE", `/api/chatroom/${crypto.randomUUID()}`, { token }), 404, "NOT_FOUND");
+  });
+});

@@ -1,0 +1,612 @@
+import { env } from "cloudflare:test";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import {
+  call,
+  countingD1,
+  createChatroom,
+  expectError,
+  makePro,
+  recordingQueue,
+  runConsumer,
+  sendPrompt,
+  verifiedUser,
+} from "./helpers";
+import { geminiError, geminiOverloaded, geminiPromptBlocked, geminiText, stubGemini } from "./stubs";
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+const aiEnv = (): Env => ({ ...env, GEMINI_API_KEY: "test-gemini-key" });
+const secondsToMidnight = () => {
+  const now = new Date();
+  const midnight = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1);
+  return Math.ceil((midnight - now.getTime()) / 1000);
+};
+
+async function roomOfNewUser() {
+  const user = await verifiedUser();
+  const room = await createChatroom(user.token);
+  return { ...user, room };
+}
+
+const getPrompt = (token: string, roomId: string, promptId: string, query = "") =>
+  call("GET", `/api/chatroom/${roomId}/message/${promptId}${query}`, { token });
+
+describe("POST /api/chatroom/:id/message", () => {
+  it("returns 202 with the pending prompt, usage and RateLimit headers, and queues it", async () => {
+    const { token, room } = await roomOfNewUser();
+    const queue = recordingQueue(env.PROMPT_QUEUE);
+    const res = await call("POST", `/api/chatroom/${room.id}/message`, {
+      token,
+      body: { userMessage: "What is D1?" },
+      env: { ...env, PROMPT_QUEUE: queue.binding },
+    });
+    expect(res.status).toBe(202);
+    expect(res.body.prompt).toEqual({
+      id: expect.any(String),
+      chatroomId: room.id,
+      role: "user",
+      content: "What is D1?",
+      status: "pending",
+      createdAt: expect.any(String),
+      reply: null,
+    });
+    expect(res.body.usage).toMatchObject({ used: 1, limit: 5, remaining: 4 });
+    expect(res.headers.get("RateLimit-Limit")).toBe("5");
+    expect(res.headers.get("RateLimit-Remaining")).toBe("4");
+    expect(Math.abs(Number(res.headers.get("RateLimit-Reset")) - secondsToMidnight())).toBeLessThanOrEqual(2);
+    expect(queue.sent).toEqual([{ promptId: res.body.prompt.id }]);
+    const stored = await getPrompt(token, room.id, res.body.prompt.id);
+    expect(stored.body.prompt.status).toBe("pending");
+  });
+
+  it("returns 429 DAILY_LIMIT_REACHED with Retry-After to 00:00 UTC after 5 prompts", async () => {
+    const { token, room } = await roomOfNewUser();
+    for (let i = 0; i < 5; i++) await sendPrompt(token, room.id, `prompt ${i}`);
+    const res = await call("POST", `/api/chatroom/${room.id}/message`, { token, body: { userMessage: "one more" } });
+    expectError(res, 429, "DAILY_LIMIT_REACHED");
+    expect(Math.abs(Number(res.headers.get("Retry-After")) - secondsToMidnight())).toBeLessThanOrEqual(2);
+    expect(res.headers.get("RateLimit-Remaining")).toBe("0");
+    const me = await call("GET", "/api/user/me", { token });
+    expect(me.body.user.usage).toMatchObject({ used: 5, limit: 5, remaining: 0 });
+  });
+
+  it("gives exactly 5 × 202 and 15 × 429 for 20 concurrent sends from a fresh Basic user", async () => {
+    const { token, room } = await roomOfNewUser();
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        call("POST", `/api/chatroom/${room.id}/message`, { token, body: { userMessage: `concurrent ${i}` } }),
+      ),
+    );
+    expect(results.filter((r) => r.status === 202)).toHaveLength(5);
+    expect(results.filter((r) => r.status === 429)).toHaveLength(15);
+    const page = await call("GET", `/api/chatroom/${room.id}/messages`, { token });
+    expect(page.body.messages).toHaveLength(5);
+  });
+
+  it("lets a Pro user send more than 5 prompts, with usage limit null and no RateLimit headers", async () => {
+    const { token, room, user } = await roomOfNewUser();
+    await makePro(user.id);
+    let last: Awaited<ReturnType<typeof call>> | undefined;
+    for (let i = 0; i < 7; i++) {
+      last = await call("POST", `/api/chatroom/${room.id}/message`, { token, body: { userMessage: `pro ${i}` } });
+      expect(last.status).toBe(202);
+    }
+    expect(last?.body.usage).toMatchObject({ used: 7, limit: null, remaining: null });
+    expect(last?.headers.get("RateLimit-Limit")).toBeNull();
+    const me = await call("GET", "/api/user/me", { token });
+    expect(me.body.user).toMatchObject({ tier: "pro", usage: { used: 7, limit: null, remaining: null } });
+  });
+
+  it("uses at most 2 D1 round trips (1 without an Idempotency-Key)", async () => {
+    const { token, room } = await roomOfNewUser();
+    await call("GET", "/api/user/me", { token }); // token version cached in KV
+    const plain = countingD1(env.DB);
+    await call("POST", `/api/chatroom/${room.id}/message`, {
+      token,
+      body: { userMessage: "a" },
+      env: { ...env, DB: plain.binding },
+    });
+    expect(plain.counter.roundTrips).toBe(1);
+    const keyed = countingD1(env.DB);
+    await call("POST", `/api/chatroom/${room.id}/message`, {
+      token,
+      body: { userMessage: "b" },
+      headers: { "Idempotency-Key": "count-me" },
+      env: { ...env, DB: keyed.binding },
+    });
+    expect(keyed.counter.roundTrips).toBe(2);
+  });
+
+  it.each([
+    ["an empty message", { userMessage: "" }],
+    ["a blank message", { userMessage: "   " }],
+    ["a message over 8000 characters", { userMessage: "x".repeat(8001) }],
+    ["a missing message", {}],
+  ])("returns 400 VALIDATION_FAILED for %s and counts nothing", async (_label, body) => {
+    const { token, room } = await roomOfNewUser();
+    expectError(await call("POST", `/api/chatroom/${room.id}/message`, { token, body }), 400, "VALIDATION_FAILED");
+    expect((await call("GET", "/api/user/me", { token })).body.user.usage.used).toBe(0);
+  });
+
+  it("accepts a message of exactly 8000 characters, emoji and SQL-looking text verbatim", async () => {
+    const { token, room } = await roomOfNewUser();
+    for (const text of ["y".repeat(8000), "🤖 café ' OR 1=1; -- 100% _x_"]) {
+      const id = await sendPrompt(token, room.id, text);
+      expect((await getPrompt(token, room.id, id)).body.prompt.content).toBe(text);
+    }
+  });
+});
+
+describe("Idempotency-Key", () => {
+  it("returns the first answer again and neither stores, queues nor counts twice", async () => {
+    const { token, room } = await roomOfNewUser();
+    const queue = recordingQueue(env.PROMPT_QUEUE);
+    const send = () =>
+      call("POST", `/api/chatroom/${room.id}/message`, {
+        token,
+        body: { userMessage: "only once" },
+        headers: { "Idempotency-Key": "key-123" },
+        env: { ...env, PROMPT_QUEUE: queue.binding },
+      });
+    const first = await send();
+    const second = await send();
+    expect(first.status).toBe(202);
+    expect(second.status).toBe(202);
+    expect(second.body).toEqual(first.body);
+    expect(second.headers.get("Idempotent-Replayed")).toBe("true");
+    expect(second.headers.get("RateLimit-Remaining")).toBe(first.headers.get("RateLimit-Remaining"));
+    expect(queue.sent).toHaveLength(1);
+    expect((await call("GET", `/api/chatroom/${room.id}/messages`, { token })).body.messages).toHaveLength(1);
+    expect((await call("GET", "/api/user/me", { token })).body.user.usage.used).toBe(1);
+  });
+
+  it("counts once for concurrent repeats of one key", async () => {
+    const { token, room } = await roomOfNewUser();
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        call("POST", `/api/chatroom/${room.id}/message`, {
+          token,
+          body: { userMessage: "same" },
+          headers: { "Idempotency-Key": "burst" },
+        }),
+      ),
+    );
+    for (const res of results) expect([202, 409]).toContain(res.status);
+    expect((await call("GET", `/api/chatroom/${room.id}/messages`, { token })).body.messages).toHaveLength(1);
+    expect((await call("GET", "/api/user/me", { token })).body.user.usage.used).toBe(1);
+  });
+
+  it("keeps keys per user and refuses a key reused for a different prompt with 409 IDEMPOTENCY_KEY_REUSED", async () => {
+    const a = await roomOfNewUser();
+    const b = await roomOfNewUser();
+    const headers = { "Idempotency-Key": "shared-key" };
+    expect(
+      (
+        await call("POST", `/api/chatroom/${a.room.id}/message`, {
+          token: a.token,
+          body: { userMessage: "x" },
+          headers,
+        })
+      ).status,
+    ).toBe(202);
+    expect(
+      (
+        await call("POST", `/api/chatroom/${b.room.id}/message`, {
+          token: b.token,
+          body: { userMessage: "x" },
+          headers,
+        })
+      ).status,
+    ).toBe(202);
+    expectError(
+      await call("POST", `/api/chatroom/${a.room.id}/message`, {
+        token: a.token,
+        body: { userMessage: "different" },
+        headers,
+      }),
+      409,
+      "IDEMPOTENCY_KEY_REUSED",
+    );
+  });
+
+  it("frees the key when the prompt was refused for the daily limit", async () => {
+    const { token, room, user } = await roomOfNewUser();
+    for (let i = 0; i < 5; i++) await sendPrompt(token, room.id, `fill ${i}`);
+    const send = () =>
+      call("POST", `/api/chatroom/${room.id}/message`, {
+        token,
+        body: { userMessage: "later" },
+        headers: { "Idempotency-Key": "after-upgrade" },
+      });
+    expectError(await send(), 429, "DAILY_LIMIT_REACHED");
+    await makePro(user.id);
+    expect((await send()).status).toBe(202);
+  });
+
+  it("returns 400 VALIDATION_FAILED for a malformed key", async () => {
+    const { token, room } = await roomOfNewUser();
+    const res = await call("POST", `/api/chatroom/${room.id}/message`, {
+      token,
+      body: { userMessage: "x" },
+      headers: { "Idempotency-Key": "has spaces in it" },
+    });
+    expectError(res, 400, "VALIDATION_FAILED");
+  });
+});
+
+describe("queue consumer", () => {
+  it("stores Gemini's reply with token counts, completes the prompt and touches the chatroom (full send → consume → read)", async () => {
+    const { token, room } = await roomOfNewUser();
+    const queue = recordingQueue(env.PROMPT_QUEUE);
+    const sent = await call("POST", `/api/chatroom/${room.id}/message`, {
+      token,
+      body: { userMessage: "Say hi" },
+      env: { ...env, PROMPT_QUEUE: queue.binding },
+    });
+    const calls = stubGemini(() => geminiText("Hi there!", { promptTokenCount: 3, candidatesTokenCount: 4 }));
+    const result = await runConsumer(queue.sent as { promptId: string }[], { env: aiEnv() });
+    expect(result).toEqual({ acked: 1, retried: [] });
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.url).toBe(
+      "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent",
+    );
+    expect(calls[0]?.apiKey).toBe("test-gemini-key");
+    expect(calls[0]?.body.contents).toEqual([{ role: "user", parts: [{ text: "Say hi" }] }]);
+
+    const read = await getPrompt(token, room.id, sent.body.prompt.id);
+    expect(read.body.prompt.status).toBe("completed");
+    expect(read.body.prompt.reply).toEqual({
+      id: expect.any(String),
+      role: "assistant",
+      content: "Hi there!",
+      status: "completed",
+      createdAt: expect.any(String),
+      replyTo: sent.body.prompt.id,
+      tokens: { prompt: 3, completion: 4 },
+    });
+    const detail = await call("GET", `/api/chatroom/${room.id}`, { token });
+    expect(detail.body.chatroom.messages.map((m: { role: string }) => m.role)).toEqual(["user", "assistant"]);
+    expect(Date.parse(detail.body.chatroom.updatedAt)).toBeGreaterThan(Date.parse(room.updatedAt));
+    expect(detail.body.chatroom.lastMessageAt).not.toBeNull();
+  });
+
+  it("sends the conversation as multi-turn contents with user and model roles, leaving failed exchanges out", async () => {
+    const { token, room } = await roomOfNewUser();
+    const first = await sendPrompt(token, room.id, "My name is Asha.");
+    stubGemini(() => geminiText("Nice to meet you, Asha."));
+    await runConsumer([{ promptId: first }], { env: aiEnv() });
+    const failed = await sendPrompt(token, room.id, "This one fails");
+    vi.restoreAllMocks();
+    stubGemini(() => geminiError(400, "Invalid argument", "INVALID_ARGUMENT"));
+    await runConsumer([{ promptId: failed }], { env: aiEnv() });
+    vi.restoreAllMocks();
+    const second = await sendPrompt(token, room.id, "What is my name?");
+    const calls = stubGemini(() => geminiText("Asha."));
+    await runConsumer([{ promptId: second }], { env: aiEnv() });
+    expect(calls[0]?.body.contents).toEqual([
+      { role: "user", parts: [{ text: "My name is Asha." }] },
+      { role: "model", parts: [{ text: "Nice to meet you, Asha." }] },
+      { role: "user", parts: [{ text: "What is my name?" }] },
+    ]);
+  });
+
+  it("sends at most the last 20 messages", async () => {
+    const { token, room, user } = await roomOfNewUser();
+    await makePro(user.id);
+    stubGemini(() => geminiText("ok"));
+    for (let i = 0; i < 11; i++) {
+      const id = await sendPrompt(token, room.id, `turn ${i}`);
+      await runConsumer([{ promptId: id }], { env: aiEnv() });
+    }
+    vi.restoreAllMocks();
+    const last = await sendPrompt(token, room.id, "final");
+    const calls = stubGemini(() => geminiText("done"));
+    await runConsumer([{ promptId: last }], { env: aiEnv() });
+    const contents = calls[0]?.body.contents ?? [];
+    expect(contents).toHaveLength(20);
+    expect(contents.at(-1)).toEqual({ role: "user", parts: [{ text: "final" }] });
+    expect(contents[0]).toEqual({ role: "model", parts: [{ text: "ok" }] });
+  });
+
+  it("retries a 503 with a growing delay and succeeds on the third attempt", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    stubGemini(geminiOverloaded, geminiOverloaded, () => geminiText("Finally"));
+    const first = await runConsumer([{ promptId: id }], { env: aiEnv(), attempts: 1 });
+    const second = await runConsumer([{ promptId: id }], { env: aiEnv(), attempts: 2 });
+    expect(first.acked).toBe(0);
+    expect(second.acked).toBe(0);
+    const [d1, d2] = [first.retried[0]?.delaySeconds ?? 0, second.retried[0]?.delaySeconds ?? 0];
+    expect(d1).toBeGreaterThan(0);
+    expect(d2).toBeGreaterThan(d1);
+    expect((await getPrompt(token, room.id, id)).body.prompt.status).toBe("pending");
+    expect(await runConsumer([{ promptId: id }], { env: aiEnv(), attempts: 3 })).toEqual({ acked: 1, retried: [] });
+    expect((await getPrompt(token, room.id, id)).body.prompt.reply.content).toBe("Finally");
+  });
+
+  it("fails the prompt on the last attempt of a 503 with a clear message and gives the quota unit back", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    expect((await call("GET", "/api/user/me", { token })).body.user.usage.used).toBe(1);
+    stubGemini(geminiOverloaded);
+    expect(await runConsumer([{ promptId: id }], { env: aiEnv(), attempts: 3 })).toEqual({ acked: 1, retried: [] });
+    const read = await getPrompt(token, room.id, id);
+    expect(read.body.prompt.status).toBe("failed");
+    expect(read.body.prompt.reply).toMatchObject({ role: "assistant", status: "failed" });
+    expect(read.body.prompt.reply.content).toMatch(/busy/i);
+    expect(read.body.prompt.reply.content).not.toMatch(/overloaded|UNAVAILABLE|503/);
+    expect(read.body.prompt.reply.tokens).toBeUndefined();
+    expect((await call("GET", "/api/user/me", { token })).body.user.usage.used).toBe(0);
+  });
+
+  it.each([
+    ["a safety block", geminiPromptBlocked, /safety/i, /SAFETY|HARM_CATEGORY/],
+    [
+      "a 400",
+      () => geminiError(400, "API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT"),
+      /could not process/i,
+      /API key not valid|INVALID_ARGUMENT/,
+    ],
+    [
+      "a 403",
+      () => geminiError(403, "Permission denied on resource project 123", "PERMISSION_DENIED"),
+      /credentials/i,
+      /Permission denied|project 123/,
+    ],
+    ["an empty reply", () => geminiText("   "), /empty reply/i, /^\s*$/],
+  ])("fails the prompt at once on %s, without retrying or raw upstream text", async (_label, answer, shown, hidden) => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    const calls = stubGemini(answer);
+    expect(await runConsumer([{ promptId: id }], { env: aiEnv(), attempts: 1 })).toEqual({ acked: 1, retried: [] });
+    expect(calls).toHaveLength(1);
+    const reply = (await getPrompt(token, room.id, id)).body.prompt.reply;
+    expect(reply.status).toBe("failed");
+    expect(reply.content).toMatch(shown);
+    expect(reply.content).not.toMatch(hidden);
+    expect((await call("GET", "/api/user/me", { token })).body.user.usage.used).toBe(0);
+  });
+
+  it("retries network failures and 429s", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    stubGemini(() => "network-error");
+    expect((await runConsumer([{ promptId: id }], { env: aiEnv() })).retried).toHaveLength(1);
+    vi.restoreAllMocks();
+    stubGemini(() => geminiError(429, "Resource has been exhausted (e.g. check quota).", "RESOURCE_EXHAUSTED"));
+    expect((await runConsumer([{ promptId: id }], { env: aiEnv(), attempts: 2 })).retried).toHaveLength(1);
+    expect((await getPrompt(token, room.id, id)).body.prompt.status).toBe("pending");
+  });
+
+  it('fails with "AI is not configured" when GEMINI_API_KEY is missing, and calls nobody', async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    const calls = stubGemini(() => geminiText("unused"));
+    expect(await runConsumer([{ promptId: id }], { env: { ...env, GEMINI_API_KEY: "" } })).toEqual({
+      acked: 1,
+      retried: [],
+    });
+    expect(calls).toHaveLength(0);
+    const reply = (await getPrompt(token, room.id, id)).body.prompt.reply;
+    expect(reply).toMatchObject({ status: "failed", content: expect.stringMatching(/AI is not configured/) });
+  });
+
+  it("gives a prompt exactly one reply however often it is delivered, including concurrently", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    const calls = stubGemini(() => geminiText("only reply"));
+    const results = await Promise.all([
+      runConsumer([{ promptId: id }], { env: aiEnv() }),
+      runConsumer([{ promptId: id }], { env: aiEnv() }),
+    ]);
+    expect(results.map((r) => r.acked)).toEqual([1, 1]);
+    const again = await runConsumer([{ promptId: id }], { env: aiEnv(), attempts: 2 });
+    expect(again).toEqual({ acked: 1, retried: [] });
+    expect(calls.length).toBeLessThanOrEqual(2);
+    const replies = await env.DB.prepare("SELECT count(*) AS n FROM messages WHERE reply_to = ?")
+      .bind(id)
+      .first<{ n: number }>();
+    expect(replies?.n).toBe(1);
+  });
+
+  it("answers several prompts of a batch concurrently and acks each", async () => {
+    const { token, room, user } = await roomOfNewUser();
+    await makePro(user.id);
+    const ids = [];
+    for (let i = 0; i < 4; i++) ids.push(await sendPrompt(token, room.id, `batch ${i}`));
+    let inFlight = 0;
+    let maxInFlight = 0;
+    vi.spyOn(globalThis, "fetch").mockImplementation(async () => {
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      inFlight -= 1;
+      return geminiText("ok");
+    });
+    const result = await runConsumer(
+      ids.map((promptId) => ({ promptId })),
+      { env: aiEnv() },
+    );
+    expect(result).toEqual({ acked: 4, retried: [] });
+    expect(maxInFlight).toBe(4);
+  });
+
+  it("acks a job whose chatroom was deleted", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    await call("DELETE", `/api/chatroom/${room.id}`, { token });
+    const calls = stubGemini(() => geminiText("unused"));
+    expect(await runConsumer([{ promptId: id }], { env: aiEnv() })).toEqual({ acked: 1, retried: [] });
+    expect(calls).toHaveLength(0);
+  });
+
+  it("uses 2 D1 round trips per prompt", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    stubGemini(() => geminiText("counted"));
+    const { binding, counter } = countingD1(env.DB);
+    await runConsumer([{ promptId: id }], { env: { ...aiEnv(), DB: binding } });
+    expect(counter.roundTrips).toBe(2);
+  });
+
+  it("makes the completed reply visible in the owner's cached chatroom list", async () => {
+    const { token, room } = await roomOfNewUser();
+    await call("GET", "/api/chatroom", { token });
+    const id = await sendPrompt(token, room.id);
+    await call("GET", "/api/chatroom", { token });
+    const before = await call("GET", "/api/chatroom", { token });
+    expect(before.headers.get("X-Cache")).toBe("HIT");
+    stubGemini(() => geminiText("reply"));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await runConsumer([{ promptId: id }], { env: aiEnv() });
+    const after = await call("GET", "/api/chatroom", { token });
+    expect(after.headers.get("X-Cache")).toBe("MISS");
+    expect(Date.parse(after.body.chatrooms[0].lastMessageAt)).toBeGreaterThan(
+      Date.parse(before.body.chatrooms[0].lastMessageAt),
+    );
+  });
+});
+
+describe("GET /api/chatroom/:id/message/:messageId", () => {
+  it("with wait, answers as soon as the reply lands", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    stubGemini(() => geminiText("landed"));
+    const waiting = getPrompt(token, room.id, id, "?wait=25");
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await runConsumer([{ promptId: id }], { env: aiEnv() });
+    const res = await waiting;
+    expect(res.status).toBe(200);
+    expect(res.body.prompt.reply.content).toBe("landed");
+  });
+
+  it("with wait, answers pending when the wait ends first", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    const res = await getPrompt(token, room.id, id, "?wait=1");
+    expect(res.status).toBe(200);
+    expect(res.body.prompt).toMatchObject({ status: "pending", reply: null });
+  });
+
+  it.each(["?wait=26", "?wait=-1", "?wait=abc", "?wait=1.5"])("returns 400 VALIDATION_FAILED for %s", async (query) => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    expectError(await getPrompt(token, room.id, id, query), 400, "VALIDATION_FAILED");
+  });
+
+  it("answers 404 for an assistant reply's id and for a prompt of another chatroom", async () => {
+    const { token, room } = await roomOfNewUser();
+    const other = await createChatroom(token);
+    const id = await sendPrompt(token, room.id);
+    stubGemini(() => geminiText("reply"));
+    await runConsumer([{ promptId: id }], { env: aiEnv() });
+    const replyId = (await getPrompt(token, room.id, id)).body.prompt.reply.id;
+    expectError(await getPrompt(token, room.id, replyId), 404, "NOT_FOUND");
+    expectError(await getPrompt(token, other.id, id), 404, "NOT_FOUND");
+  });
+});
+
+describe("POST /api/chatroom/:id/message/:messageId/retry", () => {
+  it("queues a failed prompt again, counts it again and lets it complete", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    stubGemini(geminiOverloaded);
+    await runConsumer([{ promptId: id }], { env: aiEnv(), attempts: 3 });
+    vi.restoreAllMocks();
+    expect((await call("GET", "/api/user/me", { token })).body.user.usage.used).toBe(0);
+
+    const queue = recordingQueue(env.PROMPT_QUEUE);
+    const res = await call("POST", `/api/chatroom/${room.id}/message/${id}/retry`, {
+      token,
+      env: { ...env, PROMPT_QUEUE: queue.binding },
+    });
+    expect(res.status).toBe(202);
+    expect(res.body.prompt).toMatchObject({ id, status: "pending", reply: null, content: "Hello Gemini" });
+    expect(res.body.usage.used).toBe(1);
+    expect(queue.sent).toEqual([{ promptId: id }]);
+
+    stubGemini(() => geminiText("Second time lucky"));
+    await runConsumer([{ promptId: id }], { env: aiEnv() });
+    const read = await getPrompt(token, room.id, id);
+    expect(read.body.prompt).toMatchObject({ status: "completed", reply: { content: "Second time lucky" } });
+  });
+
+  it("returns 409 NOT_FAILED for a pending or completed prompt", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    expectError(await call("POST", `/api/chatroom/${room.id}/message/${id}/retry`, { token }), 409, "NOT_FAILED");
+    stubGemini(() => geminiText("done"));
+    await runConsumer([{ promptId: id }], { env: aiEnv() });
+    expectError(await call("POST", `/api/chatroom/${room.id}/message/${id}/retry`, { token }), 409, "NOT_FAILED");
+  });
+
+  it("returns 429 when the day's quota is used up, and leaves the prompt failed", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    await runConsumer([{ promptId: id }], { env: { ...env, GEMINI_API_KEY: "" } });
+    for (let i = 0; i < 5; i++) await sendPrompt(token, room.id, `fill ${i}`);
+    expectError(
+      await call("POST", `/api/chatroom/${room.id}/message/${id}/retry`, { token }),
+      429,
+      "DAILY_LIMIT_REACHED",
+    );
+    expect((await getPrompt(token, room.id, id)).body.prompt.status).toBe("failed");
+  });
+});
+
+describe("GET /api/chatroom/:id/messages", () => {
+  async function seedMessages(roomId: string, userId: string, count: number) {
+    const start = Date.now() - count * 1000;
+    const statements = Array.from({ length: count }, (_, i) => {
+      const at = start + i * 1000;
+      const id = `${at
+        .toString(16)
+        .padStart(12, "0")
+        .replace(/^(.{8})(.{4})$/, "$1-$2")}-7000-8000-${String(i).padStart(12, "0")}`;
+      return env.DB.prepare(
+        "INSERT INTO messages (id, chatroom_id, user_id, role, content, status, created_at, updated_at) VALUES (?1, ?2, ?3, 'user', ?4, 'completed', ?5, ?5)",
+      ).bind(id, roomId, userId, `message ${i}`, at);
+    });
+    await env.DB.batch(statements);
+  }
+
+  it("pages newest first with each page oldest first, without gaps or overlap", async () => {
+    const { token, room, user } = await roomOfNewUser();
+    await seedMessages(room.id, user.id, 120);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    const sizes: number[] = [];
+    do {
+      const query: string = cursor ? `?limit=50&before=${cursor}` : "?limit=50";
+      const res = await call("GET", `/api/chatroom/${room.id}/messages${query}`, { token });
+      expect(res.status).toBe(200);
+      sizes.push(res.body.messages.length);
+      seen.unshift(...res.body.messages.map((m: { content: string }) => m.content));
+      cursor = res.body.nextCursor;
+    } while (cursor);
+    expect(sizes).toEqual([50, 50, 20]);
+    expect(seen).toEqual(Array.from({ length: 120 }, (_, i) => `message ${i}`));
+  });
+
+  it("defaults to 50 and returns nextCursor null when everything fits", async () => {
+    const { token, room, user } = await roomOfNewUser();
+    await seedMessages(room.id, user.id, 3);
+    const res = await call("GET", `/api/chatroom/${room.id}/messages`, { token });
+    expect(res.body.messages.map((m: { content: string }) => m.content)).toEqual([
+      "message 0",
+      "message 1",
+      "message 2",
+    ]);
+    expect(res.body.nextCursor).toBeNull();
+  });
+
+  it.each(["?limit=0", "?limit=101", "?limit=ten", "?before=not-a-cursor"])(
+    "returns 400 VALIDATION_FAILED for %s",
+    async (query) => {
+      const { token, room } = await roomOfNewUser();
+      expectError(await call("GET", `/api/chatroom/${room.id}/messages${query}`, { token }), 400, "VALIDATION_FAILED");
+    },
+  );
+});
