@@ -292,7 +292,7 @@ describe("queue consumer", () => {
     ]);
   });
 
-  it("sends at most the last 20 messages", async () => {
+  it("sends at most the last 20 messages, opening with a user turn", async () => {
     const { token, room, user } = await roomOfNewUser();
     await makePro(user.id);
     stubGemini(() => geminiText("ok"));
@@ -305,9 +305,10 @@ describe("queue consumer", () => {
     const calls = stubGemini(() => geminiText("done"));
     await runConsumer([{ promptId: last }], { env: aiEnv() });
     const contents = calls[0]?.body.contents ?? [];
-    expect(contents).toHaveLength(20);
+    // The newest 20 are: a reply, then 9 full exchanges, then "final"; the leading reply is dropped.
+    expect(contents).toHaveLength(19);
+    expect(contents[0]).toEqual({ role: "user", parts: [{ text: "turn 2" }] });
     expect(contents.at(-1)).toEqual({ role: "user", parts: [{ text: "final" }] });
-    expect(contents[0]).toEqual({ role: "model", parts: [{ text: "ok" }] });
   });
 
   it("retries a 503 with a growing delay and succeeds on the third attempt", async () => {

@@ -54,6 +54,8 @@ async function answerPrompt(env: Env, promptId: string, attempts: number): Promi
     .slice()
     .reverse()
     .map((message) => ({ role: message.role === "user" ? "user" : "model", text: message.content }));
+  // A conversation sent to Gemini opens with a user turn; the 20-message window may cut one off.
+  while (turns[0]?.role === "model") turns.shift();
   let reply: {
     content: string;
     outcome: "completed" | "failed";
