@@ -3,6 +3,7 @@ import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { createDb } from "./db/client";
 import { authRoutes } from "./features/auth/auth.routes";
+import { billingRoutes, stripeWebhookRoutes } from "./features/billing/billing.routes";
 import { chatroomRoutes } from "./features/chatrooms/chatrooms.routes";
 import { userRoutes } from "./features/users/users.routes";
 import { renderApiReference } from "./lib/api-reference";
@@ -21,22 +22,27 @@ const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
       "Phone + OTP auth, chatrooms and asynchronous Gemini replies on Cloudflare Workers. " +
       "Every error has the shape {success:false, message, error:{code, details?, requestId?}}.",
   },
-  tags: [{ name: "Auth" }, { name: "User" }, { name: "Chatrooms" }, { name: "Messages" }],
+  tags: [{ name: "Auth" }, { name: "User" }, { name: "Chatrooms" }, { name: "Messages" }, { name: "Billing" }],
 };
 
 export function createApp() {
   const app = createRouter<AppEnv>();
 
-  app.use("*", requestId(), secureHeaders(), corsFromEnv, jsonBody, async (c, next) => {
+  app.use("*", requestId(), secureHeaders(), corsFromEnv, async (c, next) => {
     c.set("db", createDb(c.env.DB));
     await next();
   });
+  // Registered before the JSON body guard, so Hono runs it first and the guard never sees its body:
+  // the webhook verifies Stripe's signature on the raw bytes before anything parses them.
+  app.route("/api/billing/webhook", stripeWebhookRoutes);
+  app.use("*", jsonBody);
 
   app.get("/", (c) => c.json({ success: true, message: "Backend is LIVE" }));
 
   app.route("/api/auth", authRoutes);
   app.route("/api/user", userRoutes);
   app.route("/api/chatroom", chatroomRoutes);
+  app.route("/api/billing", billingRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
     type: "http",

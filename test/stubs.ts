@@ -70,3 +70,148 @@ export function stubGemini(...answers: (() => GeminiAnswer)[]) {
   });
   return calls;
 }
+
+export type StripeCall = {
+  method: string;
+  host: string;
+  protocol: string;
+  path: string;
+  form: URLSearchParams;
+  authorization: string | null;
+  idempotencyKey: string | null;
+};
+
+type StripeState = {
+  subscriptions: Map<string, Record<string, unknown>>;
+  customers: string[];
+  fail?: { status: number; body: unknown };
+};
+
+/** A Stripe subscription object as the current API version returns it (period on the items). */
+export function stripeSubscription(fields: {
+  id: string;
+  customer: string;
+  status: string;
+  periodEnd: number;
+  cancelAtPeriodEnd?: boolean;
+  userId?: string;
+}) {
+  return {
+    id: fields.id,
+    object: "subscription",
+    customer: fields.customer,
+    status: fields.status,
+    cancel_at_period_end: fields.cancelAtPeriodEnd ?? false,
+    created: fields.periodEnd - 30 * 86_400,
+    items: {
+      object: "list",
+      data: [
+        {
+          id: `si_${fields.id}`,
+          object: "subscription_item",
+          current_period_start: fields.periodEnd - 30 * 86_400,
+          current_period_end: fields.periodEnd,
+          price: {
+            id: "price_pro_30",
+            object: "price",
+            unit_amount: 3000,
+            currency: "usd",
+            recurring: { interval: "month" },
+          },
+          quantity: 1,
+        },
+      ],
+      has_more: false,
+      url: `/v1/subscription_items?subscription=${fields.id}`,
+    },
+    metadata: fields.userId ? { userId: fields.userId } : {},
+    livemode: false,
+  };
+}
+
+/**
+ * Answers the Stripe endpoints the product calls, shaped like Stripe's API, for `api.stripe.com` or the
+ * STRIPE_API_BASE host given. Any other host fails the test.
+ */
+export function stubStripe(options: { host?: string } = {}) {
+  const calls: StripeCall[] = [];
+  const state: StripeState = { subscriptions: new Map(), customers: [] };
+  const allowedHost = options.host ?? "api.stripe.com";
+  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+    const request = new Request(input, init);
+    const url = new URL(request.url);
+    if (url.host !== allowedHost) throw new Error(`unexpected outbound request to ${url.host}`);
+    const form = new URLSearchParams(request.method === "GET" ? url.search : await request.text());
+    calls.push({
+      method: request.method,
+      host: url.host,
+      protocol: url.protocol,
+      path: url.pathname,
+      form,
+      authorization: request.headers.get("Authorization"),
+      idempotencyKey: request.headers.get("Idempotency-Key"),
+    });
+    const json = (body: unknown, status = 200) =>
+      new Response(JSON.stringify(body), {
+        status,
+        headers: { "Content-Type": "application/json", "Request-Id": `req_${calls.length}` },
+      });
+    if (state.fail) return json(state.fail.body, state.fail.status);
+    if (request.method === "POST" && url.pathname === "/v1/customers") {
+      const id = `cus_test_${crypto.randomUUID().slice(0, 12)}`;
+      state.customers.push(id);
+      return json({
+        id,
+        object: "customer",
+        phone: form.get("phone"),
+        metadata: { userId: form.get("metadata[userId]") },
+      });
+    }
+    if (request.method === "POST" && url.pathname === "/v1/checkout/sessions") {
+      const id = `cs_test_${calls.length}`;
+      return json({
+        id,
+        object: "checkout.session",
+        mode: form.get("mode"),
+        customer: form.get("customer"),
+        client_reference_id: form.get("client_reference_id"),
+        status: "open",
+        url: `https://checkout.stripe.com/c/pay/${id}`,
+        expires_at: Math.floor(Date.now() / 1000) + 86_400,
+      });
+    }
+    if (request.method === "POST" && url.pathname === "/v1/billing_portal/sessions") {
+      return json({
+        id: "bps_test_1",
+        object: "billing_portal.session",
+        customer: form.get("customer"),
+        url: "https://billing.stripe.com/p/session/test_1",
+      });
+    }
+    const subscription = /^\/v1\/subscriptions\/([\w-]+)$/.exec(url.pathname);
+    if (request.method === "GET" && subscription?.[1]) {
+      const found = state.subscriptions.get(subscription[1]);
+      if (found) return json(found);
+      return json(
+        {
+          error: {
+            type: "invalid_request_error",
+            code: "resource_missing",
+            message: `No such subscription: '${subscription[1]}'`,
+          },
+        },
+        404,
+      );
+    }
+    return json(
+      {
+        error: {
+          type: "invalid_request_error",
+          message: `Unrecognized request URL (${request.method}: ${url.pathname})`,
+        },
+      },
+      404,
+    );
+  });
+  return { calls, state };
+}

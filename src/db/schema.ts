@@ -140,6 +140,8 @@ export const subscriptions = sqliteTable(
     status: text("status"),
     currentPeriodEnd: timestamp("current_period_end"),
     cancelAtPeriodEnd: integer("cancel_at_period_end", { mode: "boolean" }).notNull().default(false),
+    // The Stripe event time of the state stored here: an older event never overwrites it.
+    stateAt: timestamp("state_at"),
     createdAt: timestamp("created_at").notNull(),
     updatedAt: timestamp("updated_at").notNull(),
   },
@@ -148,6 +150,15 @@ export const subscriptions = sqliteTable(
     uniqueIndex("subscriptions_subscription_unique").on(t.stripeSubscriptionId),
   ],
 );
+
+/** Stripe events already handled: each event id takes effect once, however often it is delivered. */
+export const stripeEvents = sqliteTable("stripe_events", {
+  id: text("id").primaryKey(),
+  type: text("type").notNull(),
+  // Written in the same batch as the event's effect; the effect statements check it is this delivery's.
+  deliveryId: text("delivery_id").notNull(),
+  processedAt: timestamp("processed_at").notNull(),
+});
 
 export type Chatroom = typeof chatrooms.$inferSelect;
 export type Message = typeof messages.$inferSelect;

@@ -1,0 +1,224 @@
+import { createRoute } from "@hono/zod-openapi";
+import { AppError, invalidJson } from "../../lib/errors";
+import { authErrors, bearerAuth, errorResponses, jsonResponse, successSchema } from "../../lib/openapi";
+import { toIso } from "../../lib/time";
+import { createRouter, validationFailed } from "../../lib/validate";
+import { readAtMost } from "../../middleware/json-body";
+import { requireAuth } from "../../middleware/require-auth";
+import type { AppEnv } from "../../types";
+import { findUserById } from "../auth/auth.repo";
+import { readQuotaState } from "../prompts/prompts.repo";
+import { describeUsage, utcDay } from "../prompts/quota";
+import { findBillingAccount, saveCustomerId } from "./billing.repo";
+import {
+  CheckoutResponseSchema,
+  PortalResponseSchema,
+  StripeEventSchema,
+  SubscriptionStatusResponseSchema,
+  WebhookReceivedSchema,
+} from "./billing.schemas";
+import { billingNotConfigured, callStripe, createStripe } from "./stripe";
+import { handleStripeEvent, verifyStripeSignature } from "./webhook";
+
+const stripeErrors = {
+  502: "PAYMENT_PROVIDER_ERROR: Stripe did not answer as expected",
+  503: "BILLING_NOT_CONFIGURED: Stripe keys or the Pro price are not set on this server",
+} as const;
+
+export const billingRoutes = createRouter<AppEnv>();
+
+billingRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/subscribe/pro",
+    tags: ["Billing"],
+    summary: "Start a Stripe Checkout for Pro ($30, subscription)",
+    description:
+      "Creates (once) and reuses the user's Stripe customer, then a Checkout Session in subscription mode with " +
+      "client_reference_id = user id. Open `url` in a browser; Stripe returns to /api/billing/dummy/success or /cancel.",
+    security: bearerAuth,
+    middleware: [requireAuth] as const,
+    responses: {
+      200: jsonResponse(CheckoutResponseSchema, "Checkout Session created"),
+      ...errorResponses({ ...authErrors, 409: "ALREADY_PRO", ...stripeErrors }),
+    },
+  }),
+  async (c) => {
+    const now = new Date();
+    const userId = c.var.userId;
+    const account = await findBillingAccount(c.var.db, userId, now);
+    if (account.pro) throw new AppError(409, "ALREADY_PRO", "You are already on Pro");
+    if (!c.env.STRIPE_PRO_PLAN_PRICE_ID) throw billingNotConfigured();
+    const stripe = createStripe(c.env);
+    let customerId = account.customerId;
+    if (!customerId) {
+      const user = await findUserById(c.var.db, userId);
+      const customer = await callStripe("customers.create", () =>
+        stripe.customers.create(
+          {
+            phone: user?.phoneNumber,
+            email: user?.email ?? undefined,
+            name: user?.fullName ?? undefined,
+            metadata: { userId },
+          },
+          // Concurrent first subscribes get the same customer back from Stripe.
+          { idempotencyKey: `customer-for-user-${userId}` },
+        ),
+      );
+      customerId = await saveCustomerId(c.var.db, userId, customer.id, now);
+    }
+    const origin = new URL(c.req.url).origin;
+    const session = await callStripe("checkout.sessions.create", () =>
+      stripe.checkout.sessions.create({
+        mode: "subscription",
+        customer: customerId,
+        client_reference_id: userId,
+        line_items: [{ price: c.env.STRIPE_PRO_PLAN_PRICE_ID, quantity: 1 }],
+        subscription_data: { metadata: { userId } },
+        success_url: `${origin}/api/billing/dummy/success?session_id={CHECKOUT_SESSION_ID}`,
+        cancel_url: `${origin}/api/billing/dummy/cancel`,
+      }),
+    );
+    if (!session.url)
+      throw new AppError(502, "PAYMENT_PROVIDER_ERROR", "The payment provider returned no checkout page");
+    return c.json(
+      { success: true as const, message: "Checkout session created", url: session.url, sessionId: session.id },
+      200,
+    );
+  },
+);
+
+billingRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/portal",
+    tags: ["Billing"],
+    summary: "Open the Stripe Billing Portal to manage or cancel Pro",
+    security: bearerAuth,
+    middleware: [requireAuth] as const,
+    responses: {
+      200: jsonResponse(PortalResponseSchema, "Portal session created"),
+      ...errorResponses({ ...authErrors, 404: "NO_SUBSCRIPTION: the user has never subscribed", ...stripeErrors }),
+    },
+  }),
+  async (c) => {
+    const account = await findBillingAccount(c.var.db, c.var.userId, new Date());
+    if (!account.customerId || !account.subscriptionId) {
+      throw new AppError(404, "NO_SUBSCRIPTION", "You have no subscription to manage");
+    }
+    const stripe = createStripe(c.env);
+    const customer = account.customerId;
+    const portal = await callStripe("billingPortal.sessions.create", () =>
+      stripe.billingPortal.sessions.create({
+        customer,
+        return_url: `${new URL(c.req.url).origin}/api/billing/dummy/success`,
+      }),
+    );
+    return c.json({ success: true as const, message: "Billing portal session created", url: portal.url }, 200);
+  },
+);
+
+billingRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/subscription/status",
+    tags: ["Billing"],
+    summary: "Tier, subscription and today's usage",
+    description: "Pro means a subscription that is active or trialing whose current period has not ended.",
+    security: bearerAuth,
+    middleware: [requireAuth] as const,
+    responses: { 200: jsonResponse(SubscriptionStatusResponseSchema, "Current status"), ...errorResponses(authErrors) },
+  }),
+  async (c) => {
+    const now = new Date();
+    const [account, quota] = await Promise.all([
+      findBillingAccount(c.var.db, c.var.userId, now),
+      readQuotaState(c.var.db, c.var.userId, utcDay(now), now),
+    ]);
+    const tier = quota.pro ? ("pro" as const) : ("basic" as const);
+    const subscription =
+      account.subscriptionId && account.status
+        ? {
+            status: account.status,
+            currentPeriodEnd: toIso(account.currentPeriodEnd),
+            cancelAtPeriodEnd: account.cancelAtPeriodEnd,
+          }
+        : null;
+    return c.json(
+      {
+        success: true as const,
+        message: "Subscription status",
+        tier,
+        subscription,
+        usage: describeUsage(tier, quota.used, now),
+      },
+      200,
+    );
+  },
+);
+
+for (const [path, message] of [
+  ["/dummy/success", "Payment successful! Your Pro plan is activated as soon as Stripe confirms it."],
+  ["/dummy/cancel", "Payment cancelled. You are still on the Basic plan."],
+] as const) {
+  billingRoutes.openapi(
+    createRoute({
+      method: "get",
+      path,
+      tags: ["Billing"],
+      summary: `Stripe Checkout's return page (${path.split("/").pop()})`,
+      responses: { 200: jsonResponse(successSchema({}), "A note for the browser Stripe sent back") },
+    }),
+    (c) => c.json({ success: true as const, message }, 200),
+  );
+}
+
+/** Stripe's event payloads can exceed the 64 KiB that client requests get. */
+export const WEBHOOK_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Mounted ahead of the JSON body guard: the signature is checked on the raw bytes before any JSON
+ * parsing or database work.
+ */
+export const stripeWebhookRoutes = createRouter<AppEnv>();
+
+stripeWebhookRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/stripe",
+    tags: ["Billing"],
+    summary: "Stripe webhook (signed with STRIPE_WEBHOOK_SECRET)",
+    description:
+      "Verifies Stripe-Signature (HMAC-SHA256 of the timestamp, a dot and the raw body; any v1; 300 s tolerance) before reading the event. " +
+      "Handles checkout.session.completed, customer.subscription.created|updated|deleted, invoice.paid and " +
+      "invoice.payment_failed once per event id; older events never overwrite newer state; other types are acknowledged and ignored. " +
+      "Bodies up to 1 MiB.",
+    responses: {
+      200: jsonResponse(WebhookReceivedSchema, "Event received"),
+      ...errorResponses({
+        400: "INVALID_SIGNATURE, or a signed body that is not a Stripe event",
+        413: "PAYLOAD_TOO_LARGE: over 1 MiB",
+        ...stripeErrors,
+      }),
+    },
+  }),
+  async (c) => {
+    const secret = c.env.STRIPE_WEBHOOK_SECRET;
+    if (!secret) throw billingNotConfigured();
+    const bytes = c.req.raw.body ? await readAtMost(c.req.raw.body, WEBHOOK_MAX_BYTES) : new Uint8Array();
+    const rawBody = new TextDecoder().decode(bytes);
+    if (!(await verifyStripeSignature(rawBody, c.req.header("Stripe-Signature"), secret))) {
+      throw new AppError(400, "INVALID_SIGNATURE", "The Stripe-Signature header does not match this body");
+    }
+    let payload: unknown;
+    try {
+      payload = JSON.parse(rawBody);
+    } catch {
+      throw invalidJson();
+    }
+    const event = StripeEventSchema.safeParse(payload);
+    if (!event.success) throw validationFailed(event.error);
+    await handleStripeEvent(c.env, c.var.db, event.data);
+    return c.json({ success: true as const, message: "Webhook received", received: true as const }, 200);
+  },
+);

@@ -1,0 +1,66 @@
+import { z } from "@hono/zod-openapi";
+import { successSchema } from "../../lib/openapi";
+import { TierSchema, UsageSchema } from "../prompts/prompts.schemas";
+
+export const CheckoutResponseSchema = successSchema({
+  url: z.string().openapi({ description: "Stripe Checkout page to send the user to" }),
+  sessionId: z.string(),
+}).openapi("CheckoutSession");
+
+export const PortalResponseSchema = successSchema({
+  url: z.string().openapi({ description: "Stripe Billing Portal page to manage or cancel" }),
+});
+
+export const SubscriptionSchema = z
+  .object({
+    status: z.string().openapi({ example: "active", description: "Stripe's subscription status" }),
+    currentPeriodEnd: z.string().nullable(),
+    cancelAtPeriodEnd: z.boolean(),
+  })
+  .openapi("Subscription");
+
+export const SubscriptionStatusResponseSchema = successSchema({
+  tier: TierSchema,
+  subscription: SubscriptionSchema.nullable(),
+  usage: UsageSchema,
+}).openapi("SubscriptionStatus");
+
+export const WebhookReceivedSchema = successSchema({ received: z.literal(true) });
+
+/** The parts of a Stripe event this service reads; anything else in the payload is ignored. */
+export const StripeEventSchema = z.object({
+  id: z.string(),
+  type: z.string(),
+  created: z.number().int(),
+  data: z.object({ object: z.record(z.string(), z.unknown()) }),
+});
+
+const stripeId = z.union([z.string(), z.object({ id: z.string() }).transform((object) => object.id)]);
+
+export const StripeSubscriptionSchema = z.object({
+  id: z.string(),
+  customer: stripeId,
+  status: z.string(),
+  cancel_at_period_end: z.boolean().default(false),
+  // Current API versions keep the period on each item; older ones on the subscription itself.
+  current_period_end: z.number().int().nullish(),
+  items: z.object({ data: z.array(z.object({ current_period_end: z.number().int().nullish() })) }).nullish(),
+  metadata: z.record(z.string(), z.string()).nullish(),
+});
+
+export const StripeCheckoutSessionSchema = z.object({
+  mode: z.string().nullish(),
+  client_reference_id: z.string().nullish(),
+  customer: stripeId.nullish(),
+  subscription: stripeId.nullish(),
+});
+
+export const StripeInvoiceSchema = z.object({
+  customer: stripeId.nullish(),
+  // Current API versions: parent.subscription_details.subscription; older ones: subscription.
+  subscription: stripeId.nullish(),
+  parent: z.object({ subscription_details: z.object({ subscription: stripeId.nullish() }).nullish() }).nullish(),
+});
+
+export type StripeEvent = z.infer<typeof StripeEventSchema>;
+export type StripeSubscription = z.infer<typeof StripeSubscriptionSchema>;
