@@ -1,4 +1,4 @@
-import type { OpenAPIObjectConfigure } from "@hono/zod-openapi";
+import { createRoute, type OpenAPIObjectConfigure } from "@hono/zod-openapi";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { createDb } from "./db/client";
@@ -8,12 +8,13 @@ import { chatroomRoutes } from "./features/chatrooms/chatrooms.routes";
 import { userRoutes } from "./features/users/users.routes";
 import { renderApiReference } from "./lib/api-reference";
 import { handleError, handleNotFound } from "./lib/errors";
+import { jsonResponse, MessageOnlySchema } from "./lib/openapi";
 import { createRouter } from "./lib/validate";
 import { corsFromEnv } from "./middleware/cors";
 import { jsonBody } from "./middleware/json-body";
 import type { AppEnv } from "./types";
 
-const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
+export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
   openapi: "3.1.0",
   info: {
     title: "Gemini Backend Clone API",
@@ -22,7 +23,14 @@ const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
       "Phone + OTP auth, chatrooms and asynchronous Gemini replies on Cloudflare Workers. " +
       "Every error has the shape {success:false, message, error:{code, details?, requestId?}}.",
   },
-  tags: [{ name: "Auth" }, { name: "User" }, { name: "Chatrooms" }, { name: "Messages" }, { name: "Billing" }],
+  tags: [
+    { name: "Health" },
+    { name: "Auth" },
+    { name: "User" },
+    { name: "Chatrooms" },
+    { name: "Messages" },
+    { name: "Billing" },
+  ],
 };
 
 export function createApp() {
@@ -37,7 +45,16 @@ export function createApp() {
   app.route("/api/billing/webhook", stripeWebhookRoutes);
   app.use("*", jsonBody);
 
-  app.get("/", (c) => c.json({ success: true, message: "Backend is LIVE" }));
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/",
+      tags: ["Health"],
+      summary: "Health check",
+      responses: { 200: jsonResponse(MessageOnlySchema, "The Worker is up") },
+    }),
+    (c) => c.json({ success: true as const, message: "Backend is LIVE" }, 200),
+  );
 
   app.route("/api/auth", authRoutes);
   app.route("/api/user", userRoutes);

@@ -1,0 +1,80 @@
+// npm run e2e — starts the stubs and `wrangler dev` on free ports with a throwaway database, runs the
+// Postman collection with newman, pays for Pro through the Stripe stub (which sends a signed webhook),
+// checks the user turned Pro, and stops everything it started.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import newman from "newman";
+import { startLocalStack } from "./local-stack.mjs";
+
+const COLLECTION = "postman/gemini-backend.postman_collection.json";
+
+/** Runs the collection; also keeps each request's JSON answer by request name, for the checks after it. */
+function runNewman(baseUrl) {
+  const answers = new Map();
+  return new Promise((resolve, reject) => {
+    newman
+      .run(
+        {
+          collection: COLLECTION,
+          envVar: [{ key: "baseURL", value: baseUrl }],
+          reporters: ["cli"],
+          timeoutRequest: 30_000,
+        },
+        (err, summary) => (err ? reject(err) : resolve({ summary, answers })),
+      )
+      .on("request", (err, args) => {
+        if (err || !args.response) return;
+        try {
+          answers.set(args.item.name, JSON.parse(args.response.stream.toString()));
+        } catch {}
+      });
+  });
+}
+
+const persistTo = mkdtempSync(join(tmpdir(), "gemini-backend-e2e-"));
+let stack;
+let failed = false;
+try {
+  stack = await startLocalStack({ persistTo, quiet: true });
+  console.log(
+    `e2e: wrangler dev on ${stack.baseUrl}, Gemini stub ${stack.gemini.url}, Stripe stub ${stack.stripe.url}`,
+  );
+  const { summary, answers } = await runNewman(stack.baseUrl);
+  if (summary.run.failures.length > 0) failed = true;
+  // Against the stubs the reply must be Gemini's answer, not the "AI is not configured" failure.
+  const reply = answers.get("8. Wait for the reply")?.prompt;
+  const answered = reply?.status === "completed" && reply.reply?.tokens?.completion > 0;
+  console.log(`e2e: prompt ${reply?.status ?? "missing"}, reply: ${JSON.stringify(reply?.reply?.content ?? null)}`);
+  if (!answered) failed = true;
+  const checkoutUrl = answers.get("10. Subscribe to Pro (open the url to pay)")?.url;
+  const authToken = answers.get("Log in with the reset password")?.authToken;
+
+  // Pay the way a user would: open the Checkout URL. The stub completes the session and sends Stripe's
+  // signed checkout.session.completed webhook to the Worker.
+  const checkout = await fetch(checkoutUrl, { redirect: "manual" });
+  const status = await fetch(`${stack.baseUrl}/api/billing/subscription/status`, {
+    headers: { Authorization: `Bearer ${authToken}` },
+  }).then((response) => response.json());
+  const pro = checkout.status === 303 && status.tier === "pro" && status.subscription?.status === "active";
+  console.log(
+    `e2e: checkout ${checkout.status}, signed webhook → tier ${status.tier} (${status.subscription?.status ?? "no subscription"})`,
+  );
+  if (!pro) failed = true;
+
+  const requests = summary.run.stats.requests;
+  const assertions = summary.run.stats.assertions;
+  console.log(
+    `e2e: ${requests.total} requests, ${assertions.total - assertions.failed} of ${assertions.total} assertions passed, Pro after webhook: ${pro ? "yes" : "no"}`,
+  );
+  const extra = [answered, pro];
+  const passed = assertions.total - assertions.failed + extra.filter(Boolean).length;
+  console.log(`${passed} passed, ${assertions.failed + extra.filter((ok) => !ok).length} failed`);
+} catch (err) {
+  failed = true;
+  console.error(`e2e: ${err instanceof Error ? err.message : err}`);
+} finally {
+  await stack?.stop();
+  rmSync(persistTo, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,112 @@
+// Starts the offline stack: the Gemini and Stripe stubs plus `wrangler dev` pointed at them.
+// Used by `npm run dev:offline` and `npm run e2e`. Dev tool, not product code.
+import { spawn, spawnSync } from "node:child_process";
+import { createServer } from "node:net";
+import { startGeminiStub } from "./stubs/gemini.mjs";
+import { startStripeStub } from "./stubs/stripe.mjs";
+
+export const OFFLINE_SECRETS = {
+  GEMINI_API_KEY: "offline-gemini-key",
+  STRIPE_SECRET_KEY: "sk_test_offline",
+  STRIPE_WEBHOOK_SECRET: "whsec_offline_stub",
+  STRIPE_PRO_PLAN_PRICE_ID: "price_offline_pro",
+};
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitUntilUp(url, child, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited with code ${child.exitCode}`);
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      if (response.ok) return;
+    } catch {}
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  throw new Error(`wrangler dev did not answer on ${url} within ${timeoutMs / 1000} s`);
+}
+
+/**
+ * @param {{ port?: number, geminiPort?: number, stripePort?: number, persistTo?: string,
+ *   geminiDelayMs?: number, quiet?: boolean, extraVars?: Record<string, string> }} options
+ */
+export async function startLocalStack(options = {}) {
+  const port = options.port ?? (await freePort());
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const gemini = await startGeminiStub({ port: options.geminiPort ?? 0, delayMs: options.geminiDelayMs ?? 0 });
+  const stripe = await startStripeStub({
+    port: options.stripePort ?? 0,
+    webhookUrl: `${baseUrl}/api/billing/webhook/stripe`,
+    webhookSecret: OFFLINE_SECRETS.STRIPE_WEBHOOK_SECRET,
+  });
+  const persist = options.persistTo ? ["--persist-to", options.persistTo] : [];
+  const stdio = options.quiet ? "ignore" : "inherit";
+
+  const migrated = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", ...persist], {
+    stdio,
+    env: { ...process.env, CI: "true" },
+    shell: process.platform === "win32",
+  });
+  if (migrated.status !== 0) throw new Error("applying the local D1 migrations failed");
+
+  const vars = { ...OFFLINE_SECRETS, GEMINI_BASE_URL: gemini.url, STRIPE_API_BASE: stripe.url, ...options.extraVars };
+  const args = [
+    "dev",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--inspector-port",
+    String(await freePort()),
+    ...persist,
+  ];
+  for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}:${value}`);
+  const wrangler = spawn("wrangler", args, {
+    stdio: options.quiet ? ["ignore", "ignore", "inherit"] : "inherit",
+    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
+    detached: process.platform !== "win32",
+    shell: process.platform === "win32",
+  });
+
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    if (wrangler.exitCode === null) {
+      try {
+        process.kill(process.platform === "win32" ? wrangler.pid : -wrangler.pid, "SIGTERM");
+      } catch {}
+      await new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          try {
+            process.kill(-wrangler.pid, "SIGKILL");
+          } catch {}
+          resolve();
+        }, 5_000);
+        wrangler.once("exit", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    await Promise.all([gemini.close(), stripe.close()]);
+  };
+
+  try {
+    await waitUntilUp(`${baseUrl}/`, wrangler, 90_000);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { baseUrl, gemini, stripe, stop };
+}
