@@ -1,6 +1,7 @@
 // npm run e2e — starts the stubs and `wrangler dev` on free ports with a throwaway database, runs the
 // Postman collection with newman, pays for Pro through the Stripe stub (which sends a signed webhook),
 // checks the user turned Pro, and stops everything it started.
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,7 +37,8 @@ const persistTo = mkdtempSync(join(tmpdir(), "gemini-backend-e2e-"));
 let stack;
 let failed = false;
 try {
-  stack = await startLocalStack({ persistTo, quiet: true });
+  // Nothing from the checkout's .dev.vars is needed: the run brings its own secret.
+  stack = await startLocalStack({ persistTo, quiet: true, extraVars: { JWT_SECRET: randomBytes(32).toString("hex") } });
   console.log(
     `e2e: wrangler dev on ${stack.baseUrl}, Gemini stub ${stack.gemini.url}, Stripe stub ${stack.stripe.url}`,
   );

@@ -2,6 +2,7 @@
 // @google/generative-ai code can run without a key or internet. Dev tool, not product code.
 import { createServer } from "node:http";
 import { pathToFileURL } from "node:url";
+import { listen } from "./listen.mjs";
 
 const readJson = (req) =>
   new Promise((resolve) => {
@@ -70,16 +71,7 @@ export function startGeminiStub({ port = 0, host = "127.0.0.1", delayMs = 0 } = 
       modelVersion: match[1],
     });
   });
-  return new Promise((resolve) => {
-    server.listen(port, host, () => {
-      const { port: actual } = server.address();
-      resolve({
-        url: `http://${host}:${actual}`,
-        port: actual,
-        close: () => new Promise((done) => server.close(done)),
-      });
-    });
-  });
+  return listen(server, port, host);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {

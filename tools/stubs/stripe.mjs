@@ -5,6 +5,7 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import { pathToFileURL } from "node:url";
+import { listen } from "./listen.mjs";
 
 const id = (prefix) => `${prefix}_${randomBytes(12).toString("hex")}`;
 const now = () => Math.floor(Date.now() / 1000);
@@ -166,17 +167,7 @@ export function startStripeStub({ port = 0, host = "127.0.0.1", webhookUrl, webh
     });
   });
 
-  return new Promise((resolve) => {
-    server.listen(port, host, () => {
-      const { port: actual } = server.address();
-      resolve({
-        url: `http://${host}:${actual}`,
-        port: actual,
-        completeCheckout,
-        close: () => new Promise((done) => server.close(done)),
-      });
-    });
-  });
+  return listen(server, port, host, { completeCheckout });
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {

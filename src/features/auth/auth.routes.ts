@@ -34,7 +34,7 @@ import {
   UserResponseSchema,
   VerifyOtpBodySchema,
 } from "./auth.schemas";
-import { issueOtp, redeemOtp } from "./otp";
+import { issueOtpForPhone, redeemOtp } from "./otp";
 import { burnPasswordCheck, hashPassword, verifyPassword } from "./password";
 import { issueToken } from "./tokens";
 
@@ -49,8 +49,6 @@ const otpRequestErrors = {
   429: "OTP_RATE_LIMITED: one OTP per 30 s and 5 per hour for each phone and purpose (Retry-After)",
   502: "OTP_DELIVERY_FAILED: the SMS relay did not accept the OTP (OTP_DELIVERY=webhook)",
 } as const;
-
-const userNotFound = () => new AppError(404, "USER_NOT_FOUND", "No account with this phone number");
 
 export const authRoutes = createRouter<AppEnv>();
 
@@ -112,10 +110,7 @@ authRoutes.openapi(
     },
   }),
   async (c) => {
-    const { phoneNumber } = c.req.valid("json");
-    const user = await findUserByPhone(c.var.db, phoneNumber);
-    if (!user) throw userNotFound();
-    const issued = await issueOtp(c.env, c.var.db, user, "login");
+    const issued = await issueOtpForPhone(c.env, c.var.db, c.req.valid("json").phoneNumber, "login");
     return c.json({ success: true as const, message: "OTP sent", ...issued }, 200);
   },
 );
@@ -181,10 +176,7 @@ authRoutes.openapi(
     },
   }),
   async (c) => {
-    const { phoneNumber } = c.req.valid("json");
-    const user = await findUserByPhone(c.var.db, phoneNumber);
-    if (!user) throw userNotFound();
-    const issued = await issueOtp(c.env, c.var.db, user, "reset");
+    const issued = await issueOtpForPhone(c.env, c.var.db, c.req.valid("json").phoneNumber, "reset");
     return c.json({ success: true as const, message: "Password reset OTP sent", ...issued }, 200);
   },
 );

@@ -5,6 +5,7 @@ import { AppError, tooManyRequests } from "../../lib/errors";
 import {
   consumeOtp,
   deleteOtp,
+  findUserByPhone,
   findUserWithLatestOtp,
   insertOtpWithinLimits,
   listRecentOtpTimes,
@@ -36,7 +37,14 @@ async function hashOtp(env: Env, userId: string, purpose: OtpPurpose, code: stri
   return toHex(await hmacSha256(env.JWT_SECRET, `otp:${purpose}:${userId}:${code}`));
 }
 
-export async function issueOtp(env: Env, db: Database, user: User, purpose: OtpPurpose) {
+/** Issues an OTP for the account with this phone; 404 USER_NOT_FOUND when there is none. */
+export async function issueOtpForPhone(env: Env, db: Database, phoneNumber: string, purpose: OtpPurpose) {
+  const user = await findUserByPhone(db, phoneNumber);
+  if (!user) throw new AppError(404, "USER_NOT_FOUND", "No account with this phone number");
+  return issueOtp(env, db, user, purpose);
+}
+
+async function issueOtp(env: Env, db: Database, user: User, purpose: OtpPurpose) {
   const now = new Date();
   const code = generateOtp();
   const id = crypto.randomUUID();

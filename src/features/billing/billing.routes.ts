@@ -7,8 +7,7 @@ import { readAtMost } from "../../middleware/json-body";
 import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
 import { findUserById } from "../auth/auth.repo";
-import { readQuotaState } from "../prompts/prompts.repo";
-import { describeUsage, utcDay } from "../prompts/quota";
+import { currentUsage } from "../prompts/quota";
 import { findBillingAccount, saveCustomerId } from "./billing.repo";
 import {
   CheckoutResponseSchema,
@@ -131,11 +130,10 @@ billingRoutes.openapi(
   }),
   async (c) => {
     const now = new Date();
-    const [account, quota] = await Promise.all([
+    const [account, { tier, usage }] = await Promise.all([
       findBillingAccount(c.var.db, c.var.userId, now),
-      readQuotaState(c.var.db, c.var.userId, utcDay(now), now),
+      currentUsage(c.var.db, c.var.userId, now),
     ]);
-    const tier = quota.pro ? ("pro" as const) : ("basic" as const);
     const subscription =
       account.subscriptionId && account.status
         ? {
@@ -150,7 +148,7 @@ billingRoutes.openapi(
         message: "Subscription status",
         tier,
         subscription,
-        usage: describeUsage(tier, quota.used, now),
+        usage,
       },
       200,
     );

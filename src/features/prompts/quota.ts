@@ -1,4 +1,6 @@
+import type { Database } from "../../db/client";
 import { nextUtcMidnight } from "../../lib/time";
+import { readQuotaState } from "./prompts.repo";
 
 export const BASIC_DAILY_PROMPT_LIMIT = 5;
 
@@ -16,3 +18,10 @@ export function describeUsage(tier: Tier, used: number, now: Date) {
 
 /** The UTC calendar day a prompt counts against: "2026-11-24". */
 export const utcDay = (now: Date) => now.toISOString().slice(0, 10);
+
+/** The user's tier and today's usage, as /user/me and the subscription status report them. */
+export async function currentUsage(db: Database, userId: string, now: Date) {
+  const quota = await readQuotaState(db, userId, utcDay(now), now);
+  const tier: Tier = quota.pro ? "pro" : "basic";
+  return { tier, usage: describeUsage(tier, quota.used, now) };
+}

@@ -6,8 +6,7 @@ import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
 import { findUserById } from "../auth/auth.repo";
 import { toUserResponse } from "../auth/auth.schemas";
-import { readQuotaState } from "../prompts/prompts.repo";
-import { describeUsage, utcDay } from "../prompts/quota";
+import { currentUsage } from "../prompts/quota";
 import { MeResponseSchema } from "./users.schemas";
 
 export const userRoutes = createRouter<AppEnv>();
@@ -24,13 +23,11 @@ userRoutes.openapi(
   }),
   async (c) => {
     const now = new Date();
-    const [user, quota] = await Promise.all([
+    const [user, { tier, usage }] = await Promise.all([
       findUserById(c.var.db, c.var.userId),
-      readQuotaState(c.var.db, c.var.userId, utcDay(now), now),
+      currentUsage(c.var.db, c.var.userId, now),
     ]);
     if (!user) throw unauthorized();
-    const tier = quota.pro ? ("pro" as const) : ("basic" as const);
-    const usage = describeUsage(tier, quota.used, now);
     return c.json(
       { success: true as const, message: "Current user", user: { ...toUserResponse(user), tier, usage } },
       200,
