@@ -99,51 +99,7 @@ export function expectError(res: CallResult, status: number, code: string) {
   expect(JSON.stringify(res.body)).not.toMatch(/stack|at .*\(|SQLITE|D1_ERROR/);
 }
 
-/**
- * Wraps the D1 binding to count round trips: every executed statement and every batch is one
- * network hop in production.
- */
-export function countingD1(d1: D1Database) {
-  const counter = { roundTrips: 0 };
-  const originals = new WeakMap<object, D1PreparedStatement>();
-  const wrap = (statement: D1PreparedStatement): D1PreparedStatement => {
-    const proxy = new Proxy(statement, {
-      get(target, property) {
-        if (property === "bind") return (...values: unknown[]) => wrap(target.bind(...values));
-        if (property === "first" || property === "run" || property === "all" || property === "raw") {
-          return (...args: unknown[]) => {
-            counter.roundTrips += 1;
-            return (target[property] as (...a: unknown[]) => unknown).apply(target, args);
-          };
-        }
-        const value = Reflect.get(target, property, target);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
-    originals.set(proxy, statement);
-    return proxy;
-  };
-  const binding = new Proxy(d1, {
-    get(target, property) {
-      if (property === "prepare") return (query: string) => wrap(target.prepare(query));
-      if (property === "batch") {
-        return (statements: D1PreparedStatement[]) => {
-          counter.roundTrips += 1;
-          return target.batch(statements.map((statement) => originals.get(statement) ?? statement));
-        };
-      }
-      if (property === "exec") {
-        return (query: string) => {
-          counter.roundTrips += 1;
-          return target.exec(query);
-        };
-      }
-      const value = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return { binding, counter };
-}
+export { countingD1 } from "../tools/counting-bindings";
 
 /** Wraps the queue producer to record what is sent. */
 export function recordingQueue(queue: Queue) {
