@@ -1,5 +1,6 @@
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { call, expectError, verifiedUser } from "./helpers";
+import { call, countingD1, expectError, verifiedUser } from "./helpers";
 
 describe("GET /api/user/me", () => {
   it("returns the profile, Basic tier and today's usage with the reset at the next 00:00 UTC", async () => {
@@ -18,6 +19,14 @@ describe("GET /api/user/me", () => {
       },
     });
     expect(JSON.stringify(res.body)).not.toMatch(/password|tokenVersion/i);
+  });
+
+  it("uses one D1 round trip once the token version is cached", async () => {
+    const { token } = await verifiedUser();
+    await call("GET", "/api/user/me", { token });
+    const { binding, counter } = countingD1(env.DB);
+    expect((await call("GET", "/api/user/me", { token, env: { ...env, DB: binding } })).status).toBe(200);
+    expect(counter.roundTrips).toBe(1);
   });
 
   it("returns 401 UNAUTHORIZED without a token", async () => {

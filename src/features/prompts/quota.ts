@@ -19,9 +19,12 @@ export function describeUsage(tier: Tier, used: number, now: Date) {
 /** The UTC calendar day a prompt counts against: "2026-11-24". */
 export const utcDay = (now: Date) => now.toISOString().slice(0, 10);
 
-/** The user's tier and today's usage, as /user/me and the subscription status report them. */
-export async function currentUsage(db: Database, userId: string, now: Date) {
-  const quota = await readQuotaState(db, userId, utcDay(now), now);
+/** The tier and today's usage as /user/me and the subscription status report them. */
+export function tierAndUsage(quota: { pro: boolean; used: number }, now: Date) {
   const tier: Tier = quota.pro ? "pro" : "basic";
   return { tier, usage: describeUsage(tier, quota.used, now) };
+}
+
+export async function currentUsage(db: Database, userId: string, now: Date) {
+  return tierAndUsage(await readQuotaState(db, userId, utcDay(now), now), now);
 }

@@ -4,9 +4,9 @@ import { authErrors, bearerAuth, errorResponses, jsonResponse } from "../../lib/
 import { createRouter } from "../../lib/validate";
 import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
-import { findUserById } from "../auth/auth.repo";
 import { toUserResponse } from "../auth/auth.schemas";
-import { currentUsage } from "../prompts/quota";
+import { tierAndUsage, utcDay } from "../prompts/quota";
+import { findUserWithQuota } from "./users.repo";
 import { MeResponseSchema } from "./users.schemas";
 
 export const userRoutes = createRouter<AppEnv>();
@@ -23,14 +23,9 @@ userRoutes.openapi(
   }),
   async (c) => {
     const now = new Date();
-    const [user, { tier, usage }] = await Promise.all([
-      findUserById(c.var.db, c.var.userId),
-      currentUsage(c.var.db, c.var.userId, now),
-    ]);
-    if (!user) throw unauthorized();
-    return c.json(
-      { success: true as const, message: "Current user", user: { ...toUserResponse(user), tier, usage } },
-      200,
-    );
+    const found = await findUserWithQuota(c.var.db, c.var.userId, utcDay(now), now);
+    if (!found) throw unauthorized();
+    const user = { ...toUserResponse(found.user), ...tierAndUsage(found, now) };
+    return c.json({ success: true as const, message: "Current user", user }, 200);
   },
 );
