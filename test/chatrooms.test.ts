@@ -191,3 +191,34 @@ describe("GET, PATCH, DELETE /api/chatroom/:id", () => {
     expectError(await call("DELETE", `/api/chatroom/${crypto.randomUUID()}`, { token }), 404, "NOT_FOUND");
   });
 });
+
+describe("chatroom list cache under KV write limits", () => {
+  it("still answers 201 when KV refuses the first stamp write, and the list is fresh afterwards", async () => {
+    const { token } = await verifiedUser();
+    await call("GET", "/api/chatroom", { token });
+    await call("GET", "/api/chatroom", { token });
+    let refusals = 1;
+    const limitedKv = new Proxy(env.CACHE, {
+      get(target, property) {
+        if (property === "put") {
+          return (key: string, ...rest: unknown[]) => {
+            if (key.startsWith("chatrooms:version:") && refusals-- > 0) {
+              return Promise.reject(new Error("KV PUT failed: 429 Too Many Requests"));
+            }
+            return (target.put as (...a: unknown[]) => Promise<void>)(key, ...rest);
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const res = await call("POST", "/api/chatroom", {
+      token,
+      body: { name: "Burst" },
+      env: { ...env, CACHE: limitedKv },
+    });
+    expect(res.status).toBe(201);
+    const list = await call("GET", "/api/chatroom", { token });
+    expect(list.body.chatrooms.map((r: { name: string }) => r.name)).toEqual(["Burst"]);
+  });
+});

@@ -41,7 +41,27 @@ export async function storeChatroomList(
   await kv.put(listKey(userId, stamp), JSON.stringify(chatrooms), { expirationTtl: LIST_TTL_SECONDS });
 }
 
-/** Called after every change to the user's rooms (create, rename, delete, a new message or reply). */
+/** KV takes about one write per second per key; a second change within it is retried once after that. */
+const KV_WRITE_WINDOW_MS = 1_100;
+
+/**
+ * Called after every change to the user's rooms (create, rename, delete, a new message or reply), when
+ * D1 has already committed the change: a failure here must not turn a done change into an error, so it
+ * is retried once and otherwise logged.
+ */
 export async function bumpChatroomList(kv: KVNamespace, userId: string) {
-  await kv.put(versionKey(userId), newStamp());
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await kv.put(versionKey(userId), newStamp());
+      return;
+    } catch (err) {
+      if (attempt >= 2) {
+        console.error(
+          JSON.stringify({ level: "error", message: "chatroom list stamp not written", userId, error: String(err) }),
+        );
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, KV_WRITE_WINDOW_MS));
+    }
+  }
 }
