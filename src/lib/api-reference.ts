@@ -1,52 +1,17 @@
+import { type OpenApiDocument, type OpenApiOperation, type OpenApiSchema, resolveSchema } from "./openapi-document";
+
 /**
  * Renders the OpenAPI document as a self-contained HTML reference: no scripts, fonts or styles from
  * a CDN, so /docs works offline and on locked-down networks.
  */
-type Schema = {
-  $ref?: string;
-  type?: string | string[];
-  properties?: Record<string, Schema>;
-  required?: string[];
-  items?: Schema;
-  enum?: unknown[];
-  const?: unknown;
-  anyOf?: Schema[];
-  oneOf?: Schema[];
-  allOf?: Schema[];
-  description?: string;
-  example?: unknown;
-  format?: string;
-  pattern?: string;
-  minLength?: number;
-  maxLength?: number;
-  minimum?: number;
-  maximum?: number;
-  default?: unknown;
-};
-type Operation = {
-  summary?: string;
-  description?: string;
-  tags?: string[];
-  security?: unknown[];
-  parameters?: { name: string; in: string; required?: boolean; description?: string; schema?: Schema }[];
-  requestBody?: { content?: Record<string, { schema?: Schema }> };
-  responses?: Record<string, { description?: string }>;
-};
-type Document = {
-  info: { title: string; version: string; description?: string };
-  paths?: Record<string, Record<string, Operation>>;
-  components?: { schemas?: Record<string, Schema> };
-};
+type Schema = OpenApiSchema;
+type Operation = OpenApiOperation;
+type Document = OpenApiDocument;
 
 const escapeHtml = (value: unknown) => String(value).replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 
-function resolve(schema: Schema, doc: Document): Schema {
-  const name = schema.$ref?.split("/").pop();
-  return name ? (doc.components?.schemas?.[name] ?? {}) : schema;
-}
-
 function describeType(schema: Schema, doc: Document): string {
-  const s = resolve(schema, doc);
+  const s = resolveSchema(schema, doc);
   if (s.const !== undefined) return JSON.stringify(s.const);
   if (s.enum) return s.enum.map((value) => JSON.stringify(value)).join(" | ");
   const variants = s.anyOf ?? s.oneOf;
@@ -71,11 +36,11 @@ function constraints(schema: Schema): string {
 }
 
 function renderFields(schema: Schema, doc: Document, depth = 0): string {
-  const s = resolve(schema, doc);
-  const object = s.type === "array" && s.items ? resolve(s.items, doc) : s;
+  const s = resolveSchema(schema, doc);
+  const object = s.type === "array" && s.items ? resolveSchema(s.items, doc) : s;
   if (!object.properties || depth > 4) return "";
   const rows = Object.entries(object.properties).map(([name, child]) => {
-    const resolved = resolve(child, doc);
+    const resolved = resolveSchema(child, doc);
     const required = object.required?.includes(name) ? "" : ' <span class="opt">optional</span>';
     const note = [escapeHtml(resolved.description ?? ""), constraints(resolved)].filter(Boolean).join(" — ");
     return `<li><code>${escapeHtml(name)}</code> <span class="type">${escapeHtml(describeType(child, doc))}</span>${required}${
@@ -109,7 +74,7 @@ ${body ? `<h4>JSON body</h4>${renderFields(body, doc)}` : ""}
 
 export function renderApiReference(document: unknown): string {
   const doc = document as Document;
-  const operations = Object.entries(doc.paths ?? {}).flatMap(([path, methods]) =>
+  const operations = Object.entries(doc.paths).flatMap(([path, methods]) =>
     Object.entries(methods).map(([method, op]) => ({ path, method, op })),
   );
   const toc = operations

@@ -1,31 +1,14 @@
+import { type OpenApiDocument, type OpenApiSchema, resolveSchema } from "../../src/lib/openapi-document";
+
 /**
  * Builds the Postman collection (v2.1) from the OpenAPI document the Worker serves. The requests,
  * bodies and parameters come from the document; this file only adds what OpenAPI cannot say: the
  * order of the happy-path flow, which collection variables each step stores, and its checks.
  */
 
-type Schema = {
-  $ref?: string;
-  type?: string | string[];
-  properties?: Record<string, Schema>;
-  required?: string[];
-  example?: unknown;
-  default?: unknown;
-  enum?: unknown[];
-  anyOf?: Schema[];
-};
-type Operation = {
-  summary?: string;
-  description?: string;
-  security?: unknown[];
-  parameters?: { name: string; in: string; required?: boolean; schema?: Schema }[];
-  requestBody?: { content?: Record<string, { schema?: Schema }> };
-};
-export type OpenApiDocument = {
-  info: { title: string; version: string; description?: string };
-  paths: Record<string, Record<string, Operation>>;
-  components?: { schemas?: Record<string, Schema> };
-};
+type Schema = OpenApiSchema;
+
+export type { OpenApiDocument };
 
 type Script = { listen: "prerequest" | "test"; script: { type: "text/javascript"; exec: string[] } };
 type PostmanItem = {
@@ -209,19 +192,14 @@ const MORE: Step[] = [
 /** Left out: Stripe calls it, signed with the webhook secret; see the README to forward events. */
 const EXCLUDED = new Set(["post /api/billing/webhook/stripe"]);
 
-function resolve(schema: Schema | undefined, doc: OpenApiDocument): Schema {
-  const name = schema?.$ref?.split("/").pop();
-  return (name ? doc.components?.schemas?.[name] : schema) ?? {};
-}
-
 function exampleFor(schema: Schema | undefined, doc: OpenApiDocument): unknown {
-  const s = resolve(schema, doc);
+  const s = resolveSchema(schema, doc);
   if (s.example !== undefined) return s.example;
   if (s.default !== undefined) return s.default;
   if (s.enum?.length) return s.enum[0];
   if (s.anyOf?.length)
     return exampleFor(
-      s.anyOf.find((variant) => resolve(variant, doc).type !== "null"),
+      s.anyOf.find((variant) => resolveSchema(variant, doc).type !== "null"),
       doc,
     );
   if (s.properties) {
