@@ -9,6 +9,7 @@ type Operation = OpenApiOperation;
 type Document = OpenApiDocument;
 
 const escapeHtml = (value: unknown) => String(value).replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+const anchor = (method: string, path: string) => escapeHtml(`${method}-${path}`);
 
 function describeType(schema: Schema, doc: Document): string {
   const s = resolveSchema(schema, doc);
@@ -61,7 +62,7 @@ function renderOperation(path: string, method: string, op: Operation, doc: Docum
   const responses = Object.entries(op.responses ?? {}).map(
     ([status, response]) => `<li><b>${escapeHtml(status)}</b> ${escapeHtml(response.description ?? "")}</li>`,
   );
-  return `<section class="op" id="${escapeHtml(`${method}-${path}`)}">
+  return `<section class="op" id="${anchor(method, path)}">
 <h3><span class="method ${escapeHtml(method)}">${escapeHtml(method.toUpperCase())}</span> <code>${escapeHtml(path)}</code>${
     op.security?.length ? ' <span class="lock" title="Bearer token required">🔒 bearer</span>' : ""
   }</h3>
@@ -72,34 +73,58 @@ ${body ? `<h4>JSON body</h4>${renderFields(body, doc)}` : ""}
 </section>`;
 }
 
+/** Operations grouped under their first tag, in the order the document lists its tags. */
+function groupByTag(doc: Document) {
+  const groups = new Map<string, { path: string; method: string; op: Operation }[]>();
+  for (const tag of doc.tags ?? []) groups.set(tag.name, []);
+  for (const [path, methods] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(methods)) {
+      const tag = op.tags?.[0] ?? "Other";
+      groups.set(tag, [...(groups.get(tag) ?? []), { path, method, op }]);
+    }
+  }
+  return [...groups].filter(([, operations]) => operations.length > 0);
+}
+
 export function renderApiReference(document: unknown): string {
   const doc = document as Document;
-  const operations = Object.entries(doc.paths).flatMap(([path, methods]) =>
-    Object.entries(methods).map(([method, op]) => ({ path, method, op })),
-  );
-  const toc = operations
+  const groups = groupByTag(doc);
+  const toc = groups
     .map(
-      ({ path, method }) =>
-        `<li><a href="#${escapeHtml(`${method}-${path}`)}"><span class="method ${escapeHtml(method)}">${escapeHtml(
-          method.toUpperCase(),
-        )}</span> ${escapeHtml(path)}</a></li>`,
+      ([tag, operations]) =>
+        `<li class="tag">${escapeHtml(tag)}</li>${operations
+          .map(
+            ({ path, method }) =>
+              `<li><a href="#${anchor(method, path)}"><span class="method ${escapeHtml(method)}">${escapeHtml(
+                method.toUpperCase(),
+              )}</span><span class="path">${escapeHtml(path)}</span></a></li>`,
+          )
+          .join("")}`,
     )
     .join("");
+  const sections = groups
+    .map(
+      ([tag, operations]) =>
+        `<h2>${escapeHtml(tag)}</h2>\n${operations.map(({ path, method, op }) => renderOperation(path, method, op, doc)).join("\n")}`,
+    )
+    .join("\n");
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${escapeHtml(doc.info.title)} — API reference</title>
 <style>
 body{font:15px/1.5 system-ui,sans-serif;margin:0;color:#1d2330;display:flex}
-nav{width:320px;height:100vh;overflow:auto;position:sticky;top:0;background:#f4f6fa;padding:16px;box-sizing:border-box}
-nav ul{list-style:none;padding:0}nav a{text-decoration:none;color:inherit;font-size:13px}
-main{flex:1;padding:24px 40px;max-width:960px}code{font:13px ui-monospace,monospace;background:#eef1f6;padding:1px 4px;border-radius:3px}
-.op{border-top:1px solid #dde2ea;padding:12px 0}.method{display:inline-block;min-width:54px;font:bold 12px ui-monospace,monospace;color:#fff;border-radius:3px;padding:2px 6px;text-align:center}
+nav{width:340px;flex:none;height:100vh;overflow:auto;position:sticky;top:0;background:#f4f6fa;padding:16px;box-sizing:border-box}
+nav ul{list-style:none;padding:0;margin:0}nav li.tag{margin:14px 0 4px;font-weight:600;font-size:12px;text-transform:uppercase;color:#667}
+nav a{display:flex;gap:6px;align-items:baseline;text-decoration:none;color:inherit;font-size:13px;padding:2px 0}nav .path{word-break:break-all}
+main{flex:1;padding:24px 40px;max-width:960px}h2{margin-top:40px;border-bottom:2px solid #1d2330}
+code{font:13px ui-monospace,monospace;background:#eef1f6;padding:1px 4px;border-radius:3px}
+.op{border-top:1px solid #dde2ea;padding:12px 0}.method{display:inline-block;flex:none;min-width:54px;font:bold 12px ui-monospace,monospace;color:#fff;border-radius:3px;padding:2px 6px;text-align:center}
 .get{background:#2f7d32}.post{background:#1f5fbf}.patch{background:#b26a00}.delete{background:#b3261e}
 .type{color:#6b4fbb;font-size:13px}.opt{color:#888;font-size:12px}.note{color:#555;font-size:13px}.lock{font-size:12px;color:#8a6d00}.desc{color:#444}
 </style></head><body>
 <nav><b>${escapeHtml(doc.info.title)}</b> <small>v${escapeHtml(doc.info.version)}</small>
 <p><a href="/openapi.json">openapi.json</a></p><ul>${toc}</ul></nav>
 <main><h1>${escapeHtml(doc.info.title)}</h1><p>${escapeHtml(doc.info.description ?? "")}</p>
-${operations.map(({ path, method, op }) => renderOperation(path, method, op, doc)).join("\n")}
+${sections}
 </main></body></html>`;
 }

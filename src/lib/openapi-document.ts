@@ -33,6 +33,7 @@ export type OpenApiOperation = {
 
 export type OpenApiDocument = {
   info: { title: string; version: string; description?: string };
+  tags?: { name: string }[];
   paths: Record<string, Record<string, OpenApiOperation>>;
   components?: { schemas?: Record<string, OpenApiSchema> };
 };

@@ -16,7 +16,7 @@ export const PasswordSchema = z
   .max(72, "Password must be at most 72 characters")
   .regex(/[A-Za-z]/, "Password must contain a letter")
   .regex(/\d/, "Password must contain a digit")
-  .openapi({ example: "s3cretPass" });
+  .openapi({ example: "s3cretPass", description: "8–72 characters with at least one letter and one digit" });
 
 export const OtpSchema = z
   .string()
