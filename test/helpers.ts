@@ -139,9 +139,12 @@ export type PromptJobBody = { promptId: string };
  * Delivers jobs to the Worker's real queue handler, as the Queues runtime would, and returns acks and
  * retries. getQueueResult does not report retry delays, so the options of each retry() call are kept.
  */
-export async function runConsumer(jobs: PromptJobBody[], options: { attempts?: number; env?: Env } = {}) {
+export async function runConsumer(
+  jobs: PromptJobBody[],
+  options: { attempts?: number; env?: Env; queue?: string } = {},
+) {
   const batch = createMessageBatch<PromptJobBody>(
-    "gemini-prompts",
+    options.queue ?? "gemini-prompts",
     jobs.map((body) => ({ id: crypto.randomUUID(), timestamp: new Date(), attempts: options.attempts ?? 1, body })),
   );
   const delays = new Map<string, number | undefined>();

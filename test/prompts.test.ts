@@ -611,3 +611,36 @@ describe("GET /api/chatroom/:id/messages", () => {
     },
   );
 });
+
+describe("dead-letter queue", () => {
+  it("settles a prompt whose deliveries all failed as failed, with the quota unit returned", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    const calls = stubGemini(() => geminiText("unused"));
+    const result = await runConsumer([{ promptId: id }], { env: aiEnv(), queue: "gemini-prompts-dlq" });
+    expect(result).toEqual({ acked: 1, retried: [] });
+    expect(calls).toHaveLength(0);
+    const read = await getPrompt(token, room.id, id);
+    expect(read.body.prompt).toMatchObject({
+      status: "failed",
+      reply: { status: "failed", content: expect.stringMatching(/retry/i) },
+    });
+    expect((await call("GET", "/api/user/me", { token })).body.user.usage.used).toBe(0);
+    expect((await call("POST", `/api/chatroom/${room.id}/message/${id}/retry`, { token })).status).toBe(202);
+  });
+
+  it("leaves an answered prompt untouched", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    stubGemini(() => geminiText("answered"));
+    await runConsumer([{ promptId: id }], { env: aiEnv() });
+    expect(await runConsumer([{ promptId: id }], { env: aiEnv(), queue: "gemini-prompts-dlq" })).toEqual({
+      acked: 1,
+      retried: [],
+    });
+    expect((await getPrompt(token, room.id, id)).body.prompt).toMatchObject({
+      status: "completed",
+      reply: { content: "answered" },
+    });
+  });
+});

@@ -8,6 +8,8 @@ export type PromptJob = { promptId: string };
 
 /** Matches `max_retries = 2` in wrangler.toml: the first delivery plus two retries. */
 export const MAX_ATTEMPTS = 3;
+/** The `dead_letter_queue` of the prompt queue in wrangler.toml. */
+export const DEAD_LETTER_QUEUE = "gemini-prompts-dlq";
 export const HISTORY_LIMIT = 20;
 
 export async function enqueuePrompt(queue: Queue, promptId: string) {
@@ -21,11 +23,12 @@ type Outcome = "ack" | "retry";
 
 /** The queue consumer: every message in the batch is answered concurrently and acked or retried explicitly. */
 export async function consumePromptBatch(batch: MessageBatch<PromptJob>, env: Env) {
+  const handle = batch.queue === DEAD_LETTER_QUEUE ? settleAbandonedPrompt : answerPrompt;
   await Promise.all(
     batch.messages.map(async (message) => {
       let outcome: Outcome;
       try {
-        outcome = await answerPrompt(env, message.body.promptId, message.attempts);
+        outcome = await handle(env, message.body.promptId, message.attempts);
       } catch (err) {
         // Our own trouble (D1 unavailable, a bug): let the queue deliver it again.
         console.error(
@@ -85,6 +88,20 @@ async function answerPrompt(env: Env, promptId: string, attempts: number): Promi
     reply = { content: failure.userMessage, outcome: "failed" };
   }
   const stored = await storeReply(db, { replyId: uuidv7(), prompt, ...reply, now: new Date() });
+  if (stored) await bumpChatroomList(env.CACHE, prompt.user_id);
+  return "ack";
+}
+
+/**
+ * A prompt that exhausted its deliveries without an answer: store the failure note (quota unit given
+ * back) so it leaves pending and can be retried. Already answered prompts are left as they are.
+ */
+async function settleAbandonedPrompt(env: Env, promptId: string): Promise<Outcome> {
+  const db = createDb(env.DB);
+  const { prompt } = await loadPromptContext(db, promptId, 1);
+  if (prompt?.status !== "pending") return "ack";
+  const content = "This prompt could not be answered because of a problem on our side. Please retry it.";
+  const stored = await storeReply(db, { replyId: uuidv7(), prompt, content, outcome: "failed", now: new Date() });
   if (stored) await bumpChatroomList(env.CACHE, prompt.user_id);
   return "ack";
 }
