@@ -6,9 +6,8 @@ import { createRouter, validationFailed } from "../../lib/validate";
 import { readAtMost } from "../../middleware/json-body";
 import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
-import { findUserById } from "../auth/auth.repo";
 import { currentUsage } from "../prompts/quota";
-import { findBillingAccount, saveCustomerId } from "./billing.repo";
+import { findBillingAccount } from "./billing.repo";
 import {
   CheckoutResponseSchema,
   PortalResponseSchema,
@@ -16,6 +15,7 @@ import {
   SubscriptionStatusResponseSchema,
   WebhookReceivedSchema,
 } from "./billing.schemas";
+import { startProCheckout } from "./checkout";
 import { billingNotConfigured, callStripe, createStripe } from "./stripe";
 import { handleStripeEvent, verifyStripeSignature } from "./webhook";
 
@@ -43,47 +43,8 @@ billingRoutes.openapi(
     },
   }),
   async (c) => {
-    const now = new Date();
-    const userId = c.var.userId;
-    const account = await findBillingAccount(c.var.db, userId, now);
-    if (account.pro) throw new AppError(409, "ALREADY_PRO", "You are already on Pro");
-    if (!c.env.STRIPE_PRO_PLAN_PRICE_ID) throw billingNotConfigured();
-    const stripe = createStripe(c.env);
-    let customerId = account.customerId;
-    if (!customerId) {
-      const user = await findUserById(c.var.db, userId);
-      const customer = await callStripe("customers.create", () =>
-        stripe.customers.create(
-          {
-            phone: user?.phoneNumber,
-            email: user?.email ?? undefined,
-            name: user?.fullName ?? undefined,
-            metadata: { userId },
-          },
-          // Concurrent first subscribes get the same customer back from Stripe.
-          { idempotencyKey: `customer-for-user-${userId}` },
-        ),
-      );
-      customerId = await saveCustomerId(c.var.db, userId, customer.id, now);
-    }
-    const origin = new URL(c.req.url).origin;
-    const session = await callStripe("checkout.sessions.create", () =>
-      stripe.checkout.sessions.create({
-        mode: "subscription",
-        customer: customerId,
-        client_reference_id: userId,
-        line_items: [{ price: c.env.STRIPE_PRO_PLAN_PRICE_ID, quantity: 1 }],
-        subscription_data: { metadata: { userId } },
-        success_url: `${origin}/api/billing/dummy/success?session_id={CHECKOUT_SESSION_ID}`,
-        cancel_url: `${origin}/api/billing/dummy/cancel`,
-      }),
-    );
-    if (!session.url)
-      throw new AppError(502, "PAYMENT_PROVIDER_ERROR", "The payment provider returned no checkout page");
-    return c.json(
-      { success: true as const, message: "Checkout session created", url: session.url, sessionId: session.id },
-      200,
-    );
+    const checkout = await startProCheckout(c.env, c.var.db, c.var.userId, new URL(c.req.url).origin);
+    return c.json({ success: true as const, message: "Checkout session created", ...checkout }, 200);
   },
 );
 

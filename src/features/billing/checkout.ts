@@ -1,0 +1,47 @@
+import type { Database } from "../../db/client";
+import { AppError } from "../../lib/errors";
+import { findUserById } from "../auth/auth.repo";
+import { findBillingAccount, saveCustomerId } from "./billing.repo";
+import { billingNotConfigured, callStripe, createStripe } from "./stripe";
+
+/**
+ * A Stripe Checkout Session in subscription mode for the Pro price. The user's Stripe customer is
+ * created once and reused; Checkout returns to this API's dummy pages at `origin`.
+ */
+export async function startProCheckout(env: Env, db: Database, userId: string, origin: string) {
+  const now = new Date();
+  const account = await findBillingAccount(db, userId, now);
+  if (account.pro) throw new AppError(409, "ALREADY_PRO", "You are already on Pro");
+  if (!env.STRIPE_PRO_PLAN_PRICE_ID) throw billingNotConfigured();
+  const stripe = createStripe(env);
+  let customerId = account.customerId;
+  if (!customerId) {
+    const user = await findUserById(db, userId);
+    const customer = await callStripe("customers.create", () =>
+      stripe.customers.create(
+        {
+          phone: user?.phoneNumber,
+          email: user?.email ?? undefined,
+          name: user?.fullName ?? undefined,
+          metadata: { userId },
+        },
+        // Concurrent first subscribes get the same customer back from Stripe.
+        { idempotencyKey: `customer-for-user-${userId}` },
+      ),
+    );
+    customerId = await saveCustomerId(db, userId, customer.id, now);
+  }
+  const session = await callStripe("checkout.sessions.create", () =>
+    stripe.checkout.sessions.create({
+      mode: "subscription",
+      customer: customerId,
+      client_reference_id: userId,
+      line_items: [{ price: env.STRIPE_PRO_PLAN_PRICE_ID, quantity: 1 }],
+      subscription_data: { metadata: { userId } },
+      success_url: `${origin}/api/billing/dummy/success?session_id={CHECKOUT_SESSION_ID}`,
+      cancel_url: `${origin}/api/billing/dummy/cancel`,
+    }),
+  );
+  if (!session.url) throw new AppError(502, "PAYMENT_PROVIDER_ERROR", "The payment provider returned no checkout page");
+  return { url: session.url, sessionId: session.id };
+}
