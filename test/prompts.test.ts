@@ -139,6 +139,31 @@ describe("POST /api/chatroom/:id/message", () => {
   });
 });
 
+describe("when the queue refuses a prompt", () => {
+  it("answers 503 QUEUE_UNAVAILABLE, settles the prompt as failed with its quota unit back, and lets it be retried", async () => {
+    const { token, room } = await roomOfNewUser();
+    await call("GET", "/api/chatroom", { token });
+    const refusingQueue = { send: () => Promise.reject(new Error("Queue send failed: 503")) } as unknown as Queue;
+    const res = await call("POST", `/api/chatroom/${room.id}/message`, {
+      token,
+      body: { userMessage: "lost?" },
+      env: { ...env, PROMPT_QUEUE: refusingQueue },
+    });
+    expectError(res, 503, "QUEUE_UNAVAILABLE");
+    const page = await call("GET", `/api/chatroom/${room.id}/messages`, { token });
+    expect(page.body.messages.map((m: { role: string; status: string }) => `${m.role}:${m.status}`)).toEqual([
+      "user:failed",
+      "assistant:failed",
+    ]);
+    expect((await call("GET", "/api/user/me", { token })).body.user.usage.used).toBe(0);
+    const list = await call("GET", "/api/chatroom", { token });
+    expect(list.headers.get("X-Cache")).toBe("MISS");
+    expect(list.body.chatrooms[0].lastMessageAt).not.toBeNull();
+    const promptId = page.body.messages[0].id;
+    expect((await call("POST", `/api/chatroom/${room.id}/message/${promptId}/retry`, { token })).status).toBe(202);
+  });
+});
+
 describe("Idempotency-Key", () => {
   it("returns the first answer again and neither stores, queues nor counts twice", async () => {
     const { token, room } = await roomOfNewUser();

@@ -44,7 +44,6 @@ export const otps = sqliteTable(
 );
 
 export type User = typeof users.$inferSelect;
-export type Otp = typeof otps.$inferSelect;
 
 export const chatrooms = sqliteTable(
   "chatrooms",

@@ -32,11 +32,6 @@ export async function listChatrooms(db: Database, userId: string): Promise<Chatr
     .orderBy(desc(chatrooms.updatedAt), desc(chatrooms.id));
 }
 
-export async function findChatroom(db: Database, userId: string, id: string) {
-  const [room] = await db.select().from(chatrooms).where(ownedBy(userId, id));
-  return room;
-}
-
 /** The room and its newest messages (newest first), in one round trip. */
 export async function findChatroomWithMessages(db: Database, userId: string, id: string, limit: number) {
   const [rooms, recent] = await db.batch([

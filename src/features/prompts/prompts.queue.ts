@@ -1,8 +1,8 @@
-import { createDb } from "../../db/client";
+import { createDb, type Database } from "../../db/client";
 import { uuidv7 } from "../../lib/ids";
 import { bumpChatroomList } from "../chatrooms/chatrooms.cache";
 import { AiFailure, type ChatTurn, generateReply } from "./gemini";
-import { loadPromptContext, storeReply } from "./prompts.repo";
+import { loadPromptContext, type ReplyToStore, storeReply } from "./prompts.repo";
 
 export type PromptJob = { promptId: string };
 
@@ -20,6 +20,15 @@ export async function enqueuePrompt(queue: Queue, promptId: string) {
 export const retryDelaySeconds = (attempts: number) => 5 ** Math.min(attempts, 3);
 
 type Outcome = "ack" | "retry";
+
+/**
+ * Stores a prompt's one reply (a failure note included) and, when this call is the one that stored it,
+ * makes the owner's chatroom list show it.
+ */
+export async function settlePrompt(env: Env, db: Database, reply: Omit<ReplyToStore, "replyId" | "now">) {
+  const stored = await storeReply(db, { ...reply, replyId: uuidv7(), now: new Date() });
+  if (stored) await bumpChatroomList(env.CACHE, reply.prompt.user_id);
+}
 
 /** The queue consumer: every message in the batch is answered concurrently and acked or retried explicitly. */
 export async function consumePromptBatch(batch: MessageBatch<PromptJob>, env: Env) {
@@ -87,8 +96,7 @@ async function answerPrompt(env: Env, promptId: string, attempts: number): Promi
     if (failure.retryable && attempts < MAX_ATTEMPTS) return "retry";
     reply = { content: failure.userMessage, outcome: "failed" };
   }
-  const stored = await storeReply(db, { replyId: uuidv7(), prompt, ...reply, now: new Date() });
-  if (stored) await bumpChatroomList(env.CACHE, prompt.user_id);
+  await settlePrompt(env, db, { prompt, ...reply });
   return "ack";
 }
 
@@ -101,7 +109,6 @@ async function settleAbandonedPrompt(env: Env, promptId: string): Promise<Outcom
   const { prompt } = await loadPromptContext(db, promptId, 1);
   if (prompt?.status !== "pending") return "ack";
   const content = "This prompt could not be answered because of a problem on our side. Please retry it.";
-  const stored = await storeReply(db, { replyId: uuidv7(), prompt, content, outcome: "failed", now: new Date() });
-  if (stored) await bumpChatroomList(env.CACHE, prompt.user_id);
+  await settlePrompt(env, db, { prompt, content, outcome: "failed" });
   return "ack";
 }

@@ -4,14 +4,13 @@ import { AppError, notFound } from "../../lib/errors";
 import { uuidv7 } from "../../lib/ids";
 import { nextUtcMidnight, secondsUntil } from "../../lib/time";
 import { bumpChatroomList } from "../chatrooms/chatrooms.cache";
-import { enqueuePrompt } from "./prompts.queue";
+import { enqueuePrompt, settlePrompt } from "./prompts.queue";
 import {
   type NewPrompt,
   recordPrompt,
   releaseIdempotencyKey,
   requeueFailedPrompt,
   saveIdempotentResponse,
-  storeReply,
 } from "./prompts.repo";
 import type { PromptDto } from "./prompts.schemas";
 import { BASIC_DAILY_PROMPT_LIMIT, describeUsage, utcDay } from "./quota";
@@ -79,14 +78,11 @@ async function enqueueOrFail(
       JSON.stringify({ level: "error", message: "enqueue failed", promptId: prompt.id, error: String(err) }),
     );
   }
-  await storeReply(db, {
-    replyId: uuidv7(),
+  await settlePrompt(env, db, {
     prompt: { id: prompt.id, chatroom_id: prompt.chatroomId, user_id: prompt.userId, quota_day: prompt.day },
     content: "This prompt could not be queued for the AI. Please retry it.",
     outcome: "failed",
-    now: new Date(),
   });
-  await bumpChatroomList(env.CACHE, prompt.userId);
   throw new AppError(
     503,
     "QUEUE_UNAVAILABLE",
