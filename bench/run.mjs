@@ -145,6 +145,22 @@ function client(base) {
       const verified = await request("POST", "/api/auth/verify-otp", { body: { phoneNumber, otp } });
       return { phoneNumber, token: verified.body.authToken, id: verified.body.user.id };
     },
+    /** Turns the user Pro the way Stripe would: a signed subscription event. */
+    async makePro(userId) {
+      const { payload, header } = proEvent(userId);
+      await request("POST", "/api/billing/webhook/stripe", { body: payload, headers: { "Stripe-Signature": header } });
+    },
+    async withRoom(user, name) {
+      const room = await request("POST", "/api/chatroom", { token: user.token, body: { name } });
+      return { ...user, roomId: room.body.chatroom.id };
+    },
+    /** A Basic user with a room, and a Pro user with a room (prompts come from Pro: no daily limit). */
+    async fixtures() {
+      const basic = await this.withRoom(await this.user(), "Bench");
+      const pro = await this.user();
+      await this.makePro(pro.id);
+      return { basic, pro: await this.withRoom(pro, "Bench") };
+    },
   };
 }
 
@@ -173,8 +189,8 @@ const proEvent = (userId) =>
   });
 
 /** Each endpoint: how to prepare one call (untimed) and make it (timed). */
-function endpoints(api, fixtures) {
-  const { token, roomId } = fixtures;
+function endpoints(api, { basic, pro }) {
+  const { token, roomId } = basic;
   return [
     {
       name: "POST /api/auth/signup",
@@ -195,7 +211,7 @@ function endpoints(api, fixtures) {
       name: "POST /api/auth/login",
       calls: 8,
       call: () =>
-        api.request("POST", "/api/auth/login", { body: { phoneNumber: fixtures.phoneNumber, password: "s3cretPass" } }),
+        api.request("POST", "/api/auth/login", { body: { phoneNumber: basic.phoneNumber, password: "s3cretPass" } }),
     },
     { name: "GET /api/user/me", calls: 60, call: () => api.request("GET", "/api/user/me", { token }) },
     { name: "GET /api/chatroom (cached)", calls: 60, call: () => api.request("GET", "/api/chatroom", { token }) },
@@ -211,12 +227,15 @@ function endpoints(api, fixtures) {
       name: "POST /api/chatroom/:id/message",
       calls: 40,
       call: () =>
-        api.request("POST", `/api/chatroom/${roomId}/message`, { token, body: { userMessage: "Benchmark prompt" } }),
+        api.request("POST", `/api/chatroom/${pro.roomId}/message`, {
+          token: pro.token,
+          body: { userMessage: "Benchmark prompt" },
+        }),
     },
     {
       name: "POST /api/billing/webhook/stripe",
       calls: 40,
-      prepare: async () => proEvent(fixtures.userId),
+      prepare: async () => proEvent(pro.id),
       call: ({ payload, header }) =>
         api.request("POST", "/api/billing/webhook/stripe", { body: payload, headers: { "Stripe-Signature": header } }),
     },
@@ -227,11 +246,11 @@ function endpoints(api, fixtures) {
 async function cpuPerCall(server, endpoint) {
   const perRun = [];
   for (let run = 0; run < RUNS; run++) {
-    const inputs = [];
-    for (let i = 0; i < endpoint.calls; i++) inputs.push(endpoint.prepare ? await endpoint.prepare() : undefined);
     let cpu = 0;
-    for (const input of inputs) {
-      // Preparation of the uncached list happens per call: it must invalidate right before the read.
+    for (let i = 0; i < endpoint.calls; i++) {
+      // Prepared right before its call and outside the timing: the uncached list read must follow the
+      // change that invalidated it, not a read that cached it again.
+      const input = endpoint.prepare ? await endpoint.prepare() : undefined;
       const start = cpuNanoseconds(server.pids);
       const response = await endpoint.call(input);
       cpu += cpuNanoseconds(server.pids) - start;
@@ -265,13 +284,8 @@ async function drainFixtures(server) {
   const users = [];
   for (let i = 0; i < 10; i++) {
     const user = await api.user();
-    const { payload, header } = proEvent(user.id);
-    await api.request("POST", "/api/billing/webhook/stripe", {
-      body: payload,
-      headers: { "Stripe-Signature": header },
-    });
-    const room = await api.request("POST", "/api/chatroom", { token: user.token, body: { name: "Drain" } });
-    users.push({ ...user, roomId: room.body.chatroom.id });
+    await api.makePro(user.id);
+    users.push(await api.withRoom(user, "Drain"));
   }
   const send = async () => {
     const sends = users.flatMap((user) =>
@@ -362,17 +376,12 @@ async function main() {
 
     log("counting D1 round trips and KV operations per request");
     const countedApi = client(counted.url);
-    const countedUser = await countedApi.user();
-    const countedRoom = await countedApi.request("POST", "/api/chatroom", {
-      token: countedUser.token,
-      body: { name: "Counted" },
-    });
-    const countFixtures = { ...countedUser, userId: countedUser.id, roomId: countedRoom.body.chatroom.id };
+    const countFixtures = await countedApi.fixtures();
     const counts = new Map();
     for (const endpoint of endpoints(countedApi, countFixtures)) {
       if (endpoint.name === "GET /api/chatroom (cached)") {
-        await countedApi.request("GET", "/api/chatroom", { token: countedUser.token });
-        await countedApi.request("GET", "/api/chatroom", { token: countedUser.token });
+        await countedApi.request("GET", "/api/chatroom", { token: countFixtures.basic.token });
+        await countedApi.request("GET", "/api/chatroom", { token: countFixtures.basic.token });
       }
       const input = endpoint.prepare ? await endpoint.prepare() : undefined;
       const response = await endpoint.call(input);
@@ -389,39 +398,25 @@ async function main() {
       call: () => fetch(trivial.url).then(async (r) => ({ status: r.status, body: await r.text() })),
     });
     const api = client(real.url);
-    const user = await api.user();
-    const room = await api.request("POST", "/api/chatroom", { token: user.token, body: { name: "Bench" } });
-    const proUser = await api.user();
-    const { payload, header } = proEvent(proUser.id);
-    await api.request("POST", "/api/billing/webhook/stripe", {
-      body: payload,
-      headers: { "Stripe-Signature": header },
-    });
-    const proRoom = await api.request("POST", "/api/chatroom", { token: proUser.token, body: { name: "Bench" } });
-    for (const endpoint of endpoints(api, { ...user, userId: proUser.id, roomId: room.body.chatroom.id })) {
-      // Prompts come from a Pro user so the daily limit does not stop the run.
-      const target =
-        endpoint.name === "POST /api/chatroom/:id/message"
-          ? endpoints(api, { ...proUser, userId: proUser.id, roomId: proRoom.body.chatroom.id }).find(
-              (e) => e.name === endpoint.name,
-            )
-          : endpoint;
-      const cpu = await cpuPerCall(real, target);
+    const fixtures = await api.fixtures();
+    const { token, roomId } = fixtures.basic;
+    for (const endpoint of endpoints(api, fixtures)) {
+      const cpu = await cpuPerCall(real, endpoint);
       rows.push({ name: endpoint.name, ...counts.get(endpoint.name), cpu, ratio: cpu / trivialCpu });
       log(`  ${endpoint.name}: ${cpu.toFixed(2)} ms CPU`);
     }
     rows.push({ name: "trivial Worker (floor)", d1: 0, kv: 0, cpu: trivialCpu, ratio: 1 });
 
     log(`load: ${CONNECTIONS} connections, ${LOAD_SECONDS} s × ${RUNS} runs per endpoint`);
-    const auth = { Authorization: `Bearer ${user.token}` };
-    await api.request("GET", "/api/chatroom", { token: user.token });
-    await api.request("GET", "/api/chatroom", { token: user.token });
+    const auth = { Authorization: `Bearer ${token}` };
+    await api.request("GET", "/api/chatroom", { token });
+    await api.request("GET", "/api/chatroom", { token });
     const floor = await load(`${trivial.url}/`, {});
     for (const [name, path, headers] of [
       ["GET / (health)", "/", {}],
       ["GET /api/user/me", "/api/user/me", auth],
       ["GET /api/chatroom (cached)", "/api/chatroom", auth],
-      ["GET /api/chatroom/:id", `/api/chatroom/${room.body.chatroom.id}`, auth],
+      ["GET /api/chatroom/:id", `/api/chatroom/${roomId}`, auth],
     ]) {
       const result = await load(`${real.url}${path}`, headers);
       loadRows.push({ name, ...result, share: result.rps / floor.rps });
