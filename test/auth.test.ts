@@ -3,6 +3,7 @@ import { SignJWT } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { PBKDF2_ITERATIONS } from "../src/features/auth/password";
 import { ageOtps, call, expectError, PASSWORD, requestOtp, signUp, uniquePhone, verifiedUser } from "./helpers";
+import { stubHost } from "./stubs";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -180,10 +181,8 @@ describe("POST /api/auth/send-otp", () => {
 
     function stubRelay(status: number) {
       const received: unknown[] = [];
-      vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
-        const url = new URL(input instanceof Request ? input.url : String(input));
-        if (url.host !== "sms-relay.example.test") throw new Error(`unexpected outbound request to ${url.host}`);
-        received.push(JSON.parse(String(init?.body)));
+      stubHost("sms-relay.example.test", async (request) => {
+        received.push(await request.json());
         return new Response(JSON.stringify({ queued: status < 300 }), { status });
       });
       return received;

@@ -11,7 +11,15 @@ import {
   sendPrompt,
   verifiedUser,
 } from "./helpers";
-import { geminiError, geminiOverloaded, geminiPromptBlocked, geminiText, stubGemini } from "./stubs";
+import {
+  GEMINI_HOST,
+  geminiError,
+  geminiOverloaded,
+  geminiPromptBlocked,
+  geminiText,
+  stubGemini,
+  stubHost,
+} from "./stubs";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -444,7 +452,7 @@ describe("queue consumer", () => {
     for (let i = 0; i < 4; i++) ids.push(await sendPrompt(token, room.id, `batch ${i}`));
     let inFlight = 0;
     let maxInFlight = 0;
-    vi.spyOn(globalThis, "fetch").mockImplementation(async () => {
+    stubHost(GEMINI_HOST, async () => {
       inFlight += 1;
       maxInFlight = Math.max(maxInFlight, inFlight);
       await new Promise((resolve) => setTimeout(resolve, 20));

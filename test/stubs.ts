@@ -54,15 +54,25 @@ export function geminiPromptBlocked() {
 }
 
 /**
+ * Replaces `fetch` so that only `host` answers, through `answer`; a request to any other host fails the
+ * test. Every outbound HTTP stub in the tests goes through here.
+ */
+export function stubHost(host: string, answer: (request: Request, url: URL) => Promise<Response>) {
+  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+    const request = new Request(input, init);
+    const url = new URL(request.url);
+    if (url.host !== host) throw new Error(`unexpected outbound request to ${url.host}`);
+    return answer(request, url);
+  });
+}
+
+/**
  * Replaces `fetch` for the Gemini host only; each call gets the next answer from `answers` (the last
  * one repeats). Any other host fails the test.
  */
 export function stubGemini(...answers: (() => GeminiAnswer)[]) {
   const calls: GeminiCall[] = [];
-  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
-    const request = new Request(input, init);
-    const url = new URL(request.url);
-    if (url.host !== GEMINI_HOST) throw new Error(`unexpected outbound request to ${url.host}`);
+  stubHost(GEMINI_HOST, async (request) => {
     calls.push({ url: request.url, apiKey: request.headers.get("x-goog-api-key"), body: await request.json() });
     const answer = (answers[calls.length - 1] ?? answers.at(-1))?.();
     if (!answer || answer === "network-error") throw new TypeError("Network connection lost.");
@@ -136,11 +146,7 @@ export function stripeSubscription(fields: {
 export function stubStripe(options: { host?: string } = {}) {
   const calls: StripeCall[] = [];
   const state: StripeState = { subscriptions: new Map(), customers: [] };
-  const allowedHost = options.host ?? "api.stripe.com";
-  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
-    const request = new Request(input, init);
-    const url = new URL(request.url);
-    if (url.host !== allowedHost) throw new Error(`unexpected outbound request to ${url.host}`);
+  stubHost(options.host ?? "api.stripe.com", async (request, url) => {
     const form = new URLSearchParams(request.method === "GET" ? url.search : await request.text());
     calls.push({
       method: request.method,
