@@ -1,5 +1,5 @@
 /** Starts `server` on host:port (0 picks a free port) and resolves to its URL and a close function. */
-export function listen(server, port, host, extra = {}) {
+export function listen(server, port, host) {
   return new Promise((resolve) => {
     server.listen(port, host, () => {
       const { port: actual } = server.address();
@@ -7,7 +7,6 @@ export function listen(server, port, host, extra = {}) {
         url: `http://${host}:${actual}`,
         port: actual,
         close: () => new Promise((done) => server.close(done)),
-        ...extra,
       });
     });
   });

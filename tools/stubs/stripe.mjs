@@ -10,7 +10,7 @@ import { listen } from "./listen.mjs";
 const id = (prefix) => `${prefix}_${randomBytes(12).toString("hex")}`;
 const now = () => Math.floor(Date.now() / 1000);
 
-export function signStripePayload(payload, secret, timestamp = now()) {
+function signStripePayload(payload, secret, timestamp = now()) {
   const signature = createHmac("sha256", secret).update(`${timestamp}.${payload}`).digest("hex");
   return `t=${timestamp},v1=${signature}`;
 }
@@ -167,7 +167,7 @@ export function startStripeStub({ port = 0, host = "127.0.0.1", webhookUrl, webh
     });
   });
 
-  return listen(server, port, host, { completeCheckout });
+  return listen(server, port, host);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
