@@ -7,26 +7,85 @@ export type GeminiCall = {
   url: string;
   apiKey: string | null;
   body: { contents: { role: string; parts: { text: string }[] }[] };
+  /** The SDK request's abort signal (aborted once the caller gives up on the reply). */
+  signal: AbortSignal | null;
 };
 type GeminiAnswer = Response | "network-error";
+type GeminiUsage = { promptTokenCount: number; candidatesTokenCount: number };
 
-/** A generateContent answer shaped exactly like the Gemini REST API's. */
-export function geminiText(text: string, usage = { promptTokenCount: 11, candidatesTokenCount: 7 }) {
-  return new Response(
-    JSON.stringify({
-      candidates: [
-        {
-          content: { parts: [{ text }], role: "model" },
-          finishReason: "STOP",
-          index: 0,
-          safetyRatings: [{ category: "HARM_CATEGORY_HARASSMENT", probability: "NEGLIGIBLE" }],
-        },
-      ],
-      usageMetadata: { ...usage, totalTokenCount: usage.promptTokenCount + usage.candidatesTokenCount },
-      modelVersion: "gemini-2.5-flash",
+const DEFAULT_USAGE: GeminiUsage = { promptTokenCount: 11, candidatesTokenCount: 7 };
+const SAFETY_RATINGS = [{ category: "HARM_CATEGORY_HARASSMENT", probability: "NEGLIGIBLE" }];
+
+/** One server-sent event exactly as the streaming API writes it (one JSON line, then a CRLF blank line). */
+const sseEvent = (chunk: unknown) => `data: ${JSON.stringify(chunk)}\r\n\r\n`;
+
+const sseResponse = (body: BodyInit) =>
+  new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } });
+
+/** One streamGenerateContent chunk carrying `text`; the last one also carries finishReason and usage. */
+function geminiChunk(text: string, last?: { finishReason: string; usage: GeminiUsage }) {
+  return {
+    candidates: [
+      {
+        content: { parts: [{ text }], role: "model" },
+        ...(last && { finishReason: last.finishReason }),
+        index: 0,
+        safetyRatings: SAFETY_RATINGS,
+      },
+    ],
+    ...(last && {
+      usageMetadata: {
+        ...last.usage,
+        totalTokenCount: last.usage.promptTokenCount + last.usage.candidatesTokenCount,
+      },
     }),
-    { status: 200, headers: { "Content-Type": "application/json" } },
-  );
+    modelVersion: "gemini-2.5-flash",
+  };
+}
+
+/**
+ * A streamGenerateContent?alt=sse answer shaped exactly like the Gemini REST API's, the whole `text`
+ * in one event (finishReason STOP, usageMetadata).
+ */
+export function geminiText(text: string, usage: GeminiUsage = DEFAULT_USAGE) {
+  return sseResponse(sseEvent(geminiChunk(text, { finishReason: "STOP", usage })));
+}
+
+export type GeminiStreamOptions = {
+  /** Milliseconds between two events (and before a drop); 0 by default. */
+  gapMs?: number;
+  /** After this many pieces the stream errors with TypeError("Network connection lost.") (a mid-stream drop). */
+  dropAfter?: number;
+  /** Carried by the last event, as usageMetadata (totalTokenCount added). */
+  usage?: GeminiUsage;
+  /** Carried by the last event; "STOP" by default. */
+  finishReason?: string;
+  /** Called right after piece `index` is enqueued, before the next one is produced. */
+  onChunk?: (index: number) => void;
+};
+
+/**
+ * A streamGenerateContent?alt=sse answer whose body produces one event per piece, `gapMs` apart, as
+ * the consumer reads it (the Response itself is returned at once). The last event carries finishReason
+ * and usageMetadata; with `dropAfter` the body errors instead, as when the connection drops mid-reply.
+ */
+export function geminiStream(pieces: string[], options: GeminiStreamOptions = {}) {
+  const { gapMs = 0, dropAfter, usage = DEFAULT_USAGE, finishReason = "STOP", onChunk } = options;
+  const encoder = new TextEncoder();
+  let sent = 0;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (sent > 0 && gapMs > 0) await new Promise((resolve) => setTimeout(resolve, gapMs));
+      // Erroring in a later pull than the last enqueue, so the pieces already sent stay readable.
+      if (sent === dropAfter) return controller.error(new TypeError("Network connection lost."));
+      const index = sent++;
+      const last = index >= pieces.length - 1 ? { finishReason, usage } : undefined;
+      controller.enqueue(encoder.encode(sseEvent(geminiChunk(pieces[index] ?? "", last))));
+      onChunk?.(index);
+      if (sent >= pieces.length && sent !== dropAfter) controller.close();
+    },
+  });
+  return sseResponse(body);
 }
 
 export function geminiError(status: number, message: string, reason: string) {
@@ -39,9 +98,10 @@ export function geminiError(status: number, message: string, reason: string) {
 export const geminiOverloaded = () =>
   geminiError(503, "The model is overloaded. Please try again later.", "UNAVAILABLE");
 
+/** A prompt refused by the safety filters, streamed as the API does: one event, no candidates. */
 export function geminiPromptBlocked() {
-  return new Response(
-    JSON.stringify({
+  return sseResponse(
+    sseEvent({
       promptFeedback: {
         blockReason: "SAFETY",
         safetyRatings: [{ category: "HARM_CATEGORY_DANGEROUS_CONTENT", probability: "HIGH", blocked: true }],
@@ -49,7 +109,6 @@ export function geminiPromptBlocked() {
       usageMetadata: { promptTokenCount: 9, totalTokenCount: 9 },
       modelVersion: "gemini-2.5-flash",
     }),
-    { status: 200, headers: { "Content-Type": "application/json" } },
   );
 }
 
@@ -73,12 +132,57 @@ export function stubHost(host: string, answer: (request: Request, url: URL) => P
 export function stubGemini(...answers: (() => GeminiAnswer)[]) {
   const calls: GeminiCall[] = [];
   stubHost(GEMINI_HOST, async (request) => {
-    calls.push({ url: request.url, apiKey: request.headers.get("x-goog-api-key"), body: await request.json() });
+    calls.push({
+      url: request.url,
+      apiKey: request.headers.get("x-goog-api-key"),
+      body: await request.json(),
+      signal: request.signal ?? null,
+    });
     const answer = (answers[calls.length - 1] ?? answers.at(-1))?.();
     if (!answer || answer === "network-error") throw new TypeError("Network connection lost.");
-    return answer;
+    return abortable(answer, request.signal);
   });
   return calls;
+}
+
+/**
+ * `response` with a body that errors with the abort reason once `signal` aborts, as a real fetch's
+ * does (the SDK then throws GoogleGenerativeAIAbortError from the stream it is reading).
+ */
+function abortable(response: Response, signal: AbortSignal | null | undefined) {
+  if (!signal || !response.body) return response;
+  const reader = response.body.getReader();
+  let settled = false;
+  const settle = (end: () => void) => {
+    if (settled) return;
+    settled = true;
+    end();
+  };
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      const abort = () => {
+        settle(() => controller.error(signal.reason));
+        reader.cancel(signal.reason).catch(() => {});
+      };
+      if (signal.aborted) abort();
+      else signal.addEventListener("abort", abort, { once: true });
+    },
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (settled) return;
+        if (done) settle(() => controller.close());
+        else controller.enqueue(value);
+      } catch (error) {
+        settle(() => controller.error(error));
+      }
+    },
+    cancel(reason) {
+      settled = true;
+      return reader.cancel(reason);
+    },
+  });
+  return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
 }
 
 export type StripeCall = {
