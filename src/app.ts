@@ -29,6 +29,11 @@ export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
     { name: "User" },
     { name: "Chatrooms" },
     { name: "Messages" },
+    {
+      name: "Live replies",
+      description:
+        "Replies streamed as they are written (Server-Sent Events, or WebSocket on /events), resumable with Last-Event-ID, and cancellable.",
+    },
     { name: "Billing" },
   ],
 };

@@ -1,6 +1,8 @@
 import { createApp } from "./app";
 import { consumePromptBatch, type PromptJob } from "./features/prompts/prompts.queue";
 
+export { ChatroomHub } from "./features/live/chatroom-hub";
+
 const app = createApp();
 
 export default {

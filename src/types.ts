@@ -7,5 +7,7 @@ export type AppEnv = {
     db: Database;
     /** Set by requireAuth; only read on routes behind it. */
     userId: string;
+    /** Set by requireAuth: the token version the caller authenticated with. */
+    tokenVersion: number;
   };
 };

@@ -9,7 +9,7 @@ describe("Postman collection", () => {
     expect(committed).toEqual(generateCollection(doc));
   });
 
-  it("covers every operation but the Stripe webhook, with baseURL and authToken variables", async () => {
+  it("covers every operation but the Stripe webhook and the endless event stream, with baseURL and authToken variables", async () => {
     const doc = (await call("GET", "/openapi.json")).body as OpenApiDocument;
     const operations = Object.entries(doc.paths).flatMap(([path, methods]) =>
       Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`),
@@ -27,6 +27,7 @@ describe("Postman collection", () => {
     );
     expect(operations.filter((op) => !requests.has(op.replace(/ \/$/, " /")))).toEqual([
       "POST /api/billing/webhook/stripe",
+      "GET /api/chatroom/{id}/events",
     ]);
     expect(committed.variable.map((v) => v.key)).toEqual(expect.arrayContaining(["baseURL", "authToken"]));
   });

@@ -67,7 +67,7 @@ export const chatrooms = sqliteTable(
 );
 
 export const MESSAGE_ROLES = ["user", "assistant"] as const;
-export const MESSAGE_STATUSES = ["pending", "completed", "failed"] as const;
+export const MESSAGE_STATUSES = ["pending", "completed", "failed", "cancelled"] as const;
 
 export const messages = sqliteTable(
   "messages",

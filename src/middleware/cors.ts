@@ -12,7 +12,7 @@ export const corsFromEnv = createMiddleware<AppEnv>((c, next) => {
   return cors({
     origin: allowAll ? "*" : (origin) => (configured.includes(origin) ? origin : null),
     allowMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-    allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key"],
+    allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
     exposeHeaders: [
       "X-Request-Id",
       "X-Cache",

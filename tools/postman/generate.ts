@@ -139,6 +139,24 @@ const MORE: Step[] = [
     tests: expectStatus(200),
   },
   {
+    key: "get /api/chatroom/{id}/message/{messageId}/stream",
+    name: "Stream a prompt (SSE: prompt, deltas, reply; ends at once for an answered prompt)",
+    tests: [
+      'pm.test("answers 200 text/event-stream", () => { pm.expect(pm.response.code).to.eql(200); pm.expect(pm.response.headers.get("Content-Type")).to.include("text/event-stream"); });',
+      'pm.test("starts with the prompt and ends with its reply", () => { const text = pm.response.text(); pm.expect(text.indexOf("event: prompt")).to.be.at.least(0); pm.expect(text.lastIndexOf("event: reply")).to.be.greaterThan(text.indexOf("event: prompt")); });',
+    ],
+  },
+  {
+    key: "post /api/chatroom/{id}/stream-ticket",
+    name: "Stream ticket (for EventSource: ?ticket= on events and …/stream)",
+    tests: [...expectStatus(200), store("ticket", "pm.response.json().ticket")],
+  },
+  {
+    key: "post /api/chatroom/{id}/message/{messageId}/cancel",
+    name: "Cancel a prompt (409 NOT_PENDING once it has settled)",
+    tests: expectStatus(200, 409),
+  },
+  {
     key: "patch /api/chatroom/{id}",
     name: "Rename chatroom",
     body: { name: "Renamed {{$timestamp}}" },
@@ -189,8 +207,12 @@ const MORE: Step[] = [
   { key: "delete /api/chatroom/{id}", name: "Delete chatroom", tests: expectStatus(200) },
 ];
 
-/** Left out: Stripe calls it, signed with the webhook secret; see the README to forward events. */
-const EXCLUDED = new Set(["post /api/billing/webhook/stripe"]);
+/**
+ * Left out: the Stripe webhook (Stripe calls it, signed with the webhook secret; see the README to
+ * forward events), and the chatroom's event stream, which stays open for as long as the client does
+ * (see the README's curl and EventSource examples).
+ */
+const EXCLUDED = new Set(["post /api/billing/webhook/stripe", "get /api/chatroom/{id}/events"]);
 
 function exampleFor(schema: Schema | undefined, doc: OpenApiDocument): unknown {
   const s = resolveSchema(schema, doc);
@@ -279,6 +301,7 @@ export function generateCollection(doc: OpenApiDocument): PostmanCollection {
       { key: "userId", value: "" },
       { key: "chatroomId", value: "" },
       { key: "promptId", value: "" },
+      { key: "ticket", value: "" },
       { key: "checkoutUrl", value: "" },
     ],
     item: [

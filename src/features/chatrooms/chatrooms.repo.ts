@@ -95,3 +95,8 @@ export async function deleteChatroom(db: Database, userId: string, id: string): 
   const deleted = await db.delete(chatrooms).where(ownedBy(userId, id)).returning({ id: chatrooms.id });
   return deleted.length === 1;
 }
+
+export async function chatroomExists(db: Database, userId: string, id: string): Promise<boolean> {
+  const rooms = await db.select({ id: chatrooms.id }).from(chatrooms).where(ownedBy(userId, id));
+  return rooms.length === 1;
+}

@@ -13,6 +13,9 @@ import {
 import { createRouter } from "../../lib/validate";
 import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
+import { announceChatroomDeleted } from "../live/hub";
+import { liveRoutes, promptStream, waitUntilSettled } from "../live/live.routes";
+import { sseResponse } from "../live/live.schemas";
 import { findPromptWithReply } from "../prompts/prompts.repo";
 import {
   PromptAcceptedSchema,
@@ -192,8 +195,9 @@ chatroomRoutes.openapi(
     },
   }),
   async (c) => {
-    if (!(await deleteChatroom(c.var.db, c.var.userId, c.req.valid("param").id))) throw chatroomNotFound();
-    await bumpChatroomList(c.env.CACHE, c.var.userId);
+    const { id } = c.req.valid("param");
+    if (!(await deleteChatroom(c.var.db, c.var.userId, id))) throw chatroomNotFound();
+    await Promise.all([bumpChatroomList(c.env.CACHE, c.var.userId), announceChatroomDeleted(c.env, id)]);
     return c.json({ success: true as const, message: "Chatroom deleted" }, 200);
   },
 );
@@ -239,9 +243,11 @@ chatroomRoutes.openapi(
     method: "post",
     path: "/{id}/message",
     tags: ["Messages"],
-    summary: "Send a prompt; Gemini answers asynchronously",
+    summary: "Send a prompt; Gemini answers asynchronously, or live with Accept: text/event-stream",
     description:
       "Stores the prompt as pending and queues it; poll GET …/message/{messageId}?wait=N for the reply. " +
+      "With Accept: text/event-stream the answer is 200 text/event-stream instead: `prompt` (with `usage`), the `delta` events as the reply is written, then `reply`, and the stream ends; " +
+      "everything that fails before the prompt is accepted is the usual JSON error. " +
       "A repeated Idempotency-Key (per user, 24 h) returns the first answer again (with Idempotent-Replayed: true) " +
       "and neither stores, queues nor counts twice; the same key with a different chatroom or text is a 409 IDEMPOTENCY_KEY_REUSED, " +
       "and a repeat while the first is still in flight a 409 IDEMPOTENCY_KEY_IN_USE.",
@@ -260,6 +266,10 @@ chatroomRoutes.openapi(
       body: jsonBody(SendMessageBodySchema),
     },
     responses: {
+      200: {
+        ...sseResponse("With Accept: text/event-stream: the prompt, its reply as it is written, then the reply"),
+        headers: rateLimitHeaders,
+      },
       202: { ...jsonResponse(PromptAcceptedSchema, "Accepted and queued"), headers: rateLimitHeaders },
       ...errorResponses({
         ...promptErrors,
@@ -274,8 +284,22 @@ chatroomRoutes.openapi(
       content: c.req.valid("json").userMessage,
       idempotencyKey: c.req.valid("header")["idempotency-key"],
     });
-    for (const [name, value] of Object.entries(answer.headers)) c.header(name, value);
-    if (answer.replayed) c.header("Idempotent-Replayed", "true");
+    const headers: Record<string, string> = {
+      ...answer.headers,
+      ...(answer.replayed ? { "Idempotent-Replayed": "true" } : {}),
+    };
+    if (wantsEventStream(c.req.header("Accept"))) {
+      const { prompt, usage } = answer.body;
+      return (await promptStream(c, {
+        chatroomId: prompt.chatroomId,
+        promptId: prompt.id,
+        // A repeat streams the prompt's current state, read from D1; a new prompt is known to be pending.
+        known: answer.replayed ? undefined : prompt,
+        usage,
+        headers,
+      })) as never;
+    }
+    for (const [name, value] of Object.entries(headers)) c.header(name, value);
     return c.json(answer.body, 202);
   },
 );
@@ -300,9 +324,14 @@ chatroomRoutes.openapi(
     const deadline = Date.now() + c.req.valid("query").wait * 1000;
     let row = await findPromptWithReply(c.var.db, c.var.userId, id, messageId);
     if (!row) throw notFound("Message");
-    for (let delay = 100; row.status === "pending" && Date.now() < deadline; delay = Math.min(delay * 2, 1000)) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, Math.max(0, deadline - Date.now()))));
-      row = (await findPromptWithReply(c.var.db, c.var.userId, id, messageId)) ?? row;
+    if (row.status === "pending" && Date.now() < deadline) {
+      row =
+        (await waitUntilSettled(c.env, c.var.db, {
+          userId: c.var.userId,
+          chatroomId: id,
+          promptId: messageId,
+          deadline,
+        })) ?? row;
     }
     return c.json({ success: true as const, message: "Prompt", prompt: toPromptResponse(row) }, 200);
   },
@@ -313,12 +342,12 @@ chatroomRoutes.openapi(
     method: "post",
     path: "/{id}/message/{messageId}/retry",
     tags: ["Messages"],
-    summary: "Queue a failed prompt again (counts against the quota again)",
+    summary: "Queue a failed or cancelled prompt again (counts against the quota again)",
     security: bearerAuth,
     request: { params: MessageParamsSchema },
     responses: {
       202: { ...jsonResponse(PromptAcceptedSchema, "Queued again"), headers: rateLimitHeaders },
-      ...errorResponses({ ...promptErrors, 409: "NOT_FAILED: only failed prompts can be retried" }),
+      ...errorResponses({ ...promptErrors, 409: "NOT_FAILED: only failed or cancelled prompts can be retried" }),
     },
   }),
   async (c) => {
@@ -328,3 +357,10 @@ chatroomRoutes.openapi(
     return c.json(answer.body, 202);
   },
 );
+
+/** True when the client asked for Server-Sent Events (`Accept: text/event-stream`). */
+function wantsEventStream(accept: string | undefined) {
+  return /(^|,)\s*text\/event-stream\s*(;|,|$)/i.test(accept ?? "");
+}
+
+chatroomRoutes.route("/", liveRoutes);

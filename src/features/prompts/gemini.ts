@@ -9,7 +9,6 @@ import {
  * The only module that knows the Gemini SDK: swap the SDK here and nothing else changes.
  */
 export const DEFAULT_GEMINI_MODEL = "gemini-2.5-flash";
-const REQUEST_TIMEOUT_MS = 25_000;
 
 export type ChatTurn = { role: "user" | "model"; text: string };
 export type GeminiReply = { text: string; promptTokens: number | null; completionTokens: number | null };
@@ -26,7 +25,27 @@ export class AiFailure extends Error {
   }
 }
 
-export async function generateReply(env: Env, turns: ChatTurn[]): Promise<GeminiReply> {
+/**
+ * Our own time limits for a streamed answer. The SDK's `timeout` option covers the whole stream and its
+ * timer is never cleared, so a long answer would be cut off; these only fire while Gemini is silent.
+ */
+export const FIRST_CHUNK_TIMEOUT_MS = 30_000;
+export const IDLE_GAP_TIMEOUT_MS = 30_000;
+
+export type StreamOptions = {
+  /** Called with each piece of text as it arrives, in order. */
+  onText: (piece: string) => void;
+  /** Aborting it stops the stream; the call then rejects. */
+  signal?: AbortSignal;
+  firstChunkTimeoutMs?: number;
+  idleGapTimeoutMs?: number;
+};
+
+/**
+ * Streams Gemini's answer to `turns` (`:streamGenerateContent?alt=sse`), handing each piece of text to
+ * `onText` as it arrives, and resolves to the whole reply. Failures reject with an AiFailure.
+ */
+export async function streamReply(env: Env, turns: ChatTurn[], options: StreamOptions): Promise<GeminiReply> {
   if (!env.GEMINI_API_KEY) {
     throw new AiFailure(
       false,
@@ -36,24 +55,56 @@ export async function generateReply(env: Env, turns: ChatTurn[]): Promise<Gemini
   }
   const model = new GoogleGenerativeAI(env.GEMINI_API_KEY).getGenerativeModel(
     { model: env.GEMINI_MODEL || DEFAULT_GEMINI_MODEL },
-    { baseUrl: env.GEMINI_BASE_URL || undefined, timeout: REQUEST_TIMEOUT_MS },
+    { baseUrl: env.GEMINI_BASE_URL || undefined },
   );
+  const controller = new AbortController();
+  let timedOut = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const armTimer = (ms: number) => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, ms);
+  };
+  const stopFromOutside = () => controller.abort();
+  options.signal?.addEventListener("abort", stopFromOutside);
+  armTimer(options.firstChunkTimeoutMs ?? FIRST_CHUNK_TIMEOUT_MS);
   try {
-    const result = await model.generateContent({
-      contents: turns.map((turn) => ({ role: turn.role, parts: [{ text: turn.text }] })),
-    });
-    // text() throws GoogleGenerativeAIResponseError when the prompt or the answer was blocked.
-    const text = result.response.text();
+    const result = await model.generateContentStream(
+      { contents: turns.map((turn) => ({ role: turn.role, parts: [{ text: turn.text }] })) },
+      { signal: controller.signal },
+    );
+    // The SDK also aggregates the stream into `response`; we read the stream only, so keep that
+    // promise from surfacing as an unhandled rejection when the stream fails or is stopped.
+    result.response.catch(() => {});
+    let text = "";
+    let usage: { promptTokenCount?: number; candidatesTokenCount?: number } | undefined;
+    for await (const chunk of result.stream) {
+      armTimer(options.idleGapTimeoutMs ?? IDLE_GAP_TIMEOUT_MS);
+      // text() throws GoogleGenerativeAIResponseError when the prompt or the answer was blocked.
+      const piece = chunk.text();
+      if (chunk.usageMetadata) usage = chunk.usageMetadata;
+      if (piece) {
+        text += piece;
+        options.onText(piece);
+      }
+    }
     if (!text.trim())
       throw new AiFailure(false, "The AI returned an empty reply. Try rephrasing the prompt.", "empty reply");
-    const usage = result.response.usageMetadata;
     return {
       text,
       promptTokens: usage?.promptTokenCount ?? null,
       completionTokens: usage?.candidatesTokenCount ?? null,
     };
   } catch (err) {
+    if (timedOut) {
+      throw new AiFailure(true, "The AI took too long to answer. Please retry this prompt.", "stream timed out");
+    }
     throw classifyFailure(err);
+  } finally {
+    if (timer) clearTimeout(timer);
+    options.signal?.removeEventListener("abort", stopFromOutside);
   }
 }
 
@@ -80,6 +131,7 @@ function classifyFailure(err: unknown): AiFailure {
     }
     return new AiFailure(false, "The AI service could not process this prompt.", detail);
   }
-  // Network failures surface as plain SDK errors: worth another try.
+  // Network failures, and a stream cut off part-way ("Error reading from the stream"), surface as
+  // plain SDK errors: worth another try.
   return new AiFailure(true, "The AI service could not be reached. Please retry this prompt.", detail);
 }

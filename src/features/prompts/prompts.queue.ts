@@ -1,8 +1,11 @@
 import { createDb, type Database } from "../../db/client";
 import { uuidv7 } from "../../lib/ids";
 import { bumpChatroomList } from "../chatrooms/chatrooms.cache";
-import { AiFailure, type ChatTurn, generateReply } from "./gemini";
-import { loadPromptContext, type ReplyToStore, storeReply } from "./prompts.repo";
+import { DeltaPublisher } from "../live/delta-publisher";
+import { announceReply, generationChannel, isGenerating } from "../live/hub";
+import { AiFailure, type ChatTurn, streamReply } from "./gemini";
+import { cancelWithoutReply, loadPromptContext, type MessageRow, type ReplyToStore, storeReply } from "./prompts.repo";
+import { toSettledPrompt } from "./prompts.schemas";
 
 export type PromptJob = { promptId: string };
 
@@ -21,13 +24,48 @@ export const retryDelaySeconds = (attempts: number) => 5 ** Math.min(attempts, 3
 
 type Outcome = "ack" | "retry";
 
+type SettleablePrompt = Pick<MessageRow, "id" | "chatroom_id" | "user_id" | "quota_day" | "content" | "created_at">;
+
 /**
  * Stores a prompt's one reply (a failure note included) and, when this call is the one that stored it,
- * makes the owner's chatroom list show it.
+ * makes the owner's chatroom list show it and tells the chatroom's live subscribers.
  */
-export async function settlePrompt(env: Env, db: Database, reply: Omit<ReplyToStore, "replyId" | "now">) {
-  const stored = await storeReply(db, { ...reply, replyId: uuidv7(), now: new Date() });
-  if (stored) await bumpChatroomList(env.CACHE, reply.prompt.user_id);
+export async function settlePrompt(
+  env: Env,
+  db: Database,
+  reply: Omit<ReplyToStore, "replyId" | "now" | "prompt"> & { prompt: SettleablePrompt },
+) {
+  const replyId = uuidv7();
+  const now = new Date();
+  const stored = await storeReply(db, { ...reply, replyId, now });
+  if (!stored) return false;
+  await Promise.all([
+    bumpChatroomList(env.CACHE, reply.prompt.user_id),
+    announceReply(
+      env,
+      toSettledPrompt(reply.prompt, reply.outcome, {
+        id: replyId,
+        content: reply.content,
+        createdAt: now,
+        tokens: reply.tokens,
+      }),
+    ),
+  ]);
+  return true;
+}
+
+/**
+ * Settles a prompt as cancelled with exactly the text its live subscribers were sent: kept as the reply,
+ * or, when there was none, no reply and the quota unit given back. True when this call settled it.
+ */
+export async function settleCancelled(env: Env, db: Database, prompt: SettleablePrompt, text: string) {
+  if (text) return settlePrompt(env, db, { prompt, content: text, outcome: "cancelled" });
+  if (!(await cancelWithoutReply(db, prompt, new Date()))) return false;
+  await Promise.all([
+    bumpChatroomList(env.CACHE, prompt.user_id),
+    announceReply(env, toSettledPrompt(prompt, "cancelled", null)),
+  ]);
+  return true;
 }
 
 /** The queue consumer: every message in the batch is answered concurrently and acked or retried explicitly. */
@@ -56,11 +94,32 @@ export async function consumePromptBatch(batch: MessageBatch<PromptJob>, env: En
   );
 }
 
+type Reply = {
+  content: string;
+  outcome: "completed" | "failed";
+  tokens?: { prompt: number | null; completion: number | null };
+};
+
 async function answerPrompt(env: Env, promptId: string, attempts: number): Promise<Outcome> {
   const db = createDb(env.DB);
   const { prompt, history } = await loadPromptContext(db, promptId, HISTORY_LIMIT);
-  // Gone (its chatroom was deleted) or already answered by an earlier delivery: nothing to do.
+  // Gone (its chatroom was deleted) or already settled by an earlier delivery or a cancel: nothing to do.
   if (prompt?.status !== "pending") return "ack";
+
+  const channel = generationChannel(env, prompt.chatroom_id, promptId, crypto.randomUUID());
+  const begun = await channel.begin().catch((err) => {
+    // Without its hub the reply is still written and stored; it just is not streamed.
+    console.error(
+      JSON.stringify({ level: "error", message: "hub beginGeneration failed", promptId, error: String(err) }),
+    );
+    return undefined;
+  });
+  if (begun?.stop) {
+    await settleCancelled(env, db, prompt, begun.text);
+    return "ack";
+  }
+  // Another delivery of this prompt is writing it right now; come back once it is done (or dead).
+  if (begun && "busy" in begun) return "retry";
 
   const turns: ChatTurn[] = history
     .slice()
@@ -68,19 +127,24 @@ async function answerPrompt(env: Env, promptId: string, attempts: number): Promi
     .map((message) => ({ role: message.role === "user" ? "user" : "model", text: message.content }));
   // A conversation sent to Gemini opens with a user turn; the 20-message window may cut one off.
   while (turns[0]?.role === "model") turns.shift();
-  let reply: {
-    content: string;
-    outcome: "completed" | "failed";
-    tokens?: { prompt: number | null; completion: number | null };
-  };
+
+  const stop = new AbortController();
+  const deltas = begun ? new DeltaPublisher(channel, () => stop.abort()) : undefined;
+  let reply: Reply;
   try {
-    const answer = await generateReply(env, turns);
+    const answer = await streamReply(env, turns, { onText: (piece) => deltas?.add(piece), signal: stop.signal });
+    await deltas?.flush();
     reply = {
       content: answer.text,
       outcome: "completed",
       tokens: { prompt: answer.promptTokens, completion: answer.completionTokens },
     };
   } catch (err) {
+    await deltas?.settle();
+    if (deltas?.stoppedWith !== undefined) {
+      await settleCancelled(env, db, prompt, deltas.stoppedWith);
+      return "ack";
+    }
     const failure =
       err instanceof AiFailure ? err : new AiFailure(true, "The AI service could not be reached.", String(err));
     console.warn(
@@ -93,8 +157,16 @@ async function answerPrompt(env: Env, promptId: string, attempts: number): Promi
         detail: failure.detail,
       }),
     );
-    if (failure.retryable && attempts < MAX_ATTEMPTS) return "retry";
+    if (failure.retryable && attempts < MAX_ATTEMPTS) {
+      if (begun) await channel.retrying(attempts, retryDelaySeconds(attempts));
+      return "retry";
+    }
     reply = { content: failure.userMessage, outcome: "failed" };
+  }
+  // Cancelled after the last piece was written but before the last push: keep what was published.
+  if (deltas?.stoppedWith !== undefined) {
+    await settleCancelled(env, db, prompt, deltas.stoppedWith);
+    return "ack";
   }
   await settlePrompt(env, db, { prompt, ...reply });
   return "ack";
@@ -108,6 +180,8 @@ async function settleAbandonedPrompt(env: Env, promptId: string): Promise<Outcom
   const db = createDb(env.DB);
   const { prompt } = await loadPromptContext(db, promptId, 1);
   if (prompt?.status !== "pending") return "ack";
+  // A delivery that is still writing the reply was only slow, not lost: let it finish.
+  if (await isGenerating(env, prompt.chatroom_id, promptId).catch(() => false)) return "retry";
   const content = "This prompt could not be answered because of a problem on our side. Please retry it.";
   await settlePrompt(env, db, { prompt, content, outcome: "failed" });
   return "ack";

@@ -1,8 +1,10 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Database, toStatement } from "../../db/client";
-import { chatrooms, idempotencyKeys, messages, promptUsage } from "../../db/schema";
+import { chatrooms, idempotencyKeys, type MESSAGE_STATUSES, messages, promptUsage } from "../../db/schema";
 import { proCondition } from "../billing/billing.repo";
 import { BASIC_DAILY_PROMPT_LIMIT } from "./quota";
+
+type MessageStatus = (typeof MESSAGE_STATUSES)[number];
 
 /** What a Pro user's count is compared with: large enough never to be reached. */
 const UNLIMITED = Number.MAX_SAFE_INTEGER;
@@ -13,7 +15,7 @@ export type MessageRow = {
   user_id: string;
   role: "user" | "assistant";
   content: string;
-  status: "pending" | "completed" | "failed";
+  status: MessageStatus;
   reply_to: string | null;
   prompt_tokens: number | null;
   completion_tokens: number | null;
@@ -147,11 +149,11 @@ export type PromptWithReplyRow = {
   id: string;
   chatroom_id: string;
   content: string;
-  status: "pending" | "completed" | "failed";
+  status: MessageStatus;
   created_at: number;
   reply_id: string | null;
   reply_content: string | null;
-  reply_status: "completed" | "failed" | null;
+  reply_status: Exclude<MessageStatus, "pending"> | null;
   reply_created_at: number | null;
   prompt_tokens: number | null;
   completion_tokens: number | null;
@@ -166,12 +168,15 @@ export async function findPromptWithReply(db: Database, userId: string, chatroom
 export async function loadPromptContext(db: Database, promptId: string, limit: number) {
   const [prompt, history] = await db.$client.batch([
     toStatement(db, sql`SELECT * FROM ${messages} WHERE id = ${promptId} AND role = 'user'`),
-    // Failed prompts and the error notes answering them are not part of the conversation.
+    // Failed prompts and the error notes answering them are not part of the conversation; a cancelled
+    // prompt is, with the partial reply it kept (one cancelled before any text is left out).
     toStatement(
       db,
-      sql`SELECT * FROM ${messages}
+      sql`SELECT * FROM ${messages} m
         WHERE chatroom_id = (SELECT chatroom_id FROM ${messages} WHERE id = ${promptId})
-          AND id <= ${promptId} AND (status = 'completed' OR id = ${promptId})
+          AND id <= ${promptId}
+          AND (status = 'completed' OR id = ${promptId}
+            OR (status = 'cancelled' AND (role = 'assistant' OR EXISTS (SELECT 1 FROM ${messages} r WHERE r.reply_to = m.id))))
         ORDER BY id DESC LIMIT ${limit}`,
     ),
   ]);
@@ -185,10 +190,36 @@ export type ReplyToStore = {
   replyId: string;
   prompt: Pick<MessageRow, "id" | "chatroom_id" | "user_id" | "quota_day">;
   content: string;
-  outcome: "completed" | "failed";
+  outcome: "completed" | "failed" | "cancelled";
   tokens?: { prompt: number | null; completion: number | null };
   now: Date;
 };
+
+/**
+ * Settles a pending prompt as cancelled with no reply, giving its quota unit back. One batch, so one
+ * transaction: the prompt is still pending in the second statement exactly when it was in the first.
+ * True when this call is the one that cancelled it.
+ */
+export async function cancelWithoutReply(
+  db: Database,
+  prompt: Pick<MessageRow, "id" | "chatroom_id" | "user_id" | "quota_day">,
+  now: Date,
+): Promise<boolean> {
+  const pending = sql`EXISTS (SELECT 1 FROM ${messages} WHERE ${messages.id} = ${prompt.id} AND ${messages.status} = 'pending')`;
+  const statements = [
+    ...(prompt.quota_day
+      ? [
+          sql`UPDATE ${promptUsage} SET count = max(count - 1, 0)
+            WHERE user_id = ${prompt.user_id} AND day = ${prompt.quota_day} AND ${pending}`,
+        ]
+      : []),
+    sql`UPDATE ${chatrooms} SET updated_at = ${now.getTime()} WHERE id = ${prompt.chatroom_id} AND ${pending}`,
+    sql`UPDATE ${messages} SET status = 'cancelled', updated_at = ${now.getTime()}
+      WHERE id = ${prompt.id} AND status = 'pending' RETURNING id`,
+  ];
+  const results = await db.$client.batch(statements.map((statement) => toStatement(db, statement)));
+  return (results.at(-1)?.results.length ?? 0) === 1;
+}
 
 /**
  * Stores the one reply a prompt may have and settles the prompt. The unique reply_to makes a second
@@ -220,39 +251,47 @@ export async function storeReply(db: Database, reply: ReplyToStore): Promise<boo
 
 export type RetriedPrompt =
   | { kind: "not-found" }
-  | { kind: "not-failed" }
+  | { kind: "not-retryable" }
   | { kind: "limited"; pro: boolean }
   | { kind: "requeued"; pro: boolean; used: number; content: string; createdAt: Date };
 
 /**
- * Puts a failed prompt back to pending: takes a quota unit again, removes the failure note so the
- * next reply can take its place, in one batch.
+ * Puts a failed or cancelled prompt back to pending: takes a quota unit again, removes the failure
+ * note or partial reply so the next reply can take its place, in one batch.
  */
 export async function requeueFailedPrompt(
   db: Database,
   input: { userId: string; chatroomId: string; promptId: string; day: string; now: Date },
 ): Promise<RetriedPrompt> {
   const { userId, chatroomId, promptId, day, now } = input;
-  const isFailedPrompt = sql`EXISTS (SELECT 1 FROM ${messages} WHERE ${messages.id} = ${promptId} AND ${messages.chatroomId} = ${chatroomId} AND ${messages.userId} = ${userId} AND ${messages.role} = 'user' AND ${messages.status} = 'failed')`;
+  const isRetryable = sql`EXISTS (SELECT 1 FROM ${messages} WHERE ${messages.id} = ${promptId} AND ${messages.chatroomId} = ${chatroomId} AND ${messages.userId} = ${userId} AND ${messages.role} = 'user' AND ${messages.status} IN ('failed', 'cancelled'))`;
   // A fresh grant value: the prompt's own id may still be the marker from when it was first sent.
   const grant = crypto.randomUUID();
   const granted = unitGranted(userId, day, grant);
   const statements = [
     sql`SELECT status, content, created_at, ${proCondition(userId, now)} AS pro FROM ${messages}
       WHERE id = ${promptId} AND chatroom_id = ${chatroomId} AND user_id = ${userId} AND role = 'user'`,
-    takeQuotaUnit(userId, day, grant, now, isFailedPrompt),
-    sql`DELETE FROM ${messages} WHERE reply_to = ${promptId} AND ${isFailedPrompt} AND ${granted}`,
+    takeQuotaUnit(userId, day, grant, now, isRetryable),
+    sql`DELETE FROM ${messages} WHERE reply_to = ${promptId} AND ${isRetryable} AND ${granted}`,
     sql`UPDATE ${messages} SET status = 'pending', quota_day = ${day}, updated_at = ${now.getTime()}
-      WHERE id = ${promptId} AND status = 'failed' AND ${granted}`,
+      WHERE id = ${promptId} AND status IN ('failed', 'cancelled') AND ${granted}`,
   ];
   const results = await db.$client.batch(statements.map((statement) => toStatement(db, statement)));
   const state = results[0]?.results[0] as
     | { status: string; content: string; created_at: number; pro: number }
     | undefined;
   if (!state) return { kind: "not-found" };
-  if (state.status !== "failed") return { kind: "not-failed" };
+  if (state.status !== "failed" && state.status !== "cancelled") return { kind: "not-retryable" };
   const pro = state.pro === 1;
   const counted = results[1]?.results[0] as { count: number } | undefined;
   if (!counted) return { kind: "limited", pro };
   return { kind: "requeued", pro, used: counted.count, content: state.content, createdAt: new Date(state.created_at) };
+}
+
+/** One of the user's prompts (role user) in that chatroom, as stored. */
+export async function findOwnedPrompt(db: Database, userId: string, chatroomId: string, promptId: string) {
+  const [row] = await db.all<MessageRow>(
+    sql`SELECT * FROM ${messages} WHERE id = ${promptId} AND chatroom_id = ${chatroomId} AND user_id = ${userId} AND role = 'user'`,
+  );
+  return row;
 }

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
-import type { Message } from "../../db/schema";
-import type { PromptWithReplyRow } from "./prompts.repo";
+import { MESSAGE_STATUSES, type Message } from "../../db/schema";
+import type { MessageRow, PromptWithReplyRow } from "./prompts.repo";
 
 export const TierSchema = z.enum(["basic", "pro"]).openapi("Tier");
 
@@ -18,7 +18,9 @@ export const MessageSchema = z
     id: z.string(),
     role: z.enum(["user", "assistant"]),
     content: z.string(),
-    status: z.enum(["pending", "completed", "failed"]),
+    status: z.enum(MESSAGE_STATUSES).openapi({
+      description: "cancelled: stopped by the user; an assistant reply then holds the text written until then",
+    }),
     createdAt: z.string(),
     replyTo: z.string().optional().openapi({ description: "On assistant replies: the prompt answered" }),
     tokens: z
@@ -34,9 +36,12 @@ export const PromptSchema = z
     chatroomId: z.string(),
     role: z.literal("user"),
     content: z.string(),
-    status: z.enum(["pending", "completed", "failed"]),
+    status: z.enum(MESSAGE_STATUSES),
     createdAt: z.string(),
-    reply: MessageSchema.nullable().openapi({ description: "The assistant's reply once the prompt is answered" }),
+    reply: MessageSchema.nullable().openapi({
+      description:
+        "The assistant's reply once the prompt is answered; null while pending, and for a prompt cancelled before any text",
+    }),
   })
   .openapi("Prompt");
 
@@ -61,6 +66,7 @@ export const PromptResponseSchema = z
 
 export type MessageDto = z.infer<typeof MessageSchema>;
 export type PromptDto = z.infer<typeof PromptSchema>;
+export type UsageDto = z.infer<typeof UsageSchema>;
 
 export function toMessageResponse(message: Message): MessageDto {
   return {
@@ -99,4 +105,30 @@ export function toPromptResponse(row: PromptWithReplyRow): PromptDto {
           }
         : null,
   };
+}
+
+/** A prompt as GET …/message/:messageId shows it, from its stored row and the reply just stored (if any). */
+export function toSettledPrompt(
+  prompt: Pick<MessageRow, "id" | "chatroom_id" | "content" | "created_at">,
+  status: PromptDto["status"],
+  reply: {
+    id: string;
+    content: string;
+    createdAt: Date;
+    tokens?: { prompt: number | null; completion: number | null };
+  } | null,
+): PromptDto {
+  return toPromptResponse({
+    id: prompt.id,
+    chatroom_id: prompt.chatroom_id,
+    content: prompt.content,
+    status,
+    created_at: prompt.created_at,
+    reply_id: reply?.id ?? null,
+    reply_content: reply?.content ?? null,
+    reply_status: reply && status !== "pending" ? status : null,
+    reply_created_at: reply?.createdAt.getTime() ?? null,
+    prompt_tokens: reply?.tokens?.prompt ?? null,
+    completion_tokens: reply?.tokens?.completion ?? null,
+  });
 }

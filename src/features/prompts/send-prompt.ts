@@ -4,6 +4,7 @@ import { AppError, notFound } from "../../lib/errors";
 import { uuidv7 } from "../../lib/ids";
 import { nextUtcMidnight, secondsUntil } from "../../lib/time";
 import { bumpChatroomList } from "../chatrooms/chatrooms.cache";
+import { announcePrompt } from "../live/hub";
 import { enqueuePrompt, settlePrompt } from "./prompts.queue";
 import {
   type NewPrompt,
@@ -65,11 +66,9 @@ function accepted(prompt: PromptDto, pro: boolean, used: number, now: Date, mess
  * Hands the prompt to the queue; if the queue refuses it, the prompt is settled as failed at once
  * (its quota unit given back) so it never hangs in pending and can be retried.
  */
-async function enqueueOrFail(
-  env: Env,
-  db: Database,
-  prompt: { id: string; chatroomId: string; userId: string; day: string },
-) {
+async function enqueueOrFail(env: Env, db: Database, prompt: PromptDto, userId: string, day: string) {
+  // Subscribers hear of the prompt before the consumer can publish a word of its reply.
+  await announcePrompt(env, prompt);
   try {
     await enqueuePrompt(env.PROMPT_QUEUE, prompt.id);
     return;
@@ -79,7 +78,14 @@ async function enqueueOrFail(
     );
   }
   await settlePrompt(env, db, {
-    prompt: { id: prompt.id, chatroom_id: prompt.chatroomId, user_id: prompt.userId, quota_day: prompt.day },
+    prompt: {
+      id: prompt.id,
+      chatroom_id: prompt.chatroomId,
+      user_id: userId,
+      quota_day: day,
+      content: prompt.content,
+      created_at: Date.parse(prompt.createdAt),
+    },
     content: "This prompt could not be queued for the AI. Please retry it.",
     outcome: "failed",
   });
@@ -133,9 +139,18 @@ export async function sendPrompt(
     if (prompt.idempotency) await releaseIdempotencyKey(db, userId, prompt.idempotency.key, prompt.id);
     throw dailyLimitReached(now);
   }
-  await enqueueOrFail(env, db, { id: prompt.id, chatroomId, userId, day });
+  const pending: PromptDto = {
+    id: prompt.id,
+    chatroomId,
+    role: "user",
+    content,
+    status: "pending",
+    createdAt: now.toISOString(),
+    reply: null,
+  };
+  await enqueueOrFail(env, db, pending, userId, day);
   const answer = accepted(
-    { id: prompt.id, chatroomId, role: "user", content, status: "pending", createdAt: now.toISOString(), reply: null },
+    pending,
     recorded.pro,
     recorded.used,
     now,
@@ -157,23 +172,20 @@ export async function retryPrompt(
   const { userId, chatroomId, promptId } = input;
   const retried = await requeueFailedPrompt(db, { userId, chatroomId, promptId, day, now });
   if (retried.kind === "not-found") throw notFound("Message");
-  if (retried.kind === "not-failed") throw new AppError(409, "NOT_FAILED", "Only a failed prompt can be retried");
+  if (retried.kind === "not-retryable") {
+    throw new AppError(409, "NOT_FAILED", "Only a failed or cancelled prompt can be retried");
+  }
   if (retried.kind === "limited") throw dailyLimitReached(now);
-  await enqueueOrFail(env, db, { id: promptId, chatroomId, userId, day });
+  const pending: PromptDto = {
+    id: promptId,
+    chatroomId,
+    role: "user",
+    content: retried.content,
+    status: "pending",
+    createdAt: retried.createdAt.toISOString(),
+    reply: null,
+  };
+  await enqueueOrFail(env, db, pending, userId, day);
   await bumpChatroomList(env.CACHE, userId);
-  return accepted(
-    {
-      id: promptId,
-      chatroomId,
-      role: "user",
-      content: retried.content,
-      status: "pending",
-      createdAt: retried.createdAt.toISOString(),
-      reply: null,
-    },
-    retried.pro,
-    retried.used,
-    now,
-    "Prompt queued again",
-  );
+  return accepted(pending, retried.pro, retried.used, now, "Prompt queued again");
 }

@@ -1,0 +1,294 @@
+import { DurableObject } from "cloudflare:workers";
+import type { PromptDto } from "../prompts/prompts.schemas";
+import {
+  formatEventId,
+  type LiveEvent,
+  type LiveEventData,
+  type LiveEventName,
+  type PromptSnapshot,
+  parseEventId,
+} from "./live.events";
+
+/** Replay buffer bounds from the contract: events at most 10 minutes and 1000 events old. */
+export const REPLAY_WINDOW_MS = 10 * 60 * 1000;
+export const REPLAY_MAX_EVENTS = 1000;
+/**
+ * A generation that has not been heard from for this long is taken to be dead, and another delivery of
+ * the prompt may take over. Longer than the consumer's first-chunk and idle-gap timeouts.
+ */
+export const GENERATION_LEASE_MS = 45_000;
+/** How long the hub remembers a settled prompt, for subscribers that arrive just after it settled. */
+const SETTLED_MEMORY_MS = REPLAY_WINDOW_MS;
+
+/** The answer to a generation's call: go on, or stop (cancelled or chatroom deleted) with the text kept. */
+export type GenerationAnswer = { stop: false } | { stop: true; text: string };
+export type BeginAnswer = GenerationAnswer | { stop: false; busy: true };
+export type CancelAnswer = { settled: false; text: string } | { settled: true };
+
+type PromptState = "pending" | "generating" | "cancelled" | "settled";
+type PromptRow = {
+  id: string;
+  state: PromptState;
+  text: string;
+  generation: string | null;
+  seen_at: number;
+  settled: string | null;
+};
+
+type Attachment = { promptId: string | null };
+
+const ALL = "all";
+const promptTag = (promptId: string) => `prompt:${promptId}`;
+
+/**
+ * One per chatroom: fans live events out to every subscriber and keeps a bounded replay buffer. It is
+ * never the record (D1 is): it only knows what it published. Subscribers are WebSockets held through
+ * the Hibernation API, so an idle chatroom with open streams costs nothing; Workers bridge them to SSE.
+ */
+export class ChatroomHub extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, body TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS prompts (id TEXT PRIMARY KEY, state TEXT NOT NULL, text TEXT NOT NULL,
+        generation TEXT, seen_at INTEGER NOT NULL, settled TEXT);
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);`);
+  }
+
+  /** A prompt was accepted (sent or retried): it starts afresh, and every subscriber hears of it. */
+  publishPrompt(prompt: PromptDto): void {
+    if (this.deleted()) return;
+    this.putPrompt({ id: prompt.id, state: "pending", text: "", generation: null, seen_at: Date.now(), settled: null });
+    this.publish("prompt", { prompt }, prompt.id);
+  }
+
+  /**
+   * A queue delivery wants to write the prompt's reply. Refused (busy) while another delivery's
+   * generation is alive; told to stop when the prompt was cancelled or the chatroom deleted.
+   */
+  beginGeneration(promptId: string, generation: string): BeginAnswer {
+    if (this.deleted()) return { stop: true, text: "" };
+    const row = this.prompt(promptId);
+    if (row?.state === "cancelled") return { stop: true, text: row.text };
+    const now = Date.now();
+    if (row?.state === "generating" && row.generation !== generation && now - row.seen_at < GENERATION_LEASE_MS) {
+      return { stop: false, busy: true };
+    }
+    this.putPrompt({ id: promptId, state: "generating", text: "", generation, seen_at: now, settled: null });
+    return { stop: false };
+  }
+
+  /** The next piece of a reply: published unless the prompt was cancelled meanwhile. */
+  pushDelta(promptId: string, generation: string, text: string): GenerationAnswer {
+    if (this.deleted()) return { stop: true, text: "" };
+    const row = this.prompt(promptId);
+    if (!row || row.state === "cancelled") return { stop: true, text: row?.text ?? "" };
+    if (row.generation !== generation || row.state !== "generating") return { stop: true, text: row.text };
+    this.sql.exec("UPDATE prompts SET text = text || ?, seen_at = ? WHERE id = ?", text, Date.now(), promptId);
+    // An empty push is the generation's keepalive: it renews the lease and learns about a cancel.
+    if (text) this.publish("delta", { promptId, text }, promptId);
+    return { stop: false };
+  }
+
+  /** A retryable failure: the text so far is dropped and the prompt waits for its next delivery. */
+  publishRetrying(promptId: string, generation: string, attempt: number, retryInSeconds: number): void {
+    if (this.deleted()) return;
+    const row = this.prompt(promptId);
+    if (row && (row.generation !== generation || row.state !== "generating")) return;
+    this.putPrompt({ id: promptId, state: "pending", text: "", generation: null, seen_at: Date.now(), settled: null });
+    this.publish("retrying", { promptId, attempt, retryInSeconds }, promptId);
+  }
+
+  /**
+   * Freezes the prompt's reply at exactly the text published so far, so no later delta goes out; the
+   * caller settles it in D1 with that text. A prompt the hub already saw settled is left alone.
+   */
+  cancel(promptId: string): CancelAnswer {
+    const row = this.prompt(promptId);
+    if (row?.state === "settled") return { settled: true };
+    const text = row?.state === "generating" || row?.state === "cancelled" ? row.text : "";
+    this.putPrompt({
+      id: promptId,
+      state: "cancelled",
+      text,
+      generation: row?.generation ?? null,
+      seen_at: Date.now(),
+      settled: null,
+    });
+    return { settled: false, text };
+  }
+
+  /** Whether a delivery is writing the prompt's reply right now. */
+  isGenerating(promptId: string): boolean {
+    const row = this.prompt(promptId);
+    return row?.state === "generating" && Date.now() - row.seen_at < GENERATION_LEASE_MS;
+  }
+
+  /** The prompt settled (stored in D1): subscribers get `reply`, and per-prompt streams end. */
+  publishReply(prompt: PromptDto): void {
+    if (this.deleted()) return;
+    this.putPrompt({
+      id: prompt.id,
+      state: "settled",
+      text: "",
+      generation: null,
+      seen_at: Date.now(),
+      settled: JSON.stringify(prompt),
+    });
+    this.publish("reply", { prompt }, prompt.id);
+  }
+
+  /** The chatroom is gone: tell everyone, close every stream and forget everything. */
+  async chatroomDeleted(chatroomId: string): Promise<void> {
+    this.publish("deleted", { chatroomId }, null);
+    for (const socket of this.ctx.getWebSockets()) {
+      try {
+        socket.close(1000, "chatroom deleted");
+      } catch {}
+    }
+    await this.ctx.storage.deleteAll();
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, body TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS prompts (id TEXT PRIMARY KEY, state TEXT NOT NULL, text TEXT NOT NULL,
+        generation TEXT, seen_at INTEGER NOT NULL, settled TEXT);`);
+    this.setMeta("deleted", 1);
+  }
+
+  /**
+   * Subscribes a WebSocket (`Upgrade: websocket`). `?prompt=` limits it to one prompt and starts with a
+   * snapshot of it; `?after=` (an event id) replays what followed, or sends `reset` when that is gone.
+   */
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("expected a WebSocket upgrade", { status: 426 });
+    }
+    const url = new URL(request.url);
+    const promptId = url.searchParams.get("prompt");
+    const after = url.searchParams.get("after");
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server, [promptId ? promptTag(promptId) : ALL]);
+    server.serializeAttachment({ promptId } satisfies Attachment);
+    // Everything below runs in this one turn of the object: no publish can slip in between the
+    // snapshot or replay and the subscription.
+    if (this.deleted()) {
+      server.send(
+        JSON.stringify(this.event(this.head(), "deleted", { chatroomId: url.searchParams.get("room") ?? "" })),
+      );
+      server.close(1000, "chatroom deleted");
+    } else if (promptId) {
+      const row = this.prompt(promptId);
+      const snapshot: PromptSnapshot = {
+        kind: "snapshot",
+        head: formatEventId(this.head()),
+        text: row && (row.state === "generating" || row.state === "cancelled") ? row.text : "",
+        settled: row?.settled ? (JSON.parse(row.settled) as PromptDto) : null,
+      };
+      server.send(JSON.stringify(snapshot));
+    } else if (after !== null) {
+      for (const event of this.replayAfter(after)) server.send(JSON.stringify(event));
+    }
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override webSocketMessage(): void {
+    // Subscribers only listen; anything they send is ignored.
+  }
+
+  override webSocketClose(socket: WebSocket, code: number, reason: string): void {
+    try {
+      socket.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+    } catch {}
+  }
+
+  override webSocketError(socket: WebSocket): void {
+    try {
+      socket.close(1011, "error");
+    } catch {}
+  }
+
+  private replayAfter(after: string): LiveEvent[] {
+    this.prune(Date.now());
+    const seq = parseEventId(after);
+    const head = this.head();
+    // Replay only when every event after the client's id is still in the buffer.
+    if (seq === undefined || seq > head || seq < this.meta("pruned_through")) {
+      return [this.event(head, "reset", {})];
+    }
+    return this.sql
+      .exec<{ body: string }>("SELECT body FROM events WHERE seq > ? ORDER BY seq", seq)
+      .toArray()
+      .map((row) => JSON.parse(row.body) as LiveEvent);
+  }
+
+  private publish<K extends LiveEventName>(name: K, data: LiveEventData[K], promptId: string | null) {
+    const now = Date.now();
+    const seq = this.head() + 1;
+    const event = this.event(seq, name, data);
+    const body = JSON.stringify(event);
+    this.sql.exec("INSERT INTO events (seq, at, body) VALUES (?, ?, ?)", seq, now, body);
+    this.setMeta("head", seq);
+    this.prune(now);
+    // A chatroom-wide event (deleted) reaches every subscriber, per-prompt ones included.
+    const sockets = promptId ? this.ctx.getWebSockets(ALL) : this.ctx.getWebSockets();
+    if (promptId) sockets.push(...this.ctx.getWebSockets(promptTag(promptId)));
+    for (const socket of sockets) {
+      try {
+        socket.send(body);
+      } catch {
+        // A socket that cannot take a message is closing; its close handler tidies up.
+      }
+    }
+  }
+
+  private event<K extends LiveEventName>(seq: number, name: K, data: LiveEventData[K]): LiveEvent {
+    return { id: formatEventId(seq), event: name, data } as LiveEvent;
+  }
+
+  private prune(now: number) {
+    const head = this.head();
+    const old = this.sql
+      .exec<{ seq: number | null }>("SELECT max(seq) AS seq FROM events WHERE at < ?", now - REPLAY_WINDOW_MS)
+      .one().seq;
+    const through = Math.max(head - REPLAY_MAX_EVENTS, old ?? 0);
+    if (through > this.meta("pruned_through")) {
+      this.sql.exec("DELETE FROM events WHERE seq <= ?", through);
+      this.setMeta("pruned_through", through);
+    }
+    this.sql.exec("DELETE FROM prompts WHERE state = 'settled' AND seen_at < ?", now - SETTLED_MEMORY_MS);
+  }
+
+  private prompt(promptId: string): PromptRow | undefined {
+    return this.sql.exec<PromptRow>("SELECT * FROM prompts WHERE id = ?", promptId).toArray()[0];
+  }
+
+  private putPrompt(row: PromptRow) {
+    this.sql.exec(
+      "INSERT OR REPLACE INTO prompts (id, state, text, generation, seen_at, settled) VALUES (?, ?, ?, ?, ?, ?)",
+      row.id,
+      row.state,
+      row.text,
+      row.generation,
+      row.seen_at,
+      row.settled,
+    );
+  }
+
+  private head() {
+    return this.meta("head");
+  }
+
+  private deleted() {
+    return this.meta("deleted") === 1;
+  }
+
+  private meta(key: string): number {
+    return this.sql.exec<{ value: number }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value ?? 0;
+  }
+
+  private setMeta(key: string, value: number) {
+    this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, value);
+  }
+}

@@ -1,0 +1,44 @@
+import type { PromptDto, UsageDto } from "../prompts/prompts.schemas";
+
+/** The events of the "Live replies" contract, with the data each carries. */
+export type LiveEventData = {
+  prompt: { prompt: PromptDto; usage?: UsageDto };
+  delta: { promptId: string; text: string };
+  retrying: { promptId: string; attempt: number; retryInSeconds: number };
+  reply: { prompt: PromptDto };
+  reset: Record<string, never>;
+  deleted: { chatroomId: string };
+};
+
+export type LiveEventName = keyof LiveEventData;
+
+/** One event as SSE writes it (`id:`, `event:`, `data:`) and as a WebSocket message carries it. */
+export type LiveEvent = { [K in LiveEventName]: { id: string; event: K; data: LiveEventData[K] } }[LiveEventName];
+
+/**
+ * What the hub sends a Worker that subscribed to one prompt, before any event: where the chatroom's
+ * event log stands and what the hub knows of the prompt, so the Worker misses nothing in between.
+ */
+export type PromptSnapshot = {
+  kind: "snapshot";
+  head: string;
+  /** The text published for the prompt so far (while it is being written). */
+  text: string;
+  /** The prompt as the hub last published it settled, if it has. */
+  settled: PromptDto | null;
+};
+
+export type HubMessage = LiveEvent | PromptSnapshot;
+
+/** Event ids: the hub's sequence number, zero-padded so that ids also sort as strings. */
+export const formatEventId = (seq: number) => String(seq).padStart(16, "0");
+
+export function parseEventId(id: string | null | undefined): number | undefined {
+  if (!id || !/^\d{1,16}$/.test(id)) return undefined;
+  const seq = Number(id);
+  return Number.isSafeInteger(seq) ? seq : undefined;
+}
+
+export function toSse(event: LiveEvent): string {
+  return `id: ${event.id}\nevent: ${event.event}\ndata: ${JSON.stringify(event.data)}\n\n`;
+}

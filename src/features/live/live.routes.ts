@@ -1,0 +1,221 @@
+import { createRoute } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import type { Database } from "../../db/client";
+import { AppError, notFound } from "../../lib/errors";
+import { authErrors, bearerAuth, errorResponses, jsonResponse } from "../../lib/openapi";
+import { createRouter } from "../../lib/validate";
+import type { AppEnv } from "../../types";
+import { chatroomExists } from "../chatrooms/chatrooms.repo";
+import { ChatroomIdParamsSchema, MessageParamsSchema } from "../chatrooms/chatrooms.schemas";
+import { settleCancelled } from "../prompts/prompts.queue";
+import { findOwnedPrompt, findPromptWithReply } from "../prompts/prompts.repo";
+import { type PromptDto, PromptResponseSchema, toPromptResponse, type UsageDto } from "../prompts/prompts.schemas";
+import { forwardWebSocket, freezeForCancel, HubSubscription } from "./hub";
+import type { LiveEvent } from "./live.events";
+import { EventsQuerySchema, StreamTicketResponseSchema, sseResponse, TicketQuerySchema } from "./live.schemas";
+import { heartbeatMs, liveStreamResponse } from "./live-stream";
+import { issueTicket } from "./tickets";
+
+const notPending = () => new AppError(409, "NOT_PENDING", "Only a pending prompt can be cancelled");
+
+/**
+ * One prompt as a stream: `prompt` (with `usage` when given), the text so far as one `delta`, then its
+ * live events until `reply`. The hub subscription is opened before D1 is read, so nothing that happens
+ * in between is missed; while the stream is quiet D1 is asked again, in case the hub missed the reply.
+ */
+export async function promptStream(
+  c: Context<AppEnv>,
+  input: {
+    chatroomId: string;
+    promptId: string;
+    known?: PromptDto;
+    usage?: UsageDto;
+    headers?: Record<string, string>;
+  },
+): Promise<Response> {
+  const { chatroomId, promptId } = input;
+  const subscription = await HubSubscription.open(c.env, chatroomId, { promptId });
+  const first = await subscription.next(5_000);
+  const snapshot = typeof first === "object" && "kind" in first ? first : undefined;
+  const head = snapshot?.head ?? "0";
+  const db = c.var.db;
+  const userId = c.var.userId;
+  let prompt = input.known;
+  if (!prompt) {
+    const row = await findPromptWithReply(db, userId, chatroomId, promptId);
+    if (!row) {
+      subscription.close();
+      throw notFound("Message");
+    }
+    prompt = toPromptResponse(row);
+  }
+  const initial: LiveEvent[] = [
+    { id: head, event: "prompt", data: input.usage ? { prompt, usage: input.usage } : { prompt } },
+  ];
+  if (prompt.status !== "pending") initial.push({ id: head, event: "reply", data: { prompt } });
+  else if (snapshot?.settled) initial.push({ id: head, event: "reply", data: { prompt: snapshot.settled } });
+  else if (snapshot?.text) initial.push({ id: head, event: "delta", data: { promptId, text: snapshot.text } });
+  return liveStreamResponse({
+    request: c.req.raw,
+    subscription,
+    heartbeatMs: heartbeatMs(c.env),
+    initial,
+    headers: input.headers,
+    endsAfter: (event) => event.event === "reply" && event.data.prompt.id === promptId,
+    onIdle: async () => {
+      const row = await findPromptWithReply(db, userId, chatroomId, promptId);
+      if (row && row.status === "pending") return [];
+      if (!row) return [{ id: head, event: "deleted", data: { chatroomId } }];
+      return [{ id: head, event: "reply", data: { prompt: toPromptResponse(row) } }];
+    },
+  });
+}
+
+/**
+ * Holds a long-poll until the prompt leaves pending: woken by the hub's `reply`, with D1 asked again at
+ * most every 2 s as the fallback. Returns the prompt as D1 has it.
+ */
+export async function waitUntilSettled(
+  env: Env,
+  db: Database,
+  input: { userId: string; chatroomId: string; promptId: string; deadline: number },
+) {
+  const { userId, chatroomId, promptId, deadline } = input;
+  const read = () => findPromptWithReply(db, userId, chatroomId, promptId);
+  const subscription = await HubSubscription.open(env, chatroomId, { promptId }).catch(() => undefined);
+  try {
+    let row = await read();
+    while (row && row.status === "pending" && Date.now() < deadline) {
+      const message = subscription
+        ? await subscription.next(Math.min(2_000, deadline - Date.now()))
+        : await new Promise<"idle">((resolve) =>
+            setTimeout(() => resolve("idle"), Math.min(1_000, deadline - Date.now())),
+          );
+      if (message === "closed") {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, Math.max(0, deadline - Date.now()))));
+      } else if (typeof message === "object" && "kind" in message && !message.settled) {
+        continue;
+      } else if (typeof message === "object" && "event" in message && message.event === "delta") {
+        continue;
+      }
+      row = (await read()) ?? row;
+    }
+    return row;
+  } finally {
+    subscription?.close();
+  }
+}
+
+export const liveRoutes = createRouter<AppEnv>();
+
+liveRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/{id}/message/{messageId}/cancel",
+    tags: ["Live replies"],
+    summary: "Stop a pending prompt, keeping the text written so far",
+    description:
+      "A pending prompt becomes cancelled at once, whether still queued or being written; generation stops within a second. " +
+      "Exactly the text the delta events carried is kept as the reply (status cancelled); with none, the reply is null and the quota unit is given back.",
+    security: bearerAuth,
+    request: { params: MessageParamsSchema },
+    responses: {
+      200: jsonResponse(PromptResponseSchema, "The cancelled prompt"),
+      ...errorResponses({ ...authErrors, 404: "NOT_FOUND", 409: "NOT_PENDING: the prompt already settled" }),
+    },
+  }),
+  async (c) => {
+    const { id, messageId } = c.req.valid("param");
+    const row = await findOwnedPrompt(c.var.db, c.var.userId, id, messageId);
+    if (!row) throw notFound("Message");
+    if (row.status !== "pending") throw notPending();
+    const frozen = await freezeForCancel(c.env, id, messageId);
+    if (!frozen.settled) await settleCancelled(c.env, c.var.db, row, frozen.text);
+    const settled = await findPromptWithReply(c.var.db, c.var.userId, id, messageId);
+    if (settled?.status !== "cancelled") throw notPending();
+    return c.json({ success: true as const, message: "Prompt cancelled", prompt: toPromptResponse(settled) }, 200);
+  },
+);
+
+liveRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/{id}/stream-ticket",
+    tags: ["Live replies"],
+    summary: "A short-lived ticket for EventSource, which cannot send headers",
+    description:
+      "Pass it as ?ticket= to this chatroom's events and …/stream endpoints, any number of times within 300 s. " +
+      "It opens nothing else, is no bearer token, and stops working when the user's tokens are revoked.",
+    security: bearerAuth,
+    request: { params: ChatroomIdParamsSchema },
+    responses: {
+      200: jsonResponse(StreamTicketResponseSchema, "The ticket"),
+      ...errorResponses({ ...authErrors, 404: "NOT_FOUND" }),
+    },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    if (!(await chatroomExists(c.var.db, c.var.userId, id))) throw notFound("Chatroom");
+    const { ticket } = await issueTicket(c.env, {
+      userId: c.var.userId,
+      tokenVersion: c.var.tokenVersion,
+      chatroomId: id,
+    });
+    return c.json({ success: true as const, message: "Stream ticket", ticket, expiresIn: 300 as const }, 200);
+  },
+);
+
+liveRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/{id}/message/{messageId}/stream",
+    tags: ["Live replies"],
+    summary: "One prompt as Server-Sent Events: the text so far, then live until its reply",
+    description:
+      "`prompt` as stored now; while pending, one `delta` with all the text generated so far (if any), then that prompt's live events; ends after `reply`. " +
+      "For a settled prompt `prompt` and `reply` come at once and the stream ends. Accepts ?ticket= instead of the Authorization header.",
+    security: [...bearerAuth, {}],
+    request: { params: MessageParamsSchema, query: TicketQuerySchema },
+    responses: {
+      200: sseResponse("text/event-stream of the prompt"),
+      ...errorResponses({ ...authErrors, 404: "NOT_FOUND" }),
+    },
+  }),
+  async (c) => {
+    const { id, messageId } = c.req.valid("param");
+    return promptStream(c, { chatroomId: id, promptId: messageId }) as never;
+  },
+);
+
+liveRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/{id}/events",
+    tags: ["Live replies"],
+    summary: "Everything happening in the chatroom, live (SSE, or WebSocket with Upgrade)",
+    description:
+      "Live for as long as the client stays (ended after 30 minutes; reconnect). Reconnecting with Last-Event-ID (or ?lastEventId=) replays every event after that id " +
+      "if it is at most 10 minutes and 1000 events old, else sends `reset`. With `Upgrade: websocket` the same events come as text messages {id, event, data}. " +
+      "Accepts ?ticket= instead of the Authorization header.",
+    security: [...bearerAuth, {}],
+    request: { params: ChatroomIdParamsSchema, query: EventsQuerySchema },
+    responses: {
+      200: sseResponse("text/event-stream of the chatroom's events"),
+      ...errorResponses({ ...authErrors, 404: "NOT_FOUND" }),
+    },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    if (!(await chatroomExists(c.var.db, c.var.userId, id))) throw notFound("Chatroom");
+    const after = c.req.header("Last-Event-ID") ?? c.req.valid("query").lastEventId;
+    if (c.req.header("Upgrade")?.toLowerCase() === "websocket")
+      return (await forwardWebSocket(c.env, id, after)) as never;
+    const subscription = await HubSubscription.open(c.env, id, { after });
+    return liveStreamResponse({
+      request: c.req.raw,
+      subscription,
+      heartbeatMs: heartbeatMs(c.env),
+      initial: [],
+    }) as never;
+  },
+);

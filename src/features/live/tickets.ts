@@ -1,0 +1,48 @@
+import { jwtVerify, SignJWT } from "jose";
+import { hmacSha256 } from "../../lib/crypto";
+import { unauthorized } from "../../lib/errors";
+import type { TokenClaims } from "../auth/tokens";
+
+/** A stream ticket works this long, any number of times. */
+export const TICKET_TTL_SECONDS = 300;
+const ALGORITHM = "HS256";
+const TYPE = "stream-ticket+jwt";
+
+/**
+ * Tickets are signed with a key of their own, derived from JWT_SECRET, so a ticket is never accepted
+ * as a bearer token and a bearer token never as a ticket.
+ */
+async function ticketKey(env: Env): Promise<Uint8Array> {
+  if (!env.JWT_SECRET) throw new Error("JWT_SECRET is not configured");
+  return new Uint8Array(await hmacSha256(env.JWT_SECRET, "stream-ticket/v1"));
+}
+
+/** A ticket for one user's streams of one chatroom, bound to the token version it was issued under. */
+export async function issueTicket(env: Env, claims: TokenClaims & { chatroomId: string }) {
+  const ticket = await new SignJWT({ ver: claims.tokenVersion, room: claims.chatroomId })
+    .setProtectedHeader({ alg: ALGORITHM, typ: TYPE })
+    .setSubject(claims.userId)
+    .setIssuedAt()
+    .setExpirationTime(`${TICKET_TTL_SECONDS}s`)
+    .sign(await ticketKey(env));
+  return { ticket, expiresIn: TICKET_TTL_SECONDS };
+}
+
+/** The ticket's user and token version, if it is valid for `chatroomId`; otherwise a 401. */
+export async function verifyTicket(env: Env, ticket: string, chatroomId: string): Promise<TokenClaims> {
+  const verified = await jwtVerify(ticket, await ticketKey(env), {
+    algorithms: [ALGORITHM],
+    typ: TYPE,
+    requiredClaims: ["exp", "sub"],
+  }).catch(() => undefined);
+  const payload = verified?.payload;
+  if (
+    !payload ||
+    typeof payload.sub !== "string" ||
+    !Number.isSafeInteger(payload.ver) ||
+    payload.room !== chatroomId
+  ) {
+    throw unauthorized();
+  }
+  return { userId: payload.sub, tokenVersion: payload.ver as number };
+}

@@ -1,0 +1,486 @@
+import { createExecutionContext, env } from "cloudflare:test";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import worker from "../src/index";
+import { call, createChatroom, expectError, PASSWORD, runConsumer, sendPrompt, verifiedUser } from "./helpers";
+import { geminiOverloaded, geminiStream, geminiText, stubGemini } from "./stubs";
+
+afterEach(() => {
+  vi.useRealTimers();
+  vi.restoreAllMocks();
+});
+
+const aiEnv = (): Env => ({ ...env, GEMINI_API_KEY: "test-gemini-key" });
+
+// biome-ignore lint/suspicious/noExplicitAny: tests read event data field by field, as helpers.ts reads JSON.
+type SseEvent = { id: string; event: string; data: any };
+
+/** Opens a live stream on the real Worker and reads its Server-Sent Events one by one. */
+async function openStream(
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown; headers?: Record<string, string>; env?: Env } = {},
+) {
+  const controller = new AbortController();
+  const headers = new Headers({ Accept: "text/event-stream", ...options.headers });
+  if (options.token) headers.set("Authorization", `Bearer ${options.token}`);
+  if (options.body !== undefined) headers.set("Content-Type", "application/json");
+  const response = await worker.fetch(
+    new Request(`http://localhost${path}`, {
+      method,
+      headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      signal: controller.signal,
+    }),
+    options.env ?? env,
+    createExecutionContext(),
+  );
+  const reader = response.body?.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  const comments: string[] = [];
+  let ended = false;
+  /** The next event, or null once the stream ended. */
+  const next = async (timeoutMs = 5_000): Promise<SseEvent | null> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const cut = buffer.indexOf("\n\n");
+      if (cut >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        const fields: Record<string, string> = {};
+        for (const line of block.split("\n")) {
+          if (line.startsWith(":")) comments.push(line.slice(1).trim());
+          else {
+            const at = line.indexOf(": ");
+            if (at > 0) fields[line.slice(0, at)] = line.slice(at + 2);
+          }
+        }
+        if (fields.event) return { id: fields.id ?? "", event: fields.event, data: JSON.parse(fields.data ?? "null") };
+        continue;
+      }
+      if (ended || !reader) return null;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no event within ${timeoutMs} ms; got so far: ${buffer}`);
+      const chunk = await Promise.race([
+        reader.read(),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no event within ${timeoutMs} ms`)), left)),
+      ]);
+      if (chunk.done) ended = true;
+      else buffer += decoder.decode(chunk.value, { stream: true });
+    }
+  };
+  /** Every event until the stream ends. */
+  const rest = async (timeoutMs = 5_000) => {
+    const events: SseEvent[] = [];
+    for (let event = await next(timeoutMs); event; event = await next(timeoutMs)) events.push(event);
+    return events;
+  };
+  const close = () => {
+    controller.abort();
+    reader?.cancel().catch(() => {});
+  };
+  return { response, next, rest, close, comments };
+}
+
+async function roomOfNewUser() {
+  const user = await verifiedUser();
+  const room = await createChatroom(user.token);
+  return { ...user, room };
+}
+
+const textOf = (events: SseEvent[], promptId: string) =>
+  events
+    .filter((e) => e.event === "delta" && e.data.promptId === promptId)
+    .map((e) => e.data.text)
+    .join("");
+
+describe("POST /api/chatroom/:id/message with Accept: text/event-stream", () => {
+  it("streams prompt (with usage), the deltas in order, then reply, and ends", async () => {
+    const { token, room } = await roomOfNewUser();
+    const stream = await openStream("POST", `/api/chatroom/${room.id}/message`, {
+      token,
+      body: { userMessage: "Stream it" },
+    });
+    expect(stream.response.status).toBe(200);
+    expect(stream.response.headers.get("Content-Type")).toBe("text/event-stream; charset=utf-8");
+    expect(stream.response.headers.get("Cache-Control")).toBe("no-cache");
+    expect(stream.response.headers.get("RateLimit-Remaining")).toBe("4");
+    const first = await stream.next();
+    expect(first).toMatchObject({ event: "prompt", data: { prompt: { status: "pending", content: "Stream it" } } });
+    expect(first?.data.usage).toMatchObject({ used: 1, limit: 5 });
+    const promptId = first?.data.prompt.id as string;
+
+    stubGemini(() => geminiStream(["One ", "two ", "three ", "four."], { gapMs: 70 }));
+    const consumed = runConsumer([{ promptId }], { env: aiEnv() });
+    const events = await stream.rest();
+    await consumed;
+    const deltas = events.filter((e) => e.event === "delta");
+    expect(deltas.length).toBeGreaterThanOrEqual(3);
+    expect(textOf(events, promptId)).toBe("One two three four.");
+    const last = events.at(-1);
+    expect(last?.event).toBe("reply");
+    expect(last?.data.prompt).toMatchObject({
+      id: promptId,
+      status: "completed",
+      reply: { content: "One two three four." },
+    });
+    const ids = events.map((e) => e.id);
+    expect([...ids].sort()).toEqual(ids);
+    // The reply event carries exactly what the REST endpoint now returns.
+    const rest = await call("GET", `/api/chatroom/${room.id}/message/${promptId}`, { token });
+    expect(last?.data.prompt).toEqual(rest.body.prompt);
+  });
+
+  it("answers the usual JSON errors before any stream starts", async () => {
+    const { token, room } = await roomOfNewUser();
+    const res = await call("POST", `/api/chatroom/${room.id}/message`, {
+      token,
+      body: { userMessage: "" },
+      headers: { Accept: "text/event-stream" },
+    });
+    expectError(res, 400, "VALIDATION_FAILED");
+    const missing = await call("POST", `/api/chatroom/${crypto.randomUUID()}/message`, {
+      token,
+      body: { userMessage: "x" },
+      headers: { Accept: "text/event-stream" },
+    });
+    expectError(missing, 404, "NOT_FOUND");
+  });
+});
+
+describe("GET /api/chatroom/:id/message/:messageId/stream", () => {
+  it("gives prompt and reply at once for a settled prompt", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    stubGemini(() => geminiText("Done already"));
+    await runConsumer([{ promptId: id }], { env: aiEnv() });
+    const stream = await openStream("GET", `/api/chatroom/${room.id}/message/${id}/stream`, { token });
+    const events = await stream.rest();
+    expect(events.map((e) => e.event)).toEqual(["prompt", "reply"]);
+    expect(events[1]?.data.prompt.reply.content).toBe("Done already");
+  });
+
+  it("joins mid-stream with one delta holding all the text so far, then follows live", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    let joined: ReturnType<typeof openStream> | undefined;
+    stubGemini(() =>
+      geminiStream(["alpha ", "beta ", "gamma ", "delta"], {
+        gapMs: 80,
+        onChunk: (index) => {
+          if (index === 1) {
+            joined = new Promise((resolve) => setTimeout(resolve, 60)).then(() =>
+              openStream("GET", `/api/chatroom/${room.id}/message/${id}/stream`, { token }),
+            );
+          }
+        },
+      }),
+    );
+    const consumed = runConsumer([{ promptId: id }], { env: aiEnv() });
+    await vi.waitUntil(() => joined !== undefined, { timeout: 3_000 });
+    const stream = await (joined as ReturnType<typeof openStream>);
+    const events = await stream.rest();
+    await consumed;
+    expect(events[0]?.event).toBe("prompt");
+    expect(events[1]).toMatchObject({ event: "delta" });
+    expect(events[1]?.data.text.startsWith("alpha beta")).toBe(true);
+    expect(textOf(events, id)).toBe("alpha beta gamma delta");
+    expect(events.at(-1)?.data.prompt.status).toBe("completed");
+  });
+
+  it("answers 404 JSON for another user's prompt and 401 without auth", async () => {
+    const a = await roomOfNewUser();
+    const b = await roomOfNewUser();
+    const id = await sendPrompt(a.token, a.room.id);
+    expectError(
+      await call("GET", `/api/chatroom/${a.room.id}/message/${id}/stream`, { token: b.token }),
+      404,
+      "NOT_FOUND",
+    );
+    expectError(await call("GET", `/api/chatroom/${a.room.id}/message/${id}/stream`), 401, "UNAUTHORIZED");
+  });
+});
+
+describe("GET /api/chatroom/:id/events", () => {
+  it("carries every prompt, delta and reply of the chatroom, and resumes after Last-Event-ID", async () => {
+    const { token, room } = await roomOfNewUser();
+    const live = await openStream("GET", `/api/chatroom/${room.id}/events`, { token });
+    expect(live.response.status).toBe(200);
+    const id = await sendPrompt(token, room.id, "from another device");
+    const promptEvent = await live.next();
+    expect(promptEvent).toMatchObject({ event: "prompt", data: { prompt: { id, content: "from another device" } } });
+    stubGemini(() => geminiStream(["Hello ", "every ", "device"], { gapMs: 60 }));
+    await runConsumer([{ promptId: id }], { env: aiEnv() });
+    const seen: SseEvent[] = [];
+    for (let e = await live.next(); e; e = await live.next()) {
+      seen.push(e);
+      if (e.event === "reply") break;
+    }
+    live.close();
+    expect(textOf(seen, id)).toBe("Hello every device");
+    expect(seen.at(-1)?.data.prompt.status).toBe("completed");
+
+    // A client that dropped after the prompt event gets everything after it, by header or by query.
+    const byHeader = await openStream("GET", `/api/chatroom/${room.id}/events`, {
+      token,
+      headers: { "Last-Event-ID": promptEvent?.id ?? "" },
+    });
+    const replayed: SseEvent[] = [];
+    for (let e = await byHeader.next(); e; e = await byHeader.next()) {
+      replayed.push(e);
+      if (e.event === "reply") break;
+    }
+    byHeader.close();
+    expect(replayed.map((e) => e.id)).toEqual(seen.map((e) => e.id));
+    const byQuery = await openStream("GET", `/api/chatroom/${room.id}/events?lastEventId=${seen.at(-2)?.id}`, {
+      token,
+    });
+    expect((await byQuery.next())?.id).toBe(seen.at(-1)?.id);
+    byQuery.close();
+  });
+
+  it("sends reset for an id it cannot replay from", async () => {
+    const { token, room } = await roomOfNewUser();
+    for (const lastEventId of ["not-an-id", "9999999999999999"]) {
+      const stream = await openStream("GET", `/api/chatroom/${room.id}/events`, {
+        token,
+        headers: { "Last-Event-ID": lastEventId },
+      });
+      expect(await stream.next()).toMatchObject({ event: "reset", data: {} });
+      stream.close();
+    }
+  });
+
+  it("sends a ping comment while quiet", async () => {
+    const { token, room } = await roomOfNewUser();
+    const stream = await openStream("GET", `/api/chatroom/${room.id}/events`, {
+      token,
+      env: { ...env, LIVE_HEARTBEAT_SECONDS: "0.1" },
+    });
+    await expect(stream.next(400)).rejects.toThrow(/no event/);
+    expect(stream.comments).toContain("ping");
+    stream.close();
+  });
+
+  it("tells every stream the chatroom was deleted, then ends", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    const events = await openStream("GET", `/api/chatroom/${room.id}/events`, { token });
+    const prompt = await openStream("GET", `/api/chatroom/${room.id}/message/${id}/stream`, { token });
+    expect((await prompt.next())?.event).toBe("prompt");
+    expect((await call("DELETE", `/api/chatroom/${room.id}`, { token })).status).toBe(200);
+    expect(await events.rest()).toEqual([{ id: expect.any(String), event: "deleted", data: { chatroomId: room.id } }]);
+    expect((await prompt.rest()).map((e) => e.event)).toEqual(["deleted"]);
+  });
+
+  it("serves the same events over a WebSocket", async () => {
+    const { token, room } = await roomOfNewUser();
+    const res = await worker.fetch(
+      new Request(`http://localhost/api/chatroom/${room.id}/events`, {
+        headers: { Upgrade: "websocket", Authorization: `Bearer ${token}` },
+      }),
+      env,
+      createExecutionContext(),
+    );
+    expect(res.status).toBe(101);
+    const socket = res.webSocket as WebSocket;
+    socket.accept();
+    const messages: SseEvent[] = [];
+    socket.addEventListener("message", (e) => messages.push(JSON.parse(e.data as string)));
+    const id = await sendPrompt(token, room.id, "over ws");
+    await vi.waitUntil(() => messages.length >= 1, { timeout: 3_000 });
+    expect(messages[0]).toMatchObject({ id: expect.any(String), event: "prompt", data: { prompt: { id } } });
+    socket.close();
+  });
+
+  it("keeps 50 subscribers in step: every delta delivered to each, in order", async () => {
+    const { token, room } = await roomOfNewUser();
+    const streams = await Promise.all(
+      Array.from({ length: 50 }, () => openStream("GET", `/api/chatroom/${room.id}/events`, { token })),
+    );
+    const id = await sendPrompt(token, room.id);
+    stubGemini(() => geminiStream(["a", "b", "c", "d", "e"], { gapMs: 60 }));
+    await runConsumer([{ promptId: id }], { env: aiEnv() });
+    const texts = await Promise.all(
+      streams.map(async (stream) => {
+        const seen: SseEvent[] = [];
+        for (let e = await stream.next(); e; e = await stream.next()) {
+          seen.push(e);
+          if (e.event === "reply") break;
+        }
+        stream.close();
+        return textOf(seen, id);
+      }),
+    );
+    expect(new Set(texts)).toEqual(new Set(["abcde"]));
+  });
+});
+
+describe("POST /api/chatroom/:id/message/:messageId/cancel", () => {
+  it("cancels a queued prompt at once: no reply, quota given back, and the consumer then does nothing", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    const res = await call("POST", `/api/chatroom/${room.id}/message/${id}/cancel`, { token });
+    expect(res.status).toBe(200);
+    expect(res.body.prompt).toMatchObject({ id, status: "cancelled", reply: null });
+    expect((await call("GET", "/api/user/me", { token })).body.user.usage.used).toBe(0);
+    const calls = stubGemini(() => geminiText("too late"));
+    expect(await runConsumer([{ promptId: id }], { env: aiEnv() })).toEqual({ acked: 1, retried: [] });
+    expect(calls).toHaveLength(0);
+  });
+
+  it("while streaming, keeps exactly the text the deltas carried and stops the generation", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    const stream = await openStream("GET", `/api/chatroom/${room.id}/message/${id}/stream`, { token });
+    let cancelled: Promise<Awaited<ReturnType<typeof call>>> | undefined;
+    const calls = stubGemini(() =>
+      geminiStream(["First ", "second ", "third ", "fourth ", "fifth"], {
+        gapMs: 150,
+        onChunk: (index) => {
+          if (index === 1) {
+            cancelled = new Promise((resolve) => setTimeout(resolve, 100)).then(() =>
+              call("POST", `/api/chatroom/${room.id}/message/${id}/cancel`, { token }),
+            );
+          }
+        },
+      }),
+    );
+    const consumed = await runConsumer([{ promptId: id }], { env: aiEnv() });
+    expect(consumed).toEqual({ acked: 1, retried: [] });
+    const res = await (cancelled as Promise<Awaited<ReturnType<typeof call>>>);
+    expect(res.status).toBe(200);
+    const events = await stream.rest();
+    const streamed = textOf(events, id);
+    expect(streamed.startsWith("First second")).toBe(true);
+    expect(streamed).not.toContain("fifth");
+    expect(res.body.prompt).toMatchObject({ status: "cancelled", reply: { status: "cancelled", content: streamed } });
+    expect(events.at(-1)?.data.prompt).toEqual(res.body.prompt);
+    expect(calls[0]?.signal?.aborted).toBe(true);
+    // A cancelled prompt with text keeps its quota unit.
+    expect((await call("GET", "/api/user/me", { token })).body.user.usage.used).toBe(1);
+  });
+
+  it("answers 409 NOT_PENDING once the prompt has settled, and 404 for another user's", async () => {
+    const a = await roomOfNewUser();
+    const b = await roomOfNewUser();
+    const id = await sendPrompt(a.token, a.room.id);
+    expectError(
+      await call("POST", `/api/chatroom/${a.room.id}/message/${id}/cancel`, { token: b.token }),
+      404,
+      "NOT_FOUND",
+    );
+    stubGemini(() => geminiText("answered"));
+    await runConsumer([{ promptId: id }], { env: aiEnv() });
+    expectError(
+      await call("POST", `/api/chatroom/${a.room.id}/message/${id}/cancel`, { token: a.token }),
+      409,
+      "NOT_PENDING",
+    );
+  });
+
+  it("lets a cancelled prompt be retried, and its partial reply goes to Gemini as history", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id, "first question");
+    await call("POST", `/api/chatroom/${room.id}/message/${id}/cancel`, { token });
+    const retried = await call("POST", `/api/chatroom/${room.id}/message/${id}/retry`, { token });
+    expect(retried.status).toBe(202);
+    expect(retried.body.prompt).toMatchObject({ id, status: "pending", reply: null });
+    stubGemini(() => geminiText("the answer"));
+    await runConsumer([{ promptId: id }], { env: aiEnv() });
+    const read = await call("GET", `/api/chatroom/${room.id}/message/${id}`, { token });
+    expect(read.body.prompt).toMatchObject({ status: "completed", reply: { content: "the answer" } });
+  });
+});
+
+describe("retryable failures mid-stream", () => {
+  it("publish retrying, drop the text so far, and the next delivery starts the reply again", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    const stream = await openStream("GET", `/api/chatroom/${room.id}/message/${id}/stream`, { token });
+    stubGemini(
+      () => geminiStream(["Half ", "an ", "answer"], { gapMs: 20, dropAfter: 2 }),
+      () => geminiStream(["Whole ", "answer"], { gapMs: 20 }),
+    );
+    const first = await runConsumer([{ promptId: id }], { env: aiEnv(), attempts: 1 });
+    expect(first.retried).toHaveLength(1);
+    await runConsumer([{ promptId: id }], { env: aiEnv(), attempts: 2 });
+    const events = await stream.rest();
+    const names = events.map((e) => e.event);
+    expect(names[0]).toBe("prompt");
+    const retryAt = names.indexOf("retrying");
+    expect(events[retryAt]?.data).toEqual({ promptId: id, attempt: 1, retryInSeconds: first.retried[0]?.delaySeconds });
+    expect(textOf(events.slice(retryAt), id)).toBe("Whole answer");
+    expect(events.at(-1)?.data.prompt.reply.content).toBe("Whole answer");
+  });
+
+  it("publish retrying on a 503 before any text", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    const stream = await openStream("GET", `/api/chatroom/${room.id}/message/${id}/stream`, { token });
+    expect((await stream.next())?.event).toBe("prompt");
+    stubGemini(geminiOverloaded);
+    await runConsumer([{ promptId: id }], { env: aiEnv(), attempts: 1 });
+    expect(await stream.next()).toMatchObject({ event: "retrying", data: { promptId: id, attempt: 1 } });
+    stream.close();
+  });
+});
+
+describe("stream tickets", () => {
+  it("open this chatroom's streams without a header, nothing else, and stop working after a password change", async () => {
+    const { token, room, phoneNumber } = await roomOfNewUser();
+    const other = await createChatroom(token);
+    const issued = await call("POST", `/api/chatroom/${room.id}/stream-ticket`, { token });
+    expect(issued.status).toBe(200);
+    expect(issued.body.expiresIn).toBe(300);
+    const ticket = issued.body.ticket as string;
+
+    const stream = await openStream("GET", `/api/chatroom/${room.id}/events?ticket=${ticket}`);
+    expect(stream.response.status).toBe(200);
+    stream.close();
+    const id = await sendPrompt(token, room.id);
+    const perPrompt = await openStream("GET", `/api/chatroom/${room.id}/message/${id}/stream?ticket=${ticket}`);
+    expect(perPrompt.response.status).toBe(200);
+    perPrompt.close();
+
+    expectError(await call("GET", `/api/chatroom/${other.id}/events?ticket=${ticket}`), 401, "UNAUTHORIZED");
+    expectError(await call("GET", `/api/chatroom/${room.id}?ticket=${ticket}`), 401, "UNAUTHORIZED");
+    expectError(await call("GET", "/api/user/me", { token: ticket }), 401, "UNAUTHORIZED");
+    expectError(await call("GET", `/api/chatroom/${room.id}/events?ticket=${token}`), 401, "UNAUTHORIZED");
+
+    const changed = await call("POST", "/api/auth/change-password", {
+      token,
+      body: { currentPassword: PASSWORD, newPassword: "an0therPass" },
+    });
+    expect(changed.status).toBe(200);
+    expect(phoneNumber).toBeTruthy();
+    expectError(await call("GET", `/api/chatroom/${room.id}/events?ticket=${ticket}`), 401, "UNAUTHORIZED");
+  });
+
+  it("are refused once expired", async () => {
+    const { token, room } = await roomOfNewUser();
+    const ticket = (await call("POST", `/api/chatroom/${room.id}/stream-ticket`, { token })).body.ticket as string;
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Date.now() + 301_000);
+    expectError(await call("GET", `/api/chatroom/${room.id}/events?ticket=${ticket}`), 401, "UNAUTHORIZED");
+  });
+});
+
+describe("GET …/message/:messageId?wait=N", () => {
+  it("is woken by the hub within ~50 ms of the reply being stored", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    stubGemini(() => geminiText("woken"));
+    const waiting = call("GET", `/api/chatroom/${room.id}/message/${id}?wait=25`, { token }).then((res) => ({
+      res,
+      at: Date.now(),
+    }));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await runConsumer([{ promptId: id }], { env: aiEnv() });
+    const storedAt = Date.now();
+    const { res, at } = await waiting;
+    expect(res.body.prompt.reply.content).toBe("woken");
+    // D1 alone would only be asked again every 2 s.
+    expect(at - storedAt).toBeLessThan(500);
+  });
+});
