@@ -1,4 +1,4 @@
-import { createExecutionContext, env } from "cloudflare:test";
+import { createExecutionContext, env, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
 import { call, createChatroom, expectError, PASSWORD, runConsumer, sendPrompt, verifiedUser } from "./helpers";
@@ -148,6 +148,22 @@ describe("POST /api/chatroom/:id/message with Accept: text/event-stream", () => 
   });
 });
 
+describe("delta coalescing", () => {
+  it("sends the first piece at once and folds a fast burst into a few deltas, losing nothing", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    const stream = await openStream("GET", `/api/chatroom/${room.id}/message/${id}/stream`, { token });
+    const pieces = Array.from({ length: 100 }, (_, i) => `w${i} `);
+    stubGemini(() => geminiStream(pieces));
+    await runConsumer([{ promptId: id }], { env: aiEnv() });
+    const events = await stream.rest();
+    const deltas = events.filter((e) => e.event === "delta");
+    expect(deltas[0]?.data.text).toBe("w0 ");
+    expect(deltas.length).toBeLessThan(10);
+    expect(textOf(events, id)).toBe(pieces.join(""));
+  });
+});
+
 describe("GET /api/chatroom/:id/message/:messageId/stream", () => {
   it("gives prompt and reply at once for a settled prompt", async () => {
     const { token, room } = await roomOfNewUser();
@@ -249,6 +265,16 @@ describe("GET /api/chatroom/:id/events", () => {
       expect(await stream.next()).toMatchObject({ event: "reset", data: {} });
       stream.close();
     }
+  });
+
+  it("lets the hub go of a client that has gone away", async () => {
+    const { token, room } = await roomOfNewUser();
+    const hub = env.CHATROOM_HUB.get(env.CHATROOM_HUB.idFromName(room.id));
+    const sockets = () => runInDurableObject(hub, (_instance, state) => state.getWebSockets().length);
+    const stream = await openStream("GET", `/api/chatroom/${room.id}/events`, { token });
+    expect(await sockets()).toBe(1);
+    stream.close();
+    await vi.waitUntil(async () => (await sockets()) === 0, { timeout: 3_000, interval: 50 });
   });
 
   it("sends a ping comment while quiet", async () => {
