@@ -161,6 +161,13 @@ describe("API documentation", () => {
     expect(res.body).not.toMatch(/<script|<link[^>]+href="http|src="http/i);
   });
 
+  it("lists the live events a text/event-stream response can carry", async () => {
+    const html: string = (await call("GET", "/docs")).body;
+    const section = html.slice(html.indexOf('id="get-/api/chatroom/{id}/events"'));
+    const events = [...section.slice(0, section.indexOf("</section>")).matchAll(/<code>event: (\w+)<\/code>/g)];
+    expect(events.map((match) => match[1])).toEqual(["prompt", "delta", "retrying", "reply", "reset", "deleted"]);
+  });
+
   it("groups the /docs operations under their tags, in the document's tag order", async () => {
     const html: string = (await call("GET", "/docs")).body;
     const headings = [...html.matchAll(/<h2>([^<]+)<\/h2>/g)].map((match) => match[1]);

@@ -51,6 +51,21 @@ function renderFields(schema: Schema, doc: Document, depth = 0): string {
   return `<ul>${rows.join("")}</ul>`;
 }
 
+/** For a text/event-stream response: the event names it can carry, each with what it means. */
+function renderEventStream(schema: OpenApiSchema | undefined, doc: Document): string {
+  if (!schema) return "";
+  const variants = resolveSchema(schema, doc).oneOf ?? resolveSchema(schema, doc).anyOf ?? [];
+  const rows = variants.map((variant) => {
+    const resolved = resolveSchema(variant, doc);
+    const name = resolveSchema(resolved.properties?.event, doc);
+    const event = String(name.const ?? name.enum?.[0] ?? "");
+    return `<li><code>event: ${escapeHtml(event)}</code> ${escapeHtml(resolved.description ?? "")}${
+      resolved.properties?.data ? renderFields(resolved.properties.data, doc) : ""
+    }</li>`;
+  });
+  return ` <code>text/event-stream</code><ul>${rows.join("")}</ul>`;
+}
+
 function renderOperation(path: string, method: string, op: Operation, doc: Document): string {
   const body = op.requestBody?.content?.["application/json"]?.schema;
   const params = (op.parameters ?? []).map(
@@ -60,7 +75,11 @@ function renderOperation(path: string, method: string, op: Operation, doc: Docum
       )} ${p.schema ? constraints(p.schema) : ""}</li>`,
   );
   const responses = Object.entries(op.responses ?? {}).map(
-    ([status, response]) => `<li><b>${escapeHtml(status)}</b> ${escapeHtml(response.description ?? "")}</li>`,
+    ([status, response]) =>
+      `<li><b>${escapeHtml(status)}</b> ${escapeHtml(response.description ?? "")}${renderEventStream(
+        response.content?.["text/event-stream"]?.schema,
+        doc,
+      )}</li>`,
   );
   return `<section class="op" id="${anchor(method, path)}">
 <h3><span class="method ${escapeHtml(method)}">${escapeHtml(method.toUpperCase())}</span> <code>${escapeHtml(path)}</code>${

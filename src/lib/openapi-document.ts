@@ -28,7 +28,7 @@ export type OpenApiOperation = {
   security?: unknown[];
   parameters?: { name: string; in: string; required?: boolean; description?: string; schema?: OpenApiSchema }[];
   requestBody?: { content?: Record<string, { schema?: OpenApiSchema }> };
-  responses?: Record<string, { description?: string }>;
+  responses?: Record<string, { description?: string; content?: Record<string, { schema?: OpenApiSchema }> }>;
 };
 
 export type OpenApiDocument = {
