@@ -1,5 +1,5 @@
-// npm run bench — measures the built Worker the way its users feel it and prints one table
-// (also written to bench/results.md and the README's Performance section).
+// npm run bench — measures the built Worker the way its users feel it and prints the tables
+// (`-- --write` also writes them to bench/results.md and the README's Performance section).
 //
 // The Worker is served by Miniflare directly: the `wrangler dev` proxy tops out near 1 000 requests/s on
 // a small machine and would measure itself. All traffic goes to 127.0.0.1. Figures are medians of
@@ -20,6 +20,8 @@ const CONNECTIONS = 32;
 const BUDGET_GZIP_KIB = 250;
 const COMPAT_DATE = /compatibility_date\s*=\s*"([^"]+)"/.exec(readFileSync("wrangler.toml", "utf8"))?.[1];
 const WEBHOOK_SECRET = "whsec_bench";
+/** `npm run bench -- --write` also writes bench/results.md and the README's Performance section. */
+const WRITE = process.argv.includes("--write");
 const startedAt = Date.now();
 
 const median = (values) => {
@@ -73,16 +75,20 @@ async function serve(options) {
   return { mf, url: url.href.replace(/\/$/, ""), pids };
 }
 
-function serveWorker(scriptPath, { geminiUrl, consume }) {
+/** The consumer settings of wrangler.toml's `gemini-prompts` consumer. */
+const CONSUMER = { maxBatchSize: 10, maxBatchTimeout: 0, maxRetries: 2 };
+
+function serveWorker(scriptPath, { geminiUrl, consume, consumer = CONSUMER }) {
   return serve({
     scriptPath,
+    compatibilityFlags: ["enable_request_signal"],
     d1Databases: ["DB"],
     kvNamespaces: ["CACHE"],
+    durableObjects: { CHATROOM_HUB: { className: "ChatroomHub", useSQLite: true } },
     queueProducers: { PROMPT_QUEUE: { queueName: "gemini-prompts" } },
-    ...(consume
-      ? { queueConsumers: { "gemini-prompts": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 2 } } }
-      : {}),
+    ...(consume ? { queueConsumers: { "gemini-prompts": consumer } } : {}),
     bindings: {
+      LIVE_HEARTBEAT_SECONDS: "15",
       OTP_DELIVERY: "response",
       OTP_WEBHOOK_URL: "",
       CORS_ORIGINS: "*",
@@ -357,6 +363,219 @@ async function queueDrain(scriptPath) {
   return { local: median(local), concurrent: median(concurrent) };
 }
 
+const percentile = (values, p) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+};
+
+/**
+ * Reads a text/event-stream response, calling `onEvent({ id, event, data, at })` as each event arrives
+ * (`at`: Date.now() when its last line was read). Resolves when the stream ends or `stop()` is called.
+ */
+function readSse(response, onEvent) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let stopped = false;
+  const done = (async () => {
+    for (;;) {
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        if (stopped) return;
+        throw error;
+      }
+      if (chunk.done) return;
+      const at = Date.now();
+      buffer += decoder.decode(chunk.value, { stream: true });
+      for (let end = buffer.indexOf("\n\n"); end !== -1; end = buffer.indexOf("\n\n")) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const fields = Object.fromEntries(
+          block
+            .split("\n")
+            .filter((line) => line && !line.startsWith(":"))
+            .map((line) => [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 1).trimStart()]),
+        );
+        if (fields.event) onEvent({ id: fields.id, event: fields.event, data: JSON.parse(fields.data), at });
+      }
+    }
+  })();
+  return {
+    done,
+    stop() {
+      stopped = true;
+      return reader.cancel().catch(() => {});
+    },
+  };
+}
+
+/** A Pro user with a chatroom on `server` (a migrated, consuming Worker). */
+async function proRoom(server) {
+  const api = client(server.url);
+  const user = await api.user();
+  await api.makePro(user.id);
+  return { api, user: await api.withRoom(user, "Live") };
+}
+
+/**
+ * Sends `count` prompts one after another with `Accept: text/event-stream` and times, for each, the
+ * first `delta` and the `reply` (sent once the reply is stored) against the Gemini stub's own first-
+ * and last-chunk times: the difference is our path (queue hop, consumer, hub, Worker stream).
+ */
+async function timeLiveReplies(server, gemini, count) {
+  const { user } = await proRoom(server);
+  const samples = [];
+  for (let i = 0; i < count + 2; i++) {
+    const userMessage = `live ${i} ${randomBytes(4).toString("hex")}`;
+    const sentAt = Date.now();
+    const response = await fetch(`${server.url}/api/chatroom/${user.roomId}/message`, {
+      method: "POST",
+      headers: {
+        Authorization: `Bearer ${user.token}`,
+        "Content-Type": "application/json",
+        Accept: "text/event-stream",
+      },
+      body: JSON.stringify({ userMessage }),
+    });
+    if (response.status !== 200) throw new Error(`streamed send answered ${response.status}`);
+    let firstDeltaAt;
+    let replyAt;
+    let reply;
+    await readSse(response, ({ event, data, at }) => {
+      if (event === "delta") firstDeltaAt ??= at;
+      if (event === "reply") {
+        replyAt = at;
+        reply = data.prompt;
+      }
+    }).done;
+    if (reply?.status !== "completed") throw new Error(`live prompt ended ${reply?.status}`);
+    const timing = gemini.timings.findLast((t) => t.lastUserText === userMessage);
+    // The first two prompts warm the isolate, the hub and the SQLite files up; they are not counted.
+    if (i >= 2)
+      samples.push({
+        firstDelta: firstDeltaAt - sentAt,
+        firstDeltaOverhead: firstDeltaAt - timing.firstChunkAt,
+        stored: replyAt - sentAt,
+        storedOverhead: replyAt - timing.lastChunkAt,
+      });
+  }
+  const summary = (key) => ({
+    p50: percentile(
+      samples.map((s) => s[key]),
+      50,
+    ),
+    p95: percentile(
+      samples.map((s) => s[key]),
+      95,
+    ),
+  });
+  return {
+    count: samples.length,
+    firstDelta: summary("firstDelta"),
+    firstDeltaOverhead: summary("firstDeltaOverhead"),
+    stored: summary("stored"),
+    storedOverhead: summary("storedOverhead"),
+  };
+}
+
+/**
+ * `subscribers` clients on the chatroom's `/events` while `prompts` prompts are answered. Every
+ * subscriber must see every event of the sender's view in the same order; each prompt's deltas, joined,
+ * must be its stored reply. Latency: each first delta's arrival after the stub wrote its first chunk.
+ */
+async function fanOut(server, gemini, subscribers, prompts) {
+  const { api, user } = await proRoom(server);
+  const streams = await Promise.all(
+    Array.from({ length: subscribers }, async () => {
+      const response = await fetch(`${server.url}/api/chatroom/${user.roomId}/events`, {
+        headers: { Authorization: `Bearer ${user.token}`, Accept: "text/event-stream" },
+      });
+      if (response.status !== 200) throw new Error(`events answered ${response.status}`);
+      const events = [];
+      return { events, reading: readSse(response, (event) => events.push(event)) };
+    }),
+  );
+  const replied = (stream, promptId) => stream.events.some((e) => e.event === "reply" && e.data.prompt.id === promptId);
+  const until = async (condition, what) => {
+    const deadline = Date.now() + 30_000;
+    while (!condition()) {
+      if (Date.now() > deadline) throw new Error(`fan-out: no ${what} within 30 s`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
+  const sent = [];
+  for (let i = 0; i < prompts; i++) {
+    const userMessage = `fan-out ${i} ${randomBytes(4).toString("hex")}`;
+    const answer = await api.request("POST", `/api/chatroom/${user.roomId}/message`, {
+      token: user.token,
+      body: { userMessage },
+    });
+    if (answer.status !== 202) throw new Error(`send answered ${answer.status}`);
+    const { id } = answer.body.prompt;
+    sent.push({ id, userMessage });
+    await until(() => replied(streams[0], id), "reply");
+  }
+  // Give the slowest subscriber time to read the last reply; one that never does counts as losing it.
+  const last = sent.at(-1).id;
+  await until(() => streams.every((s) => replied(s, last)), "reply on every subscriber").catch(() => {});
+  await Promise.all(streams.map((s) => s.reading.stop()));
+
+  let lost = 0;
+  let reordered = 0;
+  let wrongText = 0;
+  const reference = streams[0].events.map((e) => e.id);
+  const firstDeltaLatencies = [];
+  for (const stream of streams) {
+    const ids = stream.events.map((e) => e.id);
+    lost += reference.filter((id) => !ids.includes(id)).length;
+    reordered += ids.filter((id, i) => i > 0 && id <= ids[i - 1]).length;
+    for (const { id, userMessage } of sent) {
+      const deltas = stream.events.filter((e) => e.event === "delta" && e.data.promptId === id);
+      const reply = stream.events.find((e) => e.event === "reply" && e.data.prompt.id === id);
+      if (!reply || deltas.map((e) => e.data.text).join("") !== reply.data.prompt.reply?.content) wrongText++;
+      const timing = gemini.timings.findLast((t) => t.lastUserText === userMessage);
+      if (deltas[0]) firstDeltaLatencies.push(deltas[0].at - timing.firstChunkAt);
+    }
+  }
+  return {
+    subscribers,
+    prompts,
+    deltas: streams[0].events.filter((e) => e.event === "delta").length,
+    lost,
+    reordered,
+    wrongText,
+    p50: percentile(firstDeltaLatencies, 50),
+    p95: percentile(firstDeltaLatencies, 95),
+  };
+}
+
+/** Live replies: first delta and stored reply against the stub's chunks, and fan-out to 50 clients. */
+async function liveReplies(scriptPath) {
+  const gemini = await startGeminiStub({ chunkGapMs: 40 });
+  const withServer = async (consumer, run) => {
+    const server = await serveWorker(scriptPath, { geminiUrl: gemini.url, consume: true, consumer });
+    try {
+      await migrate(server.mf);
+      return await run(server);
+    } finally {
+      await server.mf.dispose();
+    }
+  };
+  try {
+    const timed = await withServer(CONSUMER, (server) => timeLiveReplies(server, gemini, 24));
+    const batched = await withServer({ ...CONSUMER, maxBatchTimeout: 1 }, (server) =>
+      timeLiveReplies(server, gemini, 8),
+    );
+    const single = await withServer(CONSUMER, (server) => fanOut(server, gemini, 1, 10));
+    const fifty = await withServer(CONSUMER, (server) => fanOut(server, gemini, 50, 10));
+    return { timed, batched, single, fifty };
+  } finally {
+    await gemini.close();
+  }
+}
+
 async function main() {
   log("building the Worker (wrangler deploy --dry-run)");
   const plain = build(`${BUILD}/worker`);
@@ -430,6 +649,10 @@ async function main() {
   log("queue drain: 100 prompts from 10 Pro users, Gemini stub answering after 500 ms");
   const drain = await queueDrain(plain);
 
+  log("live replies: 24 streamed prompts, then 10 prompts watched by 1 and by 50 subscribers");
+  const live = await liveReplies(plain);
+  const ms = (figure) => `${figure.p50} / ${figure.p95}`;
+
   const today = new Date().toISOString().slice(0, 10);
   const table = [
     `Measured ${today} on ${process.platform} ${process.arch}, ${(await import("node:os")).cpus().length} cores, Node ${process.version}; medians of ${RUNS} runs.`,
@@ -439,6 +662,16 @@ async function main() {
     `**Queue drain**: 100 prompts from 10 Pro users, Gemini answering after 500 ms, from the first send until every reply is stored (target < 3 s; the Express + BullMQ original with two workers needs about 25 s):`,
     `- batches handed to the consumer concurrently, as Cloudflare Queues runs consumer invocations: **${drain.concurrent.toFixed(2)} s**;`,
     `- through the local Queues broker, which dispatches one batch of 10 at a time: **${drain.local.toFixed(2)} s** (10 batches × 500 ms).`,
+    "",
+    `**Live replies** (Gemini stub: 5–8 chunks 40 ms apart; \`max_batch_timeout = 0\`; ${live.timed.count} prompts after 2 warm-up ones; p50 / p95 ms):`,
+    "",
+    "| | from the send | after the stub wrote the matching chunk (our path) |",
+    "|---|---:|---:|",
+    `| first \`delta\` at the client | ${ms(live.timed.firstDelta)} | **${ms(live.timed.firstDeltaOverhead)}** (target ≤ 300) |`,
+    `| \`reply\` at the client (reply stored) | ${ms(live.timed.stored)} | ${ms(live.timed.storedOverhead)} |`,
+    `| first \`delta\` with \`max_batch_timeout = 1\` (${live.batched.count} prompts) | ${ms(live.batched.firstDelta)} | ${ms(live.batched.firstDeltaOverhead)} |`,
+    "",
+    `**Fan-out** on \`GET …/events\` (${live.fifty.prompts} prompts, ${live.fifty.deltas} deltas): with 1 subscriber the first delta arrives ${ms(live.single)} ms after the stub's first chunk; with ${live.fifty.subscribers} subscribers ${ms(live.fifty)} ms (added: ${live.fifty.p50 - live.single.p50} / ${live.fifty.p95 - live.single.p95} ms). Lost events: **${live.fifty.lost}**, out of order: **${live.fifty.reordered}**, prompts whose deltas do not join into the stored reply: **${live.fifty.wrongText}**.`,
     "",
     "| Endpoint | D1 round trips | KV ops | CPU ms/request | × trivial Worker |",
     "|---|---:|---:|---:|---:|",
@@ -453,6 +686,10 @@ async function main() {
     "CPU is the workerd process's own CPU time per request (from /proc), including local D1 (SQLite) and KV work that runs on other machines in production; signup and login are dominated by PBKDF2 (100 000 iterations).",
   ].join("\n");
   console.log(`\n${table}\n`);
+  if (!WRITE) {
+    log("done (tables printed only; `npm run bench -- --write` updates bench/results.md and the README)");
+    return;
+  }
   writeFileSync("bench/results.md", `# Benchmark results\n\nReproduce with \`npm run bench\`.\n\n${table}\n`);
   const readme = readFileSync("README.md", "utf8");
   const marked = /<!-- bench:start -->[\s\S]*<!-- bench:end -->/;
