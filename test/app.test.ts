@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { call, expectError, uniquePhone } from "./helpers";
+import { call, createChatroom, expectError, uniquePhone, verifiedUser } from "./helpers";
 
 describe("app shell", () => {
   it("answers the health check at GET /", async () => {
@@ -55,6 +55,38 @@ describe("app shell", () => {
       headers: { "Content-Type": "application/json" },
     });
     expectError(streamed, 413, "PAYLOAD_TOO_LARGE");
+  });
+
+  it("reads an over-limit streamed body to its end before answering 413, rather than cancelling it", async () => {
+    // Answering while a body is half read makes `wrangler dev` drop the connection (docs/wrangler-dev-unread-body.md).
+    let pulled = 0;
+    let cancelled = false;
+    const stream = new ReadableStream({
+      pull(controller) {
+        if (pulled === 200) return controller.close();
+        pulled++;
+        controller.enqueue(new TextEncoder().encode(" ".repeat(1024)));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    const res = await call("POST", "/api/auth/login", { rawBody: stream, headers: { "Content-Type": "application/json" } });
+    expectError(res, 413, "PAYLOAD_TOO_LARGE");
+    expect(cancelled).toBe(false);
+    expect(pulled).toBe(200);
+  });
+
+  it("ignores a body on DELETE, whatever it holds", async () => {
+    const user = await verifiedUser();
+    const room = await createChatroom(user.token);
+    const res = await call("DELETE", `/api/chatroom/${room.id}`, {
+      token: user.token,
+      rawBody: "not json at all",
+      headers: { "Content-Type": "text/plain" },
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.success).toBe(true);
   });
 
   it("accepts a body of exactly 64 KiB and validates it", async () => {

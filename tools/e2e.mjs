@@ -3,6 +3,7 @@
 // checks the user turned Pro, and stops everything it started.
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import newman from "newman";
@@ -31,6 +32,48 @@ function runNewman(baseUrl) {
         } catch {}
       });
   });
+}
+
+/**
+ * One request through node:http, so the body can be sent chunked (no Content-Length) and a GET can
+ * carry one, as clumsy clients do. Resolves with the status, or with the error's message.
+ */
+function rawRequest(baseUrl, method, path, { headers = {}, body } = {}) {
+  return new Promise((resolve) => {
+    const req = httpRequest(new URL(path, baseUrl), { method, headers }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode));
+    });
+    req.on("error", (err) => resolve(err.message));
+    if (body) for (let i = 0; i < body.length; i += 16_384) req.write(body.subarray(i, i + 16_384));
+    req.end();
+  });
+}
+
+/**
+ * What only the local runtime shows: over-limit streamed bodies and bodies on GET/HEAD must get their
+ * answer and leave `wrangler dev` serving (docs/wrangler-dev-unread-body.md).
+ */
+async function runtimeChecks(baseUrl) {
+  const json = { "Content-Type": "application/json", "Transfer-Encoding": "chunked" };
+  const checks = [
+    ["chunked 80 000-byte body to login → 413", "POST", "/api/auth/login", json, 80_000, 413],
+    ["chunked 1.5 MiB body to the webhook → 413", "POST", "/api/billing/webhook/stripe", json, 1_572_864, 413],
+    ["GET / with a body → 200", "GET", "/", { "Content-Type": "text/plain" }, 10, 200],
+    ["HEAD / with a body → 200", "HEAD", "/", { "Content-Type": "text/plain" }, 10, 200],
+  ];
+  let ok = true;
+  for (const [name, method, path, headers, size, expected] of checks) {
+    const status = await rawRequest(baseUrl, method, path, { headers, body: Buffer.alloc(size, "x") });
+    const after = await Promise.all(Array.from({ length: 20 }, () => rawRequest(baseUrl, "GET", "/")));
+    const healthy = after.filter((s) => s === 200).length;
+    const passed = status === expected && healthy === 20;
+    ok &&= passed;
+    console.log(
+      `e2e: ${passed ? "ok" : "FAILED"} ${name} (got ${status}), then ${healthy} of 20 requests answered 200`,
+    );
+  }
+  return ok;
 }
 
 const persistTo = mkdtempSync(join(tmpdir(), "gemini-backend-e2e-"));
@@ -64,12 +107,14 @@ try {
   );
   if (!pro) failed = true;
 
+  const hardy = await runtimeChecks(stack.baseUrl);
+
   const requests = summary.run.stats.requests;
   const assertions = summary.run.stats.assertions;
   console.log(
     `e2e: ${requests.total} requests, ${assertions.total - assertions.failed} of ${assertions.total} assertions passed, Pro after webhook: ${pro ? "yes" : "no"}`,
   );
-  const extra = [answered, pro];
+  const extra = [answered, pro, hardy];
   const passed = assertions.total - assertions.failed + extra.filter(Boolean).length;
   console.log(`${passed} passed, ${assertions.failed + extra.filter((ok) => !ok).length} failed`);
 } catch (err) {

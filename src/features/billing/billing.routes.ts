@@ -1,9 +1,9 @@
 import { createRoute } from "@hono/zod-openapi";
+import { readBodyAtMost } from "../../lib/body";
 import { AppError, invalidJson } from "../../lib/errors";
 import { authErrors, bearerAuth, errorResponses, jsonResponse, successSchema } from "../../lib/openapi";
 import { toIso } from "../../lib/time";
 import { createRouter, validationFailed } from "../../lib/validate";
-import { readAtMost } from "../../middleware/json-body";
 import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
 import { currentUsage } from "../prompts/quota";
@@ -164,7 +164,7 @@ stripeWebhookRoutes.openapi(
   async (c) => {
     const secret = c.env.STRIPE_WEBHOOK_SECRET;
     if (!secret) throw billingNotConfigured();
-    const bytes = c.req.raw.body ? await readAtMost(c.req.raw.body, WEBHOOK_MAX_BYTES) : new Uint8Array();
+    const bytes = await readBodyAtMost(c.req.raw, WEBHOOK_MAX_BYTES);
     const rawBody = new TextDecoder().decode(bytes);
     if (!(await verifyStripeSignature(rawBody, c.req.header("Stripe-Signature"), secret))) {
       throw new AppError(400, "INVALID_SIGNATURE", "The Stripe-Signature header does not match this body");
