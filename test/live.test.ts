@@ -510,3 +510,109 @@ describe("GET …/message/:messageId?wait=N", () => {
     expect(at - storedAt).toBeLessThan(500);
   });
 });
+
+describe("races between deliveries, cancels and retries", () => {
+  const hubOf = (roomId: string) => env.CHATROOM_HUB.get(env.CHATROOM_HUB.idFromName(roomId));
+
+  it("a cancelled run that learns of its stop after a retry never settles the retried prompt", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    let cancelledAndRetried: Promise<unknown> | undefined;
+    stubGemini(
+      () =>
+        geminiStream(["First ", "second ", "third"], {
+          gapMs: 300,
+          onChunk: (index) => {
+            if (index !== 0) return;
+            // While the first run waits for its next piece: stop it, and retry at once.
+            cancelledAndRetried = new Promise((resolve) => setTimeout(resolve, 50)).then(async () => {
+              const cancelled = await call("POST", `/api/chatroom/${room.id}/message/${id}/cancel`, { token });
+              expect(cancelled.body.prompt.reply).toMatchObject({ status: "cancelled", content: "First " });
+              const retried = await call("POST", `/api/chatroom/${room.id}/message/${id}/retry`, { token });
+              expect(retried.status).toBe(202);
+            });
+          },
+        }),
+      () => geminiText("the answer"),
+    );
+    expect(await runConsumer([{ promptId: id }], { env: aiEnv() })).toEqual({ acked: 1, retried: [] });
+    await cancelledAndRetried;
+    const afterOldRun = await call("GET", `/api/chatroom/${room.id}/message/${id}`, { token });
+    expect(afterOldRun.body.prompt).toMatchObject({ status: "pending", reply: null });
+
+    await runConsumer([{ promptId: id }], { env: aiEnv() });
+    const read = await call("GET", `/api/chatroom/${room.id}/message/${id}`, { token });
+    expect(read.body.prompt).toMatchObject({ status: "completed", reply: { content: "the answer" } });
+    // One unit for the cancelled run (it had text), one for the retry.
+    expect((await call("GET", "/api/user/me", { token })).body.user.usage.used).toBe(2);
+  });
+
+  it("a delivery that finds another one writing the prompt comes back when that one's lease runs out", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    await hubOf(room.id).beginGeneration(id, "other-delivery", 1, false);
+    const calls = stubGemini(() => geminiText("not now"));
+    const consumed = await runConsumer([{ promptId: id }], { env: aiEnv(), attempts: 2 });
+    expect(calls).toHaveLength(0);
+    expect(consumed.retried).toHaveLength(1);
+    // The 45 s lease, plus a second: not the usual back-off (25 s after a second attempt).
+    expect(consumed.retried[0]?.delaySeconds).toBeGreaterThanOrEqual(45);
+    expect(consumed.retried[0]?.delaySeconds).toBeLessThanOrEqual(46);
+  });
+
+  it("taking over from a dead generation tells subscribers to drop the text it published", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    const hub = hubOf(room.id);
+    await hub.beginGeneration(id, "dead-delivery", 1, false);
+    await hub.pushDelta(id, "dead-delivery", "Half ");
+    const stream = await openStream("GET", `/api/chatroom/${room.id}/message/${id}/stream`, { token });
+    expect((await stream.next())?.event).toBe("prompt");
+    expect(await stream.next()).toMatchObject({ event: "delta", data: { text: "Half " } });
+    // The dead delivery was last heard of a minute ago: its lease has run out.
+    await runInDurableObject(hub, (_instance, state) => {
+      state.storage.sql.exec("UPDATE prompts SET seen_at = seen_at - 60000 WHERE id = ?", id);
+    });
+    stubGemini(() => geminiStream(["Whole ", "answer"]));
+    await runConsumer([{ promptId: id }], { env: aiEnv(), attempts: 2 });
+    const events = await stream.rest();
+    expect(events[0]).toMatchObject({ event: "retrying", data: { promptId: id, attempt: 1, retryInSeconds: 0 } });
+    expect(textOf(events, id)).toBe("Whole answer");
+    expect(events.at(-1)?.data.prompt.reply.content).toBe("Whole answer");
+  });
+
+  it("a generation begun after the hub saw the prompt settle is told so, and publishes nothing", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    stubGemini(() => geminiText("answered"));
+    await runConsumer([{ promptId: id }], { env: aiEnv() });
+    const hub = hubOf(room.id);
+    expect(await hub.beginGeneration(id, "late-delivery", 2, false)).toEqual({ stop: false, settled: true });
+    expect(await hub.isGenerating(id)).toBe(false);
+  });
+
+  it("streams a send from D1 when the chatroom's hub cannot be reached", async () => {
+    const { token, room } = await roomOfNewUser();
+    const down = () => Promise.reject(new Error("hub unreachable"));
+    const unreachable = new Proxy({}, { get: (_target, name) => (name === "then" ? undefined : down) });
+    const hubless: Env = {
+      ...aiEnv(),
+      CHATROOM_HUB: { idFromName: env.CHATROOM_HUB.idFromName.bind(env.CHATROOM_HUB), get: () => unreachable },
+    } as unknown as Env;
+    const stream = await openStream("POST", `/api/chatroom/${room.id}/message`, {
+      token,
+      body: { userMessage: "Hello" },
+      env: hubless,
+    });
+    expect(stream.response.status).toBe(200);
+    const prompt = await stream.next();
+    expect(prompt).toMatchObject({ event: "prompt", data: { prompt: { status: "pending" } } });
+    stubGemini(() => geminiText("answered without a hub"));
+    await runConsumer([{ promptId: prompt?.data.prompt.id }], { env: hubless });
+    const events = await stream.rest(5_000);
+    expect(events.at(-1)).toMatchObject({
+      event: "reply",
+      data: { prompt: { status: "completed", reply: { content: "answered without a hub" } } },
+    });
+  });
+});

@@ -171,6 +171,35 @@ describe("when the queue refuses a prompt", () => {
     const promptId = page.body.messages[0].id;
     expect((await call("POST", `/api/chatroom/${room.id}/message/${promptId}/retry`, { token })).status).toBe(202);
   });
+
+  it("releases the Idempotency-Key, so the client's retry with the same key is sent", async () => {
+    const { token, room } = await roomOfNewUser();
+    const refusingQueue = { send: () => Promise.reject(new Error("Queue send failed: 503")) } as unknown as Queue;
+    const send = (queue: Queue) =>
+      call("POST", `/api/chatroom/${room.id}/message`, {
+        token,
+        body: { userMessage: "once the queue is back" },
+        headers: { "Idempotency-Key": "key-after-503" },
+        env: { ...env, PROMPT_QUEUE: queue },
+      });
+    expectError(await send(refusingQueue), 503, "QUEUE_UNAVAILABLE");
+    const again = await send(env.PROMPT_QUEUE);
+    expect(again.status).toBe(202);
+    expect(again.body.prompt.status).toBe("pending");
+  });
+
+  it("settles a retried prompt the queue refuses as failed again, not pending forever", async () => {
+    const { token, room } = await roomOfNewUser();
+    const refusingQueue = { send: () => Promise.reject(new Error("Queue send failed: 503")) } as unknown as Queue;
+    const refused = { ...env, PROMPT_QUEUE: refusingQueue };
+    await call("POST", `/api/chatroom/${room.id}/message`, { token, body: { userMessage: "x" }, env: refused });
+    const page = await call("GET", `/api/chatroom/${room.id}/messages`, { token });
+    const promptId = page.body.messages[0].id;
+    const retry = await call("POST", `/api/chatroom/${room.id}/message/${promptId}/retry`, { token, env: refused });
+    expectError(retry, 503, "QUEUE_UNAVAILABLE");
+    const read = await call("GET", `/api/chatroom/${room.id}/message/${promptId}`, { token });
+    expect(read.body.prompt.status).toBe("failed");
+  });
 });
 
 describe("Idempotency-Key", () => {

@@ -87,6 +87,9 @@ export const messages = sqliteTable(
     completionTokens: integer("completion_tokens"),
     // On prompts: the UTC day whose quota unit it used, so a failure can give that unit back.
     quotaDay: text("quota_day"),
+    // On prompts: bumped each time the prompt is retried, so a settle by an earlier run of it (a late
+    // generation or its cancel) can never settle the retried prompt.
+    incarnation: integer("incarnation").notNull().default(0),
     createdAt: timestamp("created_at").notNull(),
     updatedAt: timestamp("updated_at").notNull(),
   },

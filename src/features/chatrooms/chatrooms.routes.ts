@@ -250,7 +250,7 @@ chatroomRoutes.openapi(
       "everything that fails before the prompt is accepted is the usual JSON error. " +
       "A repeated Idempotency-Key (per user, 24 h) returns the first answer again (with Idempotent-Replayed: true) " +
       "and neither stores, queues nor counts twice; the same key with a different chatroom or text is a 409 IDEMPOTENCY_KEY_REUSED, " +
-      "and a repeat while the first is still in flight a 409 IDEMPOTENCY_KEY_IN_USE.",
+      "and a repeat while the first is still in flight a 409 IDEMPOTENCY_KEY_IN_USE. A request answered 429 or 503 does not keep its key.",
     security: bearerAuth,
     request: {
       params: ChatroomIdParamsSchema,

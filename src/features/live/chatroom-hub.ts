@@ -22,7 +22,12 @@ const SETTLED_MEMORY_MS = REPLAY_WINDOW_MS;
 
 /** The answer to a generation's call: go on, or stop (cancelled or chatroom deleted) with the text kept. */
 export type GenerationAnswer = { stop: false } | { stop: true; text: string };
-export type BeginAnswer = GenerationAnswer | { stop: false; busy: true };
+export type BeginAnswer =
+  | GenerationAnswer
+  /** Another delivery's generation is alive; its lease runs out in `retryInMs`. */
+  | { stop: false; busy: true; retryInMs: number }
+  /** The hub saw the prompt settle: this delivery is late, unless D1 says the prompt was retried. */
+  | { stop: false; settled: true };
 export type CancelAnswer = { settled: false; text: string } | { settled: true };
 
 type PromptState = "pending" | "generating" | "cancelled" | "settled";
@@ -65,16 +70,22 @@ export class ChatroomHub extends DurableObject<Env> {
   }
 
   /**
-   * A queue delivery wants to write the prompt's reply. Refused (busy) while another delivery's
-   * generation is alive; told to stop when the prompt was cancelled or the chatroom deleted.
+   * A queue delivery (attempt `attempt`) wants to write the prompt's reply. Refused (busy) while another
+   * delivery's generation is alive; told to stop when the prompt was cancelled or the chatroom deleted.
+   * Taking over from a dead generation drops the text it published (subscribers get `retrying`).
+   * `restart` is for a delivery that found the prompt pending in D1 although the hub saw it settle.
    */
-  beginGeneration(promptId: string, generation: string): BeginAnswer {
+  beginGeneration(promptId: string, generation: string, attempt = 1, restart = false): BeginAnswer {
     if (this.deleted()) return { stop: true, text: "" };
     const row = this.prompt(promptId);
     if (row?.state === "cancelled") return { stop: true, text: row.text };
+    if (row?.state === "settled" && !restart) return { stop: false, settled: true };
     const now = Date.now();
-    if (row?.state === "generating" && row.generation !== generation && now - row.seen_at < GENERATION_LEASE_MS) {
-      return { stop: false, busy: true };
+    if (row?.state === "generating" && row.generation !== generation) {
+      const leaseLeft = GENERATION_LEASE_MS - (now - row.seen_at);
+      if (leaseLeft > 0) return { stop: false, busy: true, retryInMs: leaseLeft };
+      if (row.text)
+        this.publish("retrying", { promptId, attempt: Math.max(1, attempt - 1), retryInSeconds: 0 }, promptId);
     }
     this.putPrompt({ id: promptId, state: "generating", text: "", generation, seen_at: now, settled: null });
     return { stop: false };

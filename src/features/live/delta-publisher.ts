@@ -2,7 +2,9 @@ import type { GenerationChannel } from "./hub";
 
 /** At most one hub call per this many milliseconds per prompt; the first piece goes out at once. */
 export const DELTA_INTERVAL_MS = 50;
-const KEEPALIVE_MS = 1_000;
+/** While nothing is pushed, an empty push goes out this often, so a cancel is heard within a second. */
+const KEEPALIVE_MS = 750;
+const KEEPALIVE_TICK_MS = 250;
 
 /**
  * Coalesces the pieces of a reply into hub calls: the first at once, then at most one call per
@@ -26,11 +28,11 @@ export class DeltaPublisher {
     private readonly onStop: () => void,
     private readonly intervalMs = DELTA_INTERVAL_MS,
   ) {
-    // While Gemini is silent (thinking), an empty push every second keeps the generation's lease alive
-    // and lets a cancel stop the request within a second rather than at the next piece of text.
+    // While Gemini is silent (thinking), empty pushes keep the generation's lease alive and let a cancel
+    // stop the request within a second rather than at the next piece of text.
     this.beat = setInterval(() => {
       if (!this.inFlight && !this.timer && Date.now() - this.lastPushAt >= KEEPALIVE_MS) this.push(true);
-    }, KEEPALIVE_MS);
+    }, KEEPALIVE_TICK_MS);
   }
 
   add(piece: string) {
@@ -76,10 +78,12 @@ export class DeltaPublisher {
   }
 
   private push(keepalive = false) {
-    const text = this.buffered;
-    if (!text && !keepalive) return;
     if (this.closed && keepalive) return;
-    if (this.stoppedWith !== undefined || this.broken) return;
+    if (this.stoppedWith !== undefined) return;
+    // After a failed push the hub's text would no longer be what was generated: text stops going out,
+    // but keepalives go on, so a cancel (of exactly what subscribers saw) is still heard.
+    const text = this.broken ? "" : this.buffered;
+    if (!text && !keepalive) return;
     this.buffered = "";
     this.lastPushAt = Date.now();
     this.inFlight = this.channel
@@ -92,12 +96,13 @@ export class DeltaPublisher {
       })
       .catch((err) => {
         // The reply is still written and stored; only its live view is lost.
+        if (!this.broken)
+          console.error(JSON.stringify({ level: "error", message: "hub pushDelta failed", error: String(err) }));
         this.broken = true;
-        console.error(JSON.stringify({ level: "error", message: "hub pushDelta failed", error: String(err) }));
       })
       .finally(() => {
         this.inFlight = undefined;
-        if (this.buffered) this.schedule();
+        if (this.buffered && !this.broken) this.schedule();
       });
   }
 }

@@ -37,7 +37,8 @@ export const isGenerating = (env: Env, chatroomId: string, promptId: string): Pr
 export function generationChannel(env: Env, chatroomId: string, promptId: string, generation: string) {
   const hub = hubOf(env, chatroomId);
   return {
-    begin: (): Promise<BeginAnswer> => hub.beginGeneration(promptId, generation),
+    begin: (attempt: number, restart = false): Promise<BeginAnswer> =>
+      hub.beginGeneration(promptId, generation, attempt, restart),
     push: (text: string): Promise<GenerationAnswer> => hub.pushDelta(promptId, generation, text),
     retrying: (attempt: number, retryInSeconds: number) =>
       bestEffort("publishRetrying", chatroomId, () =>
@@ -74,7 +75,8 @@ export class HubSubscription {
   private wake: (() => void) | undefined;
   private closed = false;
 
-  private constructor(private readonly socket: WebSocket) {
+  private constructor(private readonly socket: WebSocket | undefined) {
+    if (!socket) return;
     socket.addEventListener("message", (event) => {
       if (typeof event.data !== "string") return;
       this.queue.push(JSON.parse(event.data) as HubMessage);
@@ -87,6 +89,11 @@ export class HubSubscription {
     };
     socket.addEventListener("close", ended);
     socket.addEventListener("error", ended);
+  }
+
+  /** A subscription with no hub behind it (the hub could not be reached): it only ever goes idle. */
+  static detached() {
+    return new HubSubscription(undefined);
   }
 
   static async open(env: Env, chatroomId: string, options: { promptId?: string; after?: string } = {}) {
@@ -118,7 +125,7 @@ export class HubSubscription {
     if (this.closed) return;
     this.closed = true;
     try {
-      this.socket.close(1000, "done");
+      this.socket?.close(1000, "done");
     } catch {}
     this.wake?.();
   }

@@ -22,9 +22,13 @@ export async function enqueuePrompt(queue: Queue, promptId: string) {
 /** Back-off for retryable failures: 5 s after the first attempt, 25 s after the second. */
 export const retryDelaySeconds = (attempts: number) => 5 ** Math.min(attempts, 3);
 
-type Outcome = "ack" | "retry";
+/** Ack, retry with the usual back-off, or retry after a given delay. */
+type Outcome = "ack" | "retry" | { retryAfterSeconds: number };
 
-type SettleablePrompt = Pick<MessageRow, "id" | "chatroom_id" | "user_id" | "quota_day" | "content" | "created_at">;
+type SettleablePrompt = Pick<
+  MessageRow,
+  "id" | "chatroom_id" | "user_id" | "quota_day" | "incarnation" | "content" | "created_at"
+>;
 
 /**
  * Stores a prompt's one reply (a failure note included) and, when this call is the one that stored it,
@@ -89,7 +93,8 @@ export async function consumePromptBatch(batch: MessageBatch<PromptJob>, env: En
         outcome = "retry";
       }
       if (outcome === "retry") message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
-      else message.ack();
+      else if (outcome === "ack") message.ack();
+      else message.retry({ delaySeconds: outcome.retryAfterSeconds });
     }),
   );
 }
@@ -107,19 +112,28 @@ async function answerPrompt(env: Env, promptId: string, attempts: number): Promi
   if (prompt?.status !== "pending") return "ack";
 
   const channel = generationChannel(env, prompt.chatroom_id, promptId, crypto.randomUUID());
-  const begun = await channel.begin().catch((err) => {
-    // Without its hub the reply is still written and stored; it just is not streamed.
-    console.error(
-      JSON.stringify({ level: "error", message: "hub beginGeneration failed", promptId, error: String(err) }),
-    );
-    return undefined;
-  });
+  const begin = (restart = false) =>
+    channel.begin(attempts, restart).catch((err) => {
+      // Without its hub the reply is still written and stored; it just is not streamed.
+      console.error(
+        JSON.stringify({ level: "error", message: "hub beginGeneration failed", promptId, error: String(err) }),
+      );
+      return undefined;
+    });
+  let begun = await begin();
+  if (begun && "settled" in begun) {
+    // Settled since we read it (another delivery was quicker), or retried without the hub hearing of it.
+    const { prompt: now } = await loadPromptContext(db, promptId, 1);
+    if (now?.status !== "pending" || now.incarnation !== prompt.incarnation) return "ack";
+    begun = await begin(true);
+  }
   if (begun?.stop) {
     await settleCancelled(env, db, prompt, begun.text);
     return "ack";
   }
-  // Another delivery of this prompt is writing it right now; come back once it is done (or dead).
-  if (begun && "busy" in begun) return "retry";
+  // Another delivery of this prompt is writing it right now; come back once its lease has run out
+  // (by then it has stored the reply, or it died and this delivery takes over).
+  if (begun && "busy" in begun) return { retryAfterSeconds: Math.ceil(begun.retryInMs / 1000) + 1 };
 
   const turns: ChatTurn[] = history
     .slice()

@@ -20,6 +20,8 @@ export type MessageRow = {
   prompt_tokens: number | null;
   completion_tokens: number | null;
   quota_day: string | null;
+  /** Bumped by each retry: a settle must name the run it belongs to. */
+  incarnation: number;
   created_at: number;
 };
 
@@ -188,12 +190,16 @@ export async function loadPromptContext(db: Database, promptId: string, limit: n
 
 export type ReplyToStore = {
   replyId: string;
-  prompt: Pick<MessageRow, "id" | "chatroom_id" | "user_id" | "quota_day">;
+  prompt: Pick<MessageRow, "id" | "chatroom_id" | "user_id" | "quota_day" | "incarnation">;
   content: string;
   outcome: "completed" | "failed" | "cancelled";
   tokens?: { prompt: number | null; completion: number | null };
   now: Date;
 };
+
+/** The prompt is still pending in the run (incarnation) the caller loaded, not retried since. */
+const stillPending = (prompt: Pick<MessageRow, "id" | "incarnation">) =>
+  sql`EXISTS (SELECT 1 FROM ${messages} WHERE ${messages.id} = ${prompt.id} AND ${messages.status} = 'pending' AND ${messages.incarnation} = ${prompt.incarnation})`;
 
 /**
  * Settles a pending prompt as cancelled with no reply, giving its quota unit back. One batch, so one
@@ -202,10 +208,10 @@ export type ReplyToStore = {
  */
 export async function cancelWithoutReply(
   db: Database,
-  prompt: Pick<MessageRow, "id" | "chatroom_id" | "user_id" | "quota_day">,
+  prompt: Pick<MessageRow, "id" | "chatroom_id" | "user_id" | "quota_day" | "incarnation">,
   now: Date,
 ): Promise<boolean> {
-  const pending = sql`EXISTS (SELECT 1 FROM ${messages} WHERE ${messages.id} = ${prompt.id} AND ${messages.status} = 'pending')`;
+  const pending = stillPending(prompt);
   const statements = [
     ...(prompt.quota_day
       ? [
@@ -215,7 +221,7 @@ export async function cancelWithoutReply(
       : []),
     sql`UPDATE ${chatrooms} SET updated_at = ${now.getTime()} WHERE id = ${prompt.chatroom_id} AND ${pending}`,
     sql`UPDATE ${messages} SET status = 'cancelled', updated_at = ${now.getTime()}
-      WHERE id = ${prompt.id} AND status = 'pending' RETURNING id`,
+      WHERE id = ${prompt.id} AND status = 'pending' AND incarnation = ${prompt.incarnation} RETURNING id`,
   ];
   const results = await db.$client.batch(statements.map((statement) => toStatement(db, statement)));
   return (results.at(-1)?.results.length ?? 0) === 1;
@@ -233,7 +239,7 @@ export async function storeReply(db: Database, reply: ReplyToStore): Promise<boo
     sql`INSERT INTO ${messages} (id, chatroom_id, user_id, role, content, status, reply_to, prompt_tokens, completion_tokens, created_at, updated_at)
       SELECT ${replyId}, ${prompt.chatroom_id}, ${prompt.user_id}, 'assistant', ${reply.content}, ${reply.outcome}, ${prompt.id},
         ${reply.tokens?.prompt ?? null}, ${reply.tokens?.completion ?? null}, ${now.getTime()}, ${now.getTime()}
-      WHERE EXISTS (SELECT 1 FROM ${messages} WHERE ${messages.id} = ${prompt.id} AND ${messages.status} = 'pending')
+      WHERE ${stillPending(prompt)}
       ON CONFLICT (reply_to) DO NOTHING`,
     sql`UPDATE ${messages} SET status = ${reply.outcome}, updated_at = ${now.getTime()} WHERE id = ${prompt.id} AND ${mine}`,
     sql`UPDATE ${chatrooms} SET updated_at = ${now.getTime()}, last_message_at = ${now.getTime()} WHERE id = ${prompt.chatroom_id} AND ${mine}`,
@@ -253,7 +259,7 @@ export type RetriedPrompt =
   | { kind: "not-found" }
   | { kind: "not-retryable" }
   | { kind: "limited"; pro: boolean }
-  | { kind: "requeued"; pro: boolean; used: number; content: string; createdAt: Date };
+  | { kind: "requeued"; pro: boolean; used: number; content: string; createdAt: Date; incarnation: number };
 
 /**
  * Puts a failed or cancelled prompt back to pending: takes a quota unit again, removes the failure
@@ -269,23 +275,30 @@ export async function requeueFailedPrompt(
   const grant = crypto.randomUUID();
   const granted = unitGranted(userId, day, grant);
   const statements = [
-    sql`SELECT status, content, created_at, ${proCondition(userId, now)} AS pro FROM ${messages}
+    sql`SELECT status, content, created_at, incarnation, ${proCondition(userId, now)} AS pro FROM ${messages}
       WHERE id = ${promptId} AND chatroom_id = ${chatroomId} AND user_id = ${userId} AND role = 'user'`,
     takeQuotaUnit(userId, day, grant, now, isRetryable),
     sql`DELETE FROM ${messages} WHERE reply_to = ${promptId} AND ${isRetryable} AND ${granted}`,
-    sql`UPDATE ${messages} SET status = 'pending', quota_day = ${day}, updated_at = ${now.getTime()}
+    sql`UPDATE ${messages} SET status = 'pending', quota_day = ${day}, incarnation = incarnation + 1, updated_at = ${now.getTime()}
       WHERE id = ${promptId} AND status IN ('failed', 'cancelled') AND ${granted}`,
   ];
   const results = await db.$client.batch(statements.map((statement) => toStatement(db, statement)));
   const state = results[0]?.results[0] as
-    | { status: string; content: string; created_at: number; pro: number }
+    | { status: string; content: string; created_at: number; incarnation: number; pro: number }
     | undefined;
   if (!state) return { kind: "not-found" };
   if (state.status !== "failed" && state.status !== "cancelled") return { kind: "not-retryable" };
   const pro = state.pro === 1;
   const counted = results[1]?.results[0] as { count: number } | undefined;
   if (!counted) return { kind: "limited", pro };
-  return { kind: "requeued", pro, used: counted.count, content: state.content, createdAt: new Date(state.created_at) };
+  return {
+    kind: "requeued",
+    pro,
+    used: counted.count,
+    content: state.content,
+    createdAt: new Date(state.created_at),
+    incarnation: state.incarnation + 1,
+  };
 }
 
 /** One of the user's prompts (role user) in that chatroom, as stored. */

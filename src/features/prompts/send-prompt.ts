@@ -66,7 +66,12 @@ function accepted(prompt: PromptDto, pro: boolean, used: number, now: Date, mess
  * Hands the prompt to the queue; if the queue refuses it, the prompt is settled as failed at once
  * (its quota unit given back) so it never hangs in pending and can be retried.
  */
-async function enqueueOrFail(env: Env, db: Database, prompt: PromptDto, userId: string, day: string) {
+async function enqueueOrFail(
+  env: Env,
+  db: Database,
+  prompt: PromptDto,
+  run: { userId: string; day: string; incarnation: number },
+) {
   // Subscribers hear of the prompt before the consumer can publish a word of its reply.
   await announcePrompt(env, prompt);
   try {
@@ -81,8 +86,9 @@ async function enqueueOrFail(env: Env, db: Database, prompt: PromptDto, userId: 
     prompt: {
       id: prompt.id,
       chatroom_id: prompt.chatroomId,
-      user_id: userId,
-      quota_day: day,
+      user_id: run.userId,
+      quota_day: run.day,
+      incarnation: run.incarnation,
       content: prompt.content,
       created_at: Date.parse(prompt.createdAt),
     },
@@ -148,7 +154,13 @@ export async function sendPrompt(
     createdAt: now.toISOString(),
     reply: null,
   };
-  await enqueueOrFail(env, db, pending, userId, day);
+  try {
+    await enqueueOrFail(env, db, pending, { userId, day, incarnation: 0 });
+  } catch (err) {
+    // The prompt was settled as failed: a retry with the same key must be able to send it again.
+    if (prompt.idempotency) await releaseIdempotencyKey(db, userId, prompt.idempotency.key, prompt.id);
+    throw err;
+  }
   const answer = accepted(
     pending,
     recorded.pro,
@@ -185,7 +197,7 @@ export async function retryPrompt(
     createdAt: retried.createdAt.toISOString(),
     reply: null,
   };
-  await enqueueOrFail(env, db, pending, userId, day);
+  await enqueueOrFail(env, db, pending, { userId, day, incarnation: retried.incarnation });
   await bumpChatroomList(env.CACHE, userId);
   return accepted(pending, retried.pro, retried.used, now, "Prompt queued again");
 }
