@@ -483,6 +483,11 @@ describe("stream tickets", () => {
     expectError(await call("GET", `/api/chatroom/${room.id}/events?ticket=${ticket}`), 401, "UNAUTHORIZED");
   });
 
+  it("answer 401, not 500, on a path that is not valid percent-encoding", async () => {
+    const res = await call("GET", "/api/chatroom/%E0%A4%A/events?ticket=abc");
+    expectError(res, 401, "UNAUTHORIZED");
+  });
+
   it("are refused once expired", async () => {
     const { token, room } = await roomOfNewUser();
     const ticket = (await call("POST", `/api/chatroom/${room.id}/stream-ticket`, { token })).body.ticket as string;

@@ -16,7 +16,13 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
   const ticketRoom = c.req.method === "GET" ? TICKET_PATH.exec(c.req.path)?.[1] : undefined;
   let claims: Awaited<ReturnType<typeof verifyToken>>;
   if (!header && ticket && ticketRoom) {
-    claims = await verifyTicket(c.env, ticket, decodeURIComponent(ticketRoom));
+    let room: string;
+    try {
+      room = decodeURIComponent(ticketRoom);
+    } catch {
+      throw unauthorized();
+    }
+    claims = await verifyTicket(c.env, ticket, room);
   } else {
     const match = /^Bearer +([^\s]+) *$/i.exec(header ?? "");
     if (!match?.[1]) throw unauthorized();
