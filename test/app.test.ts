@@ -71,7 +71,10 @@ describe("app shell", () => {
         cancelled = true;
       },
     });
-    const res = await call("POST", "/api/auth/login", { rawBody: stream, headers: { "Content-Type": "application/json" } });
+    const res = await call("POST", "/api/auth/login", {
+      rawBody: stream,
+      headers: { "Content-Type": "application/json" },
+    });
     expectError(res, 413, "PAYLOAD_TOO_LARGE");
     expect(cancelled).toBe(false);
     expect(pulled).toBe(200);

@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import type { User } from "../../db/schema";
 import { successSchema } from "../../lib/openapi";
+import { textField } from "../../lib/text";
 import { toIso } from "../../lib/time";
 
 export const PhoneNumberSchema = z
@@ -33,7 +34,9 @@ export const SignupBodySchema = z
       .transform((email) => email.toLowerCase())
       .nullish()
       .openapi({ example: "asha@example.com", description: "Optional; unique, case-insensitive" }),
-    fullName: z.string().trim().min(2).max(60).nullish().openapi({ example: "Asha Rao" }),
+    fullName: textField({ field: "fullName", min: 2, max: 60, trim: true })
+      .nullish()
+      .openapi({ example: "Asha Rao", description: "2–60 characters, trimmed and NFC-normalised, one line" }),
   })
   .openapi("SignupRequest");
 

@@ -1,15 +1,15 @@
 import { z } from "@hono/zod-openapi";
 import type { Chatroom } from "../../db/schema";
 import { successSchema } from "../../lib/openapi";
+import { textField } from "../../lib/text";
 import { toIso } from "../../lib/time";
 import { MessageSchema } from "../prompts/prompts.schemas";
 
-export const ChatroomNameSchema = z
-  .string()
-  .trim()
-  .min(1, "name must not be blank")
-  .max(100, "name must be at most 100 characters")
-  .openapi({ example: "Trip planning", description: "Trimmed; unique per user, ignoring case" });
+export const ChatroomNameSchema = textField({ field: "name", min: 1, max: 100, trim: true }).openapi({
+  example: "Trip planning",
+  description:
+    "Trimmed and NFC-normalised; one line, no control characters, something visible; unique per user, ignoring case",
+});
 
 export const ChatroomBodySchema = z.object({ name: ChatroomNameSchema }).openapi("ChatroomRequest");
 

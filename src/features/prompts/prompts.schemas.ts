@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { MESSAGE_STATUSES, type Message } from "../../db/schema";
+import { textField } from "../../lib/text";
 import type { MessageRow, PromptWithReplyRow } from "./prompts.repo";
 
 export const TierSchema = z.enum(["basic", "pro"]).openapi("Tier");
@@ -47,12 +48,11 @@ export const PromptSchema = z
 
 export const SendMessageBodySchema = z
   .object({
-    userMessage: z
-      .string()
-      .min(1)
-      .max(8000)
-      .refine((text) => text.trim().length > 0, "userMessage must not be blank")
-      .openapi({ example: "Explain Cloudflare Queues in two sentences." }),
+    userMessage: textField({ field: "userMessage", min: 1, max: 8000, multiline: true }).openapi({
+      example: "Explain Cloudflare Queues in two sentences.",
+      description:
+        "NFC-normalised and stored as sent; tab and newlines allowed, no other control characters, something visible",
+    }),
   })
   .openapi("SendMessageRequest");
 
