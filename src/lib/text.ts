@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 
 /** C0 and C1 control characters and DEL; tab, line feed and carriage return are checked separately. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/u;
 const LINE_CONTROL = /[\t\n\r]/u;
 /** A UTF-16 surrogate without its partner (JSON can carry one: "\ud800"). */
