@@ -14,6 +14,9 @@ export default defineConfig(async () => {
           queueProducers: { PROMPT_QUEUE: { queueName: "gemini-prompts-under-test" } },
           bindings: {
             TEST_MIGRATIONS: migrations,
+            // Deploys default to webhook delivery; tests read OTPs from the body unless they say otherwise.
+            OTP_DELIVERY: "response",
+            PUBLIC_BASE_URL: "http://localhost",
             JWT_SECRET: "test-secret-for-vitest-only-0123456789abcdef",
             GEMINI_API_KEY: "",
             STRIPE_SECRET_KEY: "",

@@ -91,6 +91,7 @@ function serveWorker(scriptPath, { geminiUrl, consume, consumer = CONSUMER }) {
       LIVE_HEARTBEAT_SECONDS: "15",
       OTP_DELIVERY: "response",
       OTP_WEBHOOK_URL: "",
+      PUBLIC_BASE_URL: "http://127.0.0.1",
       CORS_ORIGINS: "*",
       JWT_TTL_SECONDS: "86400",
       JWT_SECRET: randomBytes(32).toString("hex"),

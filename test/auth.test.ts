@@ -201,6 +201,24 @@ describe("POST /api/auth/send-otp", () => {
       expect(verified.status).toBe(200);
     });
 
+    it("answers 503 OTP_DELIVERY_NOT_CONFIGURED without a relay URL: no code in the body, no OTP made", async () => {
+      const { phoneNumber } = await signUp();
+      // The deploy default: webhook delivery, and nobody set OTP_WEBHOOK_URL.
+      const unset = { ...env, OTP_DELIVERY: "webhook", OTP_WEBHOOK_URL: "" };
+      for (const path of ["/api/auth/send-otp", "/api/auth/forgot-password"]) {
+        const res = await call("POST", path, { body: { phoneNumber }, env: unset });
+        expectError(res, 503, "OTP_DELIVERY_NOT_CONFIGURED");
+        expect(JSON.stringify(res.body)).not.toMatch(/\d{6}/);
+      }
+      const unknownMode = await call("POST", "/api/auth/send-otp", {
+        body: { phoneNumber },
+        env: { ...env, OTP_DELIVERY: "sms", OTP_WEBHOOK_URL: "" },
+      });
+      expectError(unknownMode, 503, "OTP_DELIVERY_NOT_CONFIGURED");
+      // Nothing was issued, so the mocked delivery can still issue one at once (no 30 s cooldown).
+      expect((await call("POST", "/api/auth/send-otp", { body: { phoneNumber } })).status).toBe(200);
+    });
+
     it("returns 502 OTP_DELIVERY_FAILED when the relay fails, without spending the rate limit", async () => {
       stubRelay(500);
       const { phoneNumber } = await signUp();

@@ -395,6 +395,24 @@ describe("POST /api/billing/subscribe/pro", () => {
     }
   });
 
+  it("sends the buyer back to PUBLIC_BASE_URL whatever Host the request names, and is 503 without it", async () => {
+    const { token } = await verifiedUser();
+    const stripe = stubStripe();
+    const res = await call("POST", "/api/billing/subscribe/pro", {
+      token,
+      headers: { Host: "evil.example" },
+      env: billingEnv({ PUBLIC_BASE_URL: "https://api.example.com/" }),
+    });
+    expect(res.status).toBe(200);
+    const session = stripe.calls.find((c) => c.path === "/v1/checkout/sessions");
+    expect(session?.form.get("success_url")).toBe(
+      "https://api.example.com/api/billing/dummy/success?session_id={CHECKOUT_SESSION_ID}",
+    );
+    expect(session?.form.get("cancel_url")).toBe("https://api.example.com/api/billing/dummy/cancel");
+    const unset = await call("POST", "/api/billing/subscribe/pro", { token, env: billingEnv({ PUBLIC_BASE_URL: "" }) });
+    expectError(unset, 503, "BILLING_NOT_CONFIGURED");
+  });
+
   it("talks to STRIPE_API_BASE when it is set (host, port and protocol)", async () => {
     const { token } = await verifiedUser();
     const stripe = stubStripe({ host: "127.0.0.1:12111" });

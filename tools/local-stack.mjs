@@ -59,7 +59,15 @@ export async function startLocalStack(options = {}) {
   });
   if (migrated.status !== 0) throw new Error("applying the local D1 migrations failed");
 
-  const vars = { ...OFFLINE_SECRETS, GEMINI_BASE_URL: gemini.url, STRIPE_API_BASE: stripe.url, ...options.extraVars };
+  const vars = {
+    ...OFFLINE_SECRETS,
+    // The mocked SMS: OTPs come back in the body, as the Postman collection and the playground expect.
+    OTP_DELIVERY: "response",
+    PUBLIC_BASE_URL: baseUrl,
+    GEMINI_BASE_URL: gemini.url,
+    STRIPE_API_BASE: stripe.url,
+    ...options.extraVars,
+  };
   const args = [
     "dev",
     "--ip",

@@ -48,6 +48,7 @@ const otpRequestErrors = {
   404: "USER_NOT_FOUND",
   429: "OTP_RATE_LIMITED: one OTP per 30 s and 5 per hour for each phone and purpose (Retry-After)",
   502: "OTP_DELIVERY_FAILED: the SMS relay did not accept the OTP (OTP_DELIVERY=webhook)",
+  503: "OTP_DELIVERY_NOT_CONFIGURED: webhook delivery (the default) without OTP_WEBHOOK_URL",
 } as const;
 
 export const authRoutes = createRouter<AppEnv>();
@@ -102,7 +103,7 @@ authRoutes.openapi(
     tags: ["Auth"],
     summary: "Send a login OTP",
     description:
-      "With OTP_DELIVERY=response (default) the code is returned as `otp`; with `webhook` it goes to the SMS relay.",
+      "With OTP_DELIVERY=webhook (the default) the code is POSTed to the SMS relay at OTP_WEBHOOK_URL; with `response` (local development and tests: mocked delivery) it is returned as `otp`.",
     request: { body: jsonBody(PhoneBodySchema) },
     responses: {
       200: jsonResponse(OtpIssuedSchema, "OTP issued, valid for 5 minutes"),

@@ -45,6 +45,11 @@ export async function issueOtpForPhone(env: Env, db: Database, phoneNumber: stri
 }
 
 async function issueOtp(env: Env, db: Database, user: User, purpose: OtpPurpose) {
+  // Anything but the mocked "response" delivery is the SMS relay; without one no OTP is made at all.
+  if (env.OTP_DELIVERY !== "response" && !env.OTP_WEBHOOK_URL) {
+    console.error(JSON.stringify({ level: "error", message: "OTP_WEBHOOK_URL is not set; OTPs cannot be delivered" }));
+    throw new AppError(503, "OTP_DELIVERY_NOT_CONFIGURED", "OTP delivery is not configured on this server");
+  }
   const now = new Date();
   const code = generateOtp();
   const id = crypto.randomUUID();
@@ -53,7 +58,7 @@ async function issueOtp(env: Env, db: Database, user: User, purpose: OtpPurpose)
     const retryAfter = await secondsUntilNextOtp(db, user.id, purpose, now);
     throw tooManyRequests("OTP_RATE_LIMITED", "Too many OTP requests; try again later", retryAfter);
   }
-  if (env.OTP_DELIVERY !== "webhook") return { otp: code, expiresInSeconds: OTP_TTL_SECONDS };
+  if (env.OTP_DELIVERY === "response") return { otp: code, expiresInSeconds: OTP_TTL_SECONDS };
   try {
     await deliverByWebhook(env, { phoneNumber: user.phoneNumber, otp: code, purpose });
   } catch (err) {
@@ -74,10 +79,6 @@ async function secondsUntilNextOtp(db: Database, userId: string, purpose: OtpPur
 
 async function deliverByWebhook(env: Env, payload: { phoneNumber: string; otp: string; purpose: OtpPurpose }) {
   const failed = new AppError(502, "OTP_DELIVERY_FAILED", "The OTP could not be delivered; try again shortly");
-  if (!env.OTP_WEBHOOK_URL) {
-    console.error(JSON.stringify({ level: "error", message: "OTP_DELIVERY=webhook but OTP_WEBHOOK_URL is empty" }));
-    throw failed;
-  }
   const response = await fetch(env.OTP_WEBHOOK_URL, {
     method: "POST",
     headers: { "Content-Type": "application/json" },

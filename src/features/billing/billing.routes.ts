@@ -15,7 +15,7 @@ import {
   SubscriptionStatusResponseSchema,
   WebhookReceivedSchema,
 } from "./billing.schemas";
-import { startProCheckout } from "./checkout";
+import { publicBaseUrl, startProCheckout } from "./checkout";
 import { billingNotConfigured, callStripe, createStripe } from "./stripe";
 import { handleStripeEvent, verifyStripeSignature } from "./webhook";
 
@@ -43,7 +43,7 @@ billingRoutes.openapi(
     },
   }),
   async (c) => {
-    const checkout = await startProCheckout(c.env, c.var.db, c.var.userId, new URL(c.req.url).origin);
+    const checkout = await startProCheckout(c.env, c.var.db, c.var.userId);
     return c.json({ success: true as const, message: "Checkout session created", ...checkout }, 200);
   },
 );
@@ -71,7 +71,7 @@ billingRoutes.openapi(
     const portal = await callStripe("billingPortal.sessions.create", () =>
       stripe.billingPortal.sessions.create({
         customer,
-        return_url: `${new URL(c.req.url).origin}/api/billing/dummy/success`,
+        return_url: `${publicBaseUrl(c.env)}/api/billing/dummy/success`,
       }),
     );
     return c.json({ success: true as const, message: "Billing portal session created", url: portal.url }, 200);

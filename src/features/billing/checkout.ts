@@ -5,14 +5,25 @@ import { findBillingAccount, saveCustomerId } from "./billing.repo";
 import { billingNotConfigured, callStripe, createStripe } from "./stripe";
 
 /**
- * A Stripe Checkout Session in subscription mode for the Pro price. The user's Stripe customer is
- * created once and reused; Checkout returns to this API's dummy pages at `origin`.
+ * Where Stripe sends the buyer back: the `PUBLIC_BASE_URL` variable, never the request's Host header
+ * (which a client can set to anything). Billing is not configured without it.
  */
-export async function startProCheckout(env: Env, db: Database, userId: string, origin: string) {
+export function publicBaseUrl(env: Env): string {
+  const base = env.PUBLIC_BASE_URL?.trim().replace(/\/+$/, "");
+  if (!base || !URL.canParse(base)) throw billingNotConfigured();
+  return base;
+}
+
+/**
+ * A Stripe Checkout Session in subscription mode for the Pro price. The user's Stripe customer is
+ * created once and reused; Checkout returns to this API's dummy pages under PUBLIC_BASE_URL.
+ */
+export async function startProCheckout(env: Env, db: Database, userId: string) {
   const now = new Date();
   const account = await findBillingAccount(db, userId, now);
   if (account.pro) throw new AppError(409, "ALREADY_PRO", "You are already on Pro");
   if (!env.STRIPE_PRO_PLAN_PRICE_ID) throw billingNotConfigured();
+  const origin = publicBaseUrl(env);
   const stripe = createStripe(env);
   let customerId = account.customerId;
   if (!customerId) {
