@@ -1,5 +1,6 @@
-import { env } from "cloudflare:test";
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import worker from "../src/index";
 import { call, countingD1, createChatroom, expectError, verifiedUser } from "./helpers";
 
 describe("POST /api/chatroom", () => {
@@ -220,5 +221,72 @@ describe("chatroom list cache under KV write limits", () => {
     expect(res.status).toBe(201);
     const list = await call("GET", "/api/chatroom", { token });
     expect(list.body.chatrooms.map((r: { name: string }) => r.name)).toEqual(["Burst"]);
+  });
+});
+
+describe("when the chatroom cache fails", () => {
+  /** The real KV, except that chatroom-list keys refuse (`failing`) reads, writes or the first write. */
+  function flakyKv(failing: { get?: boolean; put?: boolean; firstPut?: boolean }) {
+    const puts: string[] = [];
+    const isList = (key: string) => key.startsWith("chatrooms:");
+    const kv = new Proxy(env.CACHE, {
+      get(target, property) {
+        if (property === "get")
+          return (key: string, ...rest: unknown[]) => {
+            if (failing.get && isList(key)) return Promise.reject(new Error("KV GET failed: 500"));
+            return (target.get as (...a: unknown[]) => unknown).call(target, key, ...rest);
+          };
+        if (property === "put")
+          return (key: string, ...rest: unknown[]) => {
+            if (isList(key)) puts.push(key);
+            if (isList(key) && (failing.put || (failing.firstPut && puts.length === 1)))
+              return Promise.reject(new Error("KV PUT failed: 429 Too Many Requests"));
+            return (target.put as (...a: unknown[]) => unknown).call(target, key, ...rest);
+          };
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    return { env: { ...env, CACHE: kv }, puts };
+  }
+
+  it("still creates, lists, renames, deletes and sends, from D1", async () => {
+    const { token } = await verifiedUser();
+    const broken = flakyKv({ get: true, put: true }).env;
+    const created = await call("POST", "/api/chatroom", { token, body: { name: "Offline cache" }, env: broken });
+    expect(created.status).toBe(201);
+    const id = created.body.chatroom.id;
+    const list = await call("GET", "/api/chatroom", { token, env: broken });
+    expect(list.status).toBe(200);
+    expect(list.body.chatrooms.map((room: { id: string }) => room.id)).toEqual([id]);
+    expect((await call("PATCH", `/api/chatroom/${id}`, { token, body: { name: "Renamed" }, env: broken })).status).toBe(
+      200,
+    );
+    const sent = await call("POST", `/api/chatroom/${id}/message`, { token, body: { userMessage: "hi" }, env: broken });
+    expect(sent.status).toBe(202);
+    expect((await call("DELETE", `/api/chatroom/${id}`, { token, env: broken })).status).toBe(200);
+    // Each change's stamp write is retried once, 1.1 s later, after its response.
+  }, 15_000);
+
+  it("answers a change at once and retries a refused stamp write after the response", async () => {
+    const { token } = await verifiedUser();
+    const flaky = flakyKv({ firstPut: true });
+    const ctx = createExecutionContext();
+    const response = await worker.fetch(
+      new Request("http://localhost/api/chatroom", {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ name: "Busy key" }),
+      }),
+      flaky.env,
+      ctx,
+    );
+    expect(response.status).toBe(201);
+    // Answered with the retry still waiting out KV's per-key window.
+    expect(flaky.puts).toHaveLength(1);
+    await waitOnExecutionContext(ctx);
+    expect(flaky.puts).toHaveLength(2);
+    const list = await call("GET", "/api/chatroom", { token });
+    expect(list.body.chatrooms.map((room: { name: string }) => room.name)).toEqual(["Busy key"]);
   });
 });

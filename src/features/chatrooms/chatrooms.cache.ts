@@ -1,3 +1,4 @@
+import type { Defer } from "../../lib/defer";
 import type { ChatroomDto } from "./chatrooms.schemas";
 
 /**
@@ -19,26 +20,39 @@ const LIST_TTL_SECONDS = 24 * 60 * 60;
 
 const newStamp = () => `${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
 
-export type CachedList = { stamp: string | null; chatrooms: ChatroomDto[] | null };
+export type CachedList = { stamp: string | null; chatrooms: ChatroomDto[] | null; failed?: true };
 
+const logKvFailure = (message: string, userId: string, err: unknown) =>
+  console.error(JSON.stringify({ level: "error", message, userId, error: String(err) }));
+
+/** The cached list, or a miss (`stamp: null` also when KV failed: then nothing is stored either). */
 export async function readChatroomList(kv: KVNamespace, userId: string): Promise<CachedList> {
-  const stamp = await kv.get(versionKey(userId));
-  if (!stamp) return { stamp: null, chatrooms: null };
-  return { stamp, chatrooms: await kv.get<ChatroomDto[]>(listKey(userId, stamp), "json") };
+  try {
+    const stamp = await kv.get(versionKey(userId));
+    if (!stamp) return { stamp: null, chatrooms: null };
+    return { stamp, chatrooms: await kv.get<ChatroomDto[]>(listKey(userId, stamp), "json") };
+  } catch (err) {
+    logKvFailure("chatroom list not read from the cache", userId, err);
+    return { stamp: null, chatrooms: null, failed: true };
+  }
 }
 
-/** Stores a list fetched after `stamp` was read. Without a stamp yet, only starts one. */
+/**
+ * Stores a list fetched after `stamp` was read (without a stamp yet, only starts one). It only helps
+ * the next read, so it never fails: a refused write is logged.
+ */
 export async function storeChatroomList(
   kv: KVNamespace,
   userId: string,
   stamp: string | null,
   chatrooms: ChatroomDto[],
 ) {
-  if (!stamp) {
-    await kv.put(versionKey(userId), newStamp());
-    return;
+  try {
+    if (!stamp) await kv.put(versionKey(userId), newStamp());
+    else await kv.put(listKey(userId, stamp), JSON.stringify(chatrooms), { expirationTtl: LIST_TTL_SECONDS });
+  } catch (err) {
+    logKvFailure("chatroom list not cached", userId, err);
   }
-  await kv.put(listKey(userId, stamp), JSON.stringify(chatrooms), { expirationTtl: LIST_TTL_SECONDS });
 }
 
 /** KV takes about one write per second per key; a second change within it is retried once after that. */
@@ -46,22 +60,18 @@ const KV_WRITE_WINDOW_MS = 1_100;
 
 /**
  * Called after every change to the user's rooms (create, rename, delete, a new message or reply), when
- * D1 has already committed the change: a failure here must not turn a done change into an error, so it
- * is retried once and otherwise logged.
+ * D1 has already committed the change: a failure here must not turn a done change into an error or
+ * hold the response. The first write is made at once (the owner's next read must see the change); a
+ * refused one is retried once after KV's per-key window, through `defer` (waitUntil) when given.
  */
-export async function bumpChatroomList(kv: KVNamespace, userId: string) {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await kv.put(versionKey(userId), newStamp());
-      return;
-    } catch (err) {
-      if (attempt >= 2) {
-        console.error(
-          JSON.stringify({ level: "error", message: "chatroom list stamp not written", userId, error: String(err) }),
-        );
-        return;
-      }
-      await new Promise((resolve) => setTimeout(resolve, KV_WRITE_WINDOW_MS));
-    }
-  }
+export async function bumpChatroomList(kv: KVNamespace, userId: string, defer?: Defer) {
+  try {
+    await kv.put(versionKey(userId), newStamp());
+    return;
+  } catch {}
+  const retry = new Promise((resolve) => setTimeout(resolve, KV_WRITE_WINDOW_MS))
+    .then(() => kv.put(versionKey(userId), newStamp()))
+    .catch((err) => logKvFailure("chatroom list stamp not written", userId, err));
+  if (defer) defer(retry);
+  else await retry;
 }

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { deferTo } from "../../lib/defer";
 import { AppError, notFound } from "../../lib/errors";
 import { uuidv7 } from "../../lib/ids";
 import {
@@ -89,7 +90,7 @@ chatroomRoutes.openapi(
     const { name } = c.req.valid("json");
     const room = await insertChatroom(c.var.db, { id: uuidv7(), userId: c.var.userId, name, now: new Date() });
     if (!room) throw nameTaken();
-    await bumpChatroomList(c.env.CACHE, c.var.userId);
+    await bumpChatroomList(c.env.CACHE, c.var.userId, deferTo(c));
     return c.json({ success: true as const, message: "Chatroom created", chatroom: toChatroomResponse(room) }, 201);
   },
 );
@@ -118,7 +119,7 @@ chatroomRoutes.openapi(
       return c.json({ success: true as const, message: "Chatrooms", chatrooms: cached.chatrooms }, 200);
     }
     const rooms = (await listChatrooms(c.var.db, c.var.userId)).map(toChatroomResponse);
-    await storeChatroomList(c.env.CACHE, c.var.userId, cached.stamp, rooms);
+    if (!cached.failed) c.executionCtx.waitUntil(storeChatroomList(c.env.CACHE, c.var.userId, cached.stamp, rooms));
     c.header("X-Cache", "MISS");
     return c.json({ success: true as const, message: "Chatrooms", chatrooms: rooms }, 200);
   },
@@ -173,7 +174,7 @@ chatroomRoutes.openapi(
     );
     if (result.kind === "not-found") throw chatroomNotFound();
     if (result.kind === "taken") throw nameTaken();
-    await bumpChatroomList(c.env.CACHE, c.var.userId);
+    await bumpChatroomList(c.env.CACHE, c.var.userId, deferTo(c));
     return c.json(
       { success: true as const, message: "Chatroom renamed", chatroom: toChatroomResponse(result.room) },
       200,
@@ -197,7 +198,7 @@ chatroomRoutes.openapi(
   async (c) => {
     const { id } = c.req.valid("param");
     if (!(await deleteChatroom(c.var.db, c.var.userId, id))) throw chatroomNotFound();
-    await Promise.all([bumpChatroomList(c.env.CACHE, c.var.userId), announceChatroomDeleted(c.env, id)]);
+    await Promise.all([bumpChatroomList(c.env.CACHE, c.var.userId, deferTo(c)), announceChatroomDeleted(c.env, id)]);
     return c.json({ success: true as const, message: "Chatroom deleted" }, 200);
   },
 );
@@ -283,6 +284,7 @@ chatroomRoutes.openapi(
       chatroomId: c.req.valid("param").id,
       content: c.req.valid("json").userMessage,
       idempotencyKey: c.req.valid("header")["idempotency-key"],
+      defer: deferTo(c),
     });
     const headers: Record<string, string> = {
       ...answer.headers,
@@ -352,7 +354,12 @@ chatroomRoutes.openapi(
   }),
   async (c) => {
     const { id, messageId } = c.req.valid("param");
-    const answer = await retryPrompt(c.env, c.var.db, { userId: c.var.userId, chatroomId: id, promptId: messageId });
+    const answer = await retryPrompt(c.env, c.var.db, {
+      userId: c.var.userId,
+      chatroomId: id,
+      promptId: messageId,
+      defer: deferTo(c),
+    });
     for (const [name, value] of Object.entries(answer.headers)) c.header(name, value);
     return c.json(answer.body, 202);
   },

@@ -1,5 +1,6 @@
 import type { Database } from "../../db/client";
 import { toHex } from "../../lib/crypto";
+import type { Defer } from "../../lib/defer";
 import { AppError, notFound } from "../../lib/errors";
 import { uuidv7 } from "../../lib/ids";
 import { nextUtcMidnight, secondsUntil } from "../../lib/time";
@@ -105,7 +106,7 @@ async function enqueueOrFail(
 export async function sendPrompt(
   env: Env,
   db: Database,
-  input: { userId: string; chatroomId: string; content: string; idempotencyKey?: string },
+  input: { userId: string; chatroomId: string; content: string; idempotencyKey?: string; defer?: Defer },
 ): Promise<PromptAnswer & { replayed?: true }> {
   const now = new Date();
   const day = utcDay(now);
@@ -170,14 +171,14 @@ export async function sendPrompt(
   );
   if (prompt.idempotency)
     await saveIdempotentResponse(db, userId, prompt.idempotency.key, prompt.id, JSON.stringify(answer));
-  await bumpChatroomList(env.CACHE, userId);
+  await bumpChatroomList(env.CACHE, userId, input.defer);
   return answer;
 }
 
 export async function retryPrompt(
   env: Env,
   db: Database,
-  input: { userId: string; chatroomId: string; promptId: string },
+  input: { userId: string; chatroomId: string; promptId: string; defer?: Defer },
 ): Promise<PromptAnswer> {
   const now = new Date();
   const day = utcDay(now);
@@ -198,6 +199,6 @@ export async function retryPrompt(
     reply: null,
   };
   await enqueueOrFail(env, db, pending, { userId, day, incarnation: retried.incarnation });
-  await bumpChatroomList(env.CACHE, userId);
+  await bumpChatroomList(env.CACHE, userId, input.defer);
   return accepted(pending, retried.pro, retried.used, now, "Prompt queued again");
 }
