@@ -469,6 +469,34 @@ describe("POST /api/billing/subscribe/pro", () => {
   });
 });
 
+describe("a signed event that does not fit our data", () => {
+  it("is recorded and answered 200, and changes nothing (Stripe would retry a 500 for days)", async () => {
+    const a = await customerUser();
+    const b = await verifiedUser();
+    const periodEnd = inDays(30);
+    const own = { id: "sub_owner_a", customer: a.customerId, periodEnd, userId: a.user.id };
+    expect(
+      (await deliver(subscriptionEvent("customer.subscription.created", { ...own, status: "active" }))).status,
+    ).toBe(200);
+    // The same customer, but the metadata names user B: B cannot take A's customer.
+    const misfit = subscriptionEvent("customer.subscription.updated", {
+      id: "sub_other",
+      customer: a.customerId,
+      status: "active",
+      periodEnd: inDays(60),
+      userId: b.user.id,
+    });
+    const res = await deliver(misfit);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ success: true, received: true });
+    expect((await tierOf(a.token)).subscription).toMatchObject({ status: "active" });
+    expect((await tierOf(b.token)).tier).toBe("basic");
+    const recorded = await env.DB.prepare("SELECT type FROM stripe_events WHERE id = ?").bind(misfit.id).first();
+    expect(recorded).toEqual({ type: "customer.subscription.updated" });
+    expect((await deliver(misfit)).status).toBe(200);
+  });
+});
+
 describe("billing portal, status and return pages", () => {
   it("returns 404 NO_SUBSCRIPTION before any subscription and a portal URL after", async () => {
     const { token, customerId } = await customerUser();

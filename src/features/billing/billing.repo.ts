@@ -110,5 +110,15 @@ export async function applyStripeEvent(
           OR ${subscriptions.stripeSubscriptionId} = excluded.stripe_subscription_id
           OR excluded.status IN ('active', 'trialing'))`);
   }
-  await db.$client.batch(statements.map((statement) => toStatement(db, statement)));
+  try {
+    await db.$client.batch(statements.map((statement) => toStatement(db, statement)));
+    return "applied" as const;
+  } catch (err) {
+    // A signed event that does not fit our data (say, a subscription naming one user on another user's
+    // customer): nothing changes, the event is recorded as handled, so Stripe is answered 200 and does
+    // not retry it for days. Anything else is our trouble and surfaces.
+    if (!state || !/UNIQUE constraint failed|SQLITE_CONSTRAINT/i.test(String(err))) throw err;
+    await db.$client.batch([toStatement(db, statements[0] as (typeof statements)[number])]);
+    return "rejected" as const;
+  }
 }

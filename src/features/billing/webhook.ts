@@ -111,10 +111,23 @@ export async function handleStripeEvent(env: Env, db: Database, event: StripeEve
   if (!isHandledEvent(event.type)) return;
   if (await isEventProcessed(db, event.id)) return;
   const state = await stateFor(env, event);
-  await applyStripeEvent(
+  const outcome = await applyStripeEvent(
     db,
     { id: event.id, type: event.type, createdAt: new Date(event.created * 1000) },
     state,
     new Date(),
   );
+  if (outcome === "rejected") {
+    console.warn(
+      JSON.stringify({
+        level: "warn",
+        message: "Stripe event does not fit our data; recorded and not applied",
+        eventId: event.id,
+        type: event.type,
+        customerId: state?.customerId,
+        subscriptionId: state?.subscriptionId,
+        userIdHint: state?.userIdHint,
+      }),
+    );
+  }
 }
