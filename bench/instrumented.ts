@@ -16,4 +16,5 @@ export default {
     return new Response(response.body, { status: response.status, headers });
   },
   queue: worker.queue,
+  scheduled: worker.scheduled,
 } satisfies ExportedHandler<Env, { promptId: string }>;

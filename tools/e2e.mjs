@@ -108,13 +108,17 @@ try {
   if (!pro) failed = true;
 
   const hardy = await runtimeChecks(stack.baseUrl);
+  // The cron trigger, fired the way `wrangler dev --test-scheduled` allows.
+  const cron = await fetch(`${stack.baseUrl}/__scheduled?cron=${encodeURIComponent("*/15 * * * *")}`);
+  const scheduled = cron.status === 200;
+  console.log(`e2e: ${scheduled ? "ok" : "FAILED"} scheduled housekeeping via /__scheduled (got ${cron.status})`);
 
   const requests = summary.run.stats.requests;
   const assertions = summary.run.stats.assertions;
   console.log(
     `e2e: ${requests.total} requests, ${assertions.total - assertions.failed} of ${assertions.total} assertions passed, Pro after webhook: ${pro ? "yes" : "no"}`,
   );
-  const extra = [answered, pro, hardy];
+  const extra = [answered, pro, hardy, scheduled];
   const passed = assertions.total - assertions.failed + extra.filter(Boolean).length;
   console.log(`${passed} passed, ${assertions.failed + extra.filter((ok) => !ok).length} failed`);
 } catch (err) {

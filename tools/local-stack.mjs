@@ -70,6 +70,7 @@ export async function startLocalStack(options = {}) {
   };
   const args = [
     "dev",
+    "--test-scheduled",
     "--ip",
     "127.0.0.1",
     "--port",

@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 const timestamp = (name: string) => integer(name, { mode: "timestamp_ms" });
@@ -40,7 +41,10 @@ export const otps = sqliteTable(
     consumedAt: timestamp("consumed_at"),
     createdAt: timestamp("created_at").notNull(),
   },
-  (t) => [index("otps_user_purpose_created_idx").on(t.userId, t.purpose, t.createdAt)],
+  (t) => [
+    index("otps_user_purpose_created_idx").on(t.userId, t.purpose, t.createdAt),
+    index("otps_created_idx").on(t.createdAt),
+  ],
 );
 
 export type User = typeof users.$inferSelect;
@@ -96,6 +100,8 @@ export const messages = sqliteTable(
   (t) => [
     index("messages_chatroom_id_idx").on(t.chatroomId, t.id),
     uniqueIndex("messages_reply_to_unique").on(t.replyTo),
+    // The scheduled sweep's way to the few prompts still pending.
+    index("messages_pending_idx").on(t.updatedAt).where(sql`status = 'pending'`),
   ],
 );
 
@@ -111,7 +117,7 @@ export const promptUsage = sqliteTable(
     // know whether this request's unit was granted.
     lastMessageId: text("last_message_id"),
   },
-  (t) => [primaryKey({ columns: [t.userId, t.day] })],
+  (t) => [primaryKey({ columns: [t.userId, t.day] }), index("prompt_usage_day_idx").on(t.day)],
 );
 
 export const idempotencyKeys = sqliteTable(
@@ -128,7 +134,7 @@ export const idempotencyKeys = sqliteTable(
     response: text("response"),
     createdAt: timestamp("created_at").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.userId, t.key] })],
+  (t) => [primaryKey({ columns: [t.userId, t.key] }), index("idempotency_keys_created_idx").on(t.createdAt)],
 );
 
 export const subscriptions = sqliteTable(
@@ -154,13 +160,17 @@ export const subscriptions = sqliteTable(
 );
 
 /** Stripe events already handled: each event id takes effect once, however often it is delivered. */
-export const stripeEvents = sqliteTable("stripe_events", {
-  id: text("id").primaryKey(),
-  type: text("type").notNull(),
-  // Written in the same batch as the event's effect; the effect statements check it is this delivery's.
-  deliveryId: text("delivery_id").notNull(),
-  processedAt: timestamp("processed_at").notNull(),
-});
+export const stripeEvents = sqliteTable(
+  "stripe_events",
+  {
+    id: text("id").primaryKey(),
+    type: text("type").notNull(),
+    // Written in the same batch as the event's effect; the effect statements check it is this delivery's.
+    deliveryId: text("delivery_id").notNull(),
+    processedAt: timestamp("processed_at").notNull(),
+  },
+  (t) => [index("stripe_events_processed_idx").on(t.processedAt)],
+);
 
 export type Chatroom = typeof chatrooms.$inferSelect;
 export type Message = typeof messages.$inferSelect;

@@ -190,7 +190,7 @@ async function answerPrompt(env: Env, promptId: string, attempts: number): Promi
  * A prompt that exhausted its deliveries without an answer: store the failure note (quota unit given
  * back) so it leaves pending and can be retried. Already answered prompts are left as they are.
  */
-async function settleAbandonedPrompt(env: Env, promptId: string): Promise<Outcome> {
+export async function settleAbandonedPrompt(env: Env, promptId: string): Promise<Outcome> {
   const db = createDb(env.DB);
   const { prompt } = await loadPromptContext(db, promptId, 1);
   if (prompt?.status !== "pending") return "ack";
