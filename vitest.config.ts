@@ -28,6 +28,9 @@ export default defineConfig(async () => {
     ],
     test: {
       setupFiles: ["./test/setup.ts"],
+      // The per-request and per-message log lines are asserted where they matter (test/logging.test.ts);
+      // printed for every call they would bury the output.
+      onConsoleLog: (log: string) => !/"message":"(request|queue message)"/.test(log),
     },
   };
 });

@@ -12,6 +12,7 @@ import { jsonResponse, MessageOnlySchema } from "./lib/openapi";
 import { createRouter } from "./lib/validate";
 import { corsFromEnv } from "./middleware/cors";
 import { jsonBody } from "./middleware/json-body";
+import { requestLog } from "./middleware/request-log";
 import type { AppEnv } from "./types";
 
 export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
@@ -41,7 +42,7 @@ export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
 export function createApp() {
   const app = createRouter<AppEnv>();
 
-  app.use("*", requestId(), secureHeaders(), corsFromEnv, async (c, next) => {
+  app.use("*", requestId(), requestLog, secureHeaders(), corsFromEnv, async (c, next) => {
     c.set("db", createDb(c.env.DB));
     await next();
   });

@@ -77,6 +77,7 @@ export async function consumePromptBatch(batch: MessageBatch<PromptJob>, env: En
   const handle = batch.queue === DEAD_LETTER_QUEUE ? settleAbandonedPrompt : answerPrompt;
   await Promise.all(
     batch.messages.map(async (message) => {
+      const started = performance.now();
       let outcome: Outcome;
       try {
         outcome = await handle(env, message.body.promptId, message.attempts);
@@ -92,9 +93,27 @@ export async function consumePromptBatch(batch: MessageBatch<PromptJob>, env: En
         );
         outcome = "retry";
       }
-      if (outcome === "retry") message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
-      else if (outcome === "ack") message.ack();
-      else message.retry({ delaySeconds: outcome.retryAfterSeconds });
+      const retryInSeconds =
+        outcome === "ack"
+          ? undefined
+          : outcome === "retry"
+            ? retryDelaySeconds(message.attempts)
+            : outcome.retryAfterSeconds;
+      if (retryInSeconds === undefined) message.ack();
+      else message.retry({ delaySeconds: retryInSeconds });
+      // One line per message for Workers Logs (ids and outcome only, never the prompt's text).
+      console.log(
+        JSON.stringify({
+          level: "info",
+          message: "queue message",
+          queue: batch.queue,
+          promptId: message.body?.promptId,
+          attempts: message.attempts,
+          outcome: retryInSeconds === undefined ? "ack" : "retry",
+          retryInSeconds,
+          durationMs: Math.round(performance.now() - started),
+        }),
+      );
     }),
   );
 }
