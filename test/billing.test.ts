@@ -4,6 +4,7 @@ import { call, createChatroom, expectError, verifiedUser } from "./helpers";
 import { stripeSubscription, stubStripe } from "./stubs";
 
 afterEach(() => {
+  vi.useRealTimers();
   vi.restoreAllMocks();
 });
 
@@ -87,6 +88,16 @@ describe("POST /api/billing/webhook/stripe signature", () => {
     const res = await deliver(unknownEvent());
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ success: true, received: true });
+  });
+
+  it("accepts a timestamp up to exactly 300 s old or ahead (Stripe's tolerance)", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
+    for (const offset of [-300, -299, 299, 300]) {
+      const event = unknownEvent();
+      const payload = JSON.stringify(event);
+      const { header } = await stripeSignature(payload, WEBHOOK_SECRET, nowSeconds() + offset);
+      expect((await deliver(event, { header })).status, `t ${offset} s from now`).toBe(200);
+    }
   });
 
   it("accepts a header with two v1 signatures when one is right (secret rotation)", async () => {

@@ -6,6 +6,7 @@ import {
   createChatroom,
   expectError,
   makePro,
+  PASSWORD,
   recordingQueue,
   runConsumer,
   sendPrompt,
@@ -23,6 +24,7 @@ import {
 } from "./stubs";
 
 afterEach(() => {
+  vi.useRealTimers();
   vi.restoreAllMocks();
 });
 
@@ -382,9 +384,9 @@ describe("queue consumer", () => {
     const second = await runConsumer([{ promptId: id }], { env: aiEnv(), attempts: 2 });
     expect(first.acked).toBe(0);
     expect(second.acked).toBe(0);
-    const [d1, d2] = [first.retried[0]?.delaySeconds ?? 0, second.retried[0]?.delaySeconds ?? 0];
-    expect(d1).toBeGreaterThan(0);
-    expect(d2).toBeGreaterThan(d1);
+    // The documented back-off: 5 s after the first attempt, 25 s after the second.
+    expect(first.retried[0]?.delaySeconds).toBe(5);
+    expect(second.retried[0]?.delaySeconds).toBe(25);
     expect((await getPrompt(token, room.id, id)).body.prompt.status).toBe("pending");
     expect(await runConsumer([{ promptId: id }], { env: aiEnv(), attempts: 3 })).toEqual({ acked: 1, retried: [] });
     expect((await getPrompt(token, room.id, id)).body.prompt.reply.content).toBe("Finally");
@@ -708,5 +710,80 @@ describe("dead-letter queue", () => {
       status: "completed",
       reply: { content: "answered" },
     });
+  });
+});
+
+describe("our own failures and concurrent settles", () => {
+  it("retries a message whose handling failed on our side (so it can reach the dead-letter queue), never acks it", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    const failingDb = new Proxy(env.DB, {
+      get(target, property) {
+        if (property === "batch") return () => Promise.reject(new Error("D1_ERROR: unavailable"));
+        if (property === "prepare")
+          return () => {
+            throw new Error("D1_ERROR: unavailable");
+          };
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const calls = stubGemini(() => geminiText("never asked"));
+    const result = await runConsumer([{ promptId: id }], { env: { ...aiEnv(), DB: failingDb }, attempts: 3 });
+    expect(result.acked).toBe(0);
+    expect(result.retried).toHaveLength(1);
+    expect(calls).toHaveLength(0);
+    expect((await getPrompt(token, room.id, id)).body.prompt.status).toBe("pending");
+  });
+
+  it("gives a unit back once when two dead-letter deliveries of one prompt settle it at the same time", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id, "first");
+    await sendPrompt(token, room.id, "second");
+    await Promise.all([
+      runConsumer([{ promptId: id }], { env: aiEnv(), queue: "gemini-prompts-dlq" }),
+      runConsumer([{ promptId: id }], { env: aiEnv(), queue: "gemini-prompts-dlq" }),
+    ]);
+    expect((await getPrompt(token, room.id, id)).body.prompt.status).toBe("failed");
+    expect((await call("GET", "/api/user/me", { token })).body.user.usage.used).toBe(1);
+  });
+
+  it("gives a unit back once when a queued prompt is cancelled twice at the same time", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id, "first");
+    await sendPrompt(token, room.id, "second");
+    const cancel = () => call("POST", `/api/chatroom/${room.id}/message/${id}/cancel`, { token });
+    const answers = await Promise.all([cancel(), cancel(), cancel()]);
+    expect(answers.filter((answer) => answer.status === 200).length).toBeGreaterThanOrEqual(1);
+    expect((await call("GET", "/api/user/me", { token })).body.user.usage.used).toBe(1);
+  });
+});
+
+describe("Idempotency-Key window", () => {
+  it("replays for 24 hours, and after them the same key sends a new prompt", async () => {
+    const start = Date.now();
+    vi.useFakeTimers({ toFake: ["Date"], now: start });
+    const { phoneNumber, token, room } = await roomOfNewUser();
+    const send = (bearer: string) =>
+      call("POST", `/api/chatroom/${room.id}/message`, {
+        token: bearer,
+        body: { userMessage: "once a day" },
+        headers: { "Idempotency-Key": "daily-key" },
+      });
+    const first = await send(token);
+    expect(first.status).toBe(202);
+
+    vi.setSystemTime(start + 24 * 3_600_000 - 60_000);
+    const replay = await send(token);
+    expect(replay.headers.get("Idempotent-Replayed")).toBe("true");
+    expect(replay.body.prompt.id).toBe(first.body.prompt.id);
+
+    vi.setSystemTime(start + 24 * 3_600_000 + 60_000);
+    // The first token has expired by now (24 h lifetime): sign in again.
+    const login = await call("POST", "/api/auth/login", { body: { phoneNumber, password: PASSWORD } });
+    const later = await send(login.body.authToken);
+    expect(later.status).toBe(202);
+    expect(later.headers.get("Idempotent-Replayed")).toBeNull();
+    expect(later.body.prompt.id).not.toBe(first.body.prompt.id);
   });
 });
