@@ -3,6 +3,8 @@
 import worker from "../src/index";
 import { type BindingCounter, countingD1, countingKv } from "../tools/counting-bindings";
 
+export { ChatroomHub } from "../src/index";
+
 export default {
   async fetch(request, env, ctx) {
     const counter: BindingCounter = { roundTrips: 0, kvOperations: 0 };

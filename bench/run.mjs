@@ -78,6 +78,7 @@ function serveWorker(scriptPath, { geminiUrl, consume }) {
     scriptPath,
     d1Databases: ["DB"],
     kvNamespaces: ["CACHE"],
+    durableObjects: { CHATROOM_HUB: { className: "ChatroomHub", useSQLite: true } },
     queueProducers: { PROMPT_QUEUE: { queueName: "gemini-prompts" } },
     ...(consume
       ? { queueConsumers: { "gemini-prompts": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 2 } } }
