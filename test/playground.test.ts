@@ -65,4 +65,9 @@ describe("playground", () => {
   it("returns 404 NOT_FOUND in the error envelope for a file that is not there", async () => {
     expectError(await call("GET", "/playground/nope.js"), 404, "NOT_FOUND");
   });
+
+  it("is linked from /docs", async () => {
+    const docs: string = (await call("GET", "/docs")).body;
+    expect(docs).toContain('href="/playground"');
+  });
 });
