@@ -4,6 +4,7 @@
 // without one the run is skipped, except in CI where it fails. Screenshots go to test-results/.
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -34,6 +35,14 @@ if (!executablePath) {
   process.exit(0);
 }
 
+const waitUntil = async (condition, timeoutMs, message) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(message);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+};
+
 let passed = 0;
 let failed = 0;
 const check = (condition, message) => {
@@ -57,12 +66,50 @@ async function steps(list, onFailure) {
   }
 }
 
+/**
+ * A TCP relay in front of `wrangler dev`: the browser talks to the Worker through it, so the test can
+ * cut every open connection, as a network change would.
+ */
+function startRelay(target) {
+  const { hostname, port } = new URL(target);
+  const pairs = new Set();
+  const server = createServer((client) => {
+    const upstream = connect(Number(port), hostname);
+    const pair = [client, upstream];
+    pairs.add(pair);
+    const cut = () => {
+      client.destroy();
+      upstream.destroy();
+      pairs.delete(pair);
+    };
+    client.pipe(upstream).on("error", cut).on("close", cut);
+    upstream.pipe(client).on("error", cut).on("close", cut);
+  });
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () =>
+      resolve({
+        url: `http://127.0.0.1:${server.address().port}`,
+        cutAll: () => {
+          for (const [client, upstream] of pairs) {
+            client.destroy();
+            upstream.destroy();
+          }
+        },
+        close: () => new Promise((done) => server.close(done)),
+      }),
+    );
+  });
+}
+
 mkdirSync(RESULTS, { recursive: true });
 const persistTo = mkdtempSync(join(tmpdir(), "gemini-backend-browser-"));
 let stack;
+let relay;
 let browser;
 try {
   stack = await startLocalStack({ persistTo, quiet: true, extraVars: { JWT_SECRET: randomBytes(32).toString("hex") } });
+  relay = await startRelay(stack.baseUrl);
+  const site = relay.url;
   browser = await chromium.launch({ executablePath, args: ["--no-sandbox"] });
   console.log(`browser: ${browser.version()} (${executablePath}) against ${stack.baseUrl}`);
   const context = await browser.newContext({ viewport: { width: 1100, height: 760 } });
@@ -70,7 +117,7 @@ try {
   const foreign = [];
   const watch = (page, label) => {
     page.on("request", (request) => {
-      if (!request.url().startsWith(stack.baseUrl)) foreign.push(`${label}: ${request.url()}`);
+      if (!request.url().startsWith(site)) foreign.push(`${label}: ${request.url()}`);
     });
     page.on("pageerror", (err) => problems.push(`${label}: uncaught ${err.message}`));
     page.on("console", (message) => {
@@ -109,7 +156,7 @@ try {
       [
         "signs up, sees the mocked OTP, verifies and is signed in (token in sessionStorage)",
         async () => {
-          await page.goto(`${stack.baseUrl}/playground`);
+          await page.goto(`${site}/playground`);
           const signup = page.getByRole("region", { name: "Sign up" });
           await signup.getByLabel("Phone number").fill(phone);
           await signup.getByLabel("Password").fill("short");
@@ -202,7 +249,7 @@ try {
         "a second tab on the same chatroom shows a prompt sent from the first, live",
         async () => {
           second = watch(await context.newPage(), "second tab");
-          await second.goto(`${stack.baseUrl}/playground#chatroom=${chatroomId}`);
+          await second.goto(`${site}/playground#chatroom=${chatroomId}`);
           const login = second.getByRole("region", { name: "Log in" });
           await login.getByLabel("Phone number").fill(phone);
           await login.getByLabel("Password").fill(PASSWORD);
@@ -258,6 +305,39 @@ try {
           await page.getByRole("button", { name: "Manage billing" }).click();
           const portal = await page.getByRole("link", { name: /billing portal/ }).getAttribute("href");
           check(portal?.endsWith("/portal"), `portal link ${portal}`);
+        },
+      ],
+      [
+        "resumes the live stream after a cut connection and a refused reconnect (an expired ticket)",
+        async () => {
+          const opened = [];
+          page.on("request", (request) => {
+            if (request.url().includes("/events?")) opened.push(new URL(request.url()).searchParams);
+          });
+          // The browser reconnects by itself (after about 3 s) with the old ticket; the Worker's answer
+          // to an expired one is simulated, so the page has to get a new ticket and resume.
+          await page.route("**/events?**", (route) =>
+            route.fulfill({
+              status: 401,
+              contentType: "application/json",
+              body: JSON.stringify({ success: false, message: "Missing, invalid or expired token" }),
+            }),
+          );
+          relay.cutAll();
+          await page.getByText("Reconnecting…").waitFor();
+          const sent = await fetch(`${stack.baseUrl}/api/chatroom/${chatroomId}/message`, {
+            method: "POST",
+            headers: { Authorization: `Bearer ${await token()}`, "Content-Type": "application/json" },
+            body: JSON.stringify({ userMessage: "Sent while the tab was away" }),
+          });
+          check(sent.status === 202, `send: ${sent.status}`);
+          await waitUntil(() => opened.length >= 2, 10_000, "the page never tried to reconnect");
+          await page.unroute("**/events?**");
+          const resumed = page.locator(".turn").last();
+          await resumed.locator(".prompt").getByText("Sent while the tab was away").waitFor({ timeout: 15_000 });
+          await resumed.locator(".reply").getByText(/^Done/).waitFor();
+          await page.getByText("● Live").waitFor();
+          check(opened.at(-1).get("lastEventId"), "the new stream did not resume from the last event seen");
         },
       ],
       [
@@ -322,6 +402,7 @@ try {
   console.error(`browser: ${err instanceof Error ? err.message : err}`);
 } finally {
   await browser?.close();
+  await relay?.close();
   await stack?.stop();
   rmSync(persistTo, { recursive: true, force: true });
 }
