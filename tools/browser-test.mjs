@@ -102,6 +102,7 @@ function startRelay(target) {
 }
 
 mkdirSync(RESULTS, { recursive: true });
+for (const file of readdirSync(RESULTS).filter((name) => name.startsWith("playground-"))) rmSync(join(RESULTS, file));
 const persistTo = mkdtempSync(join(tmpdir(), "gemini-backend-browser-"));
 let stack;
 let relay;
@@ -130,7 +131,8 @@ try {
   };
   const page = watch(await context.newPage(), "first tab");
   let second;
-  const shot = (target, name) => target.screenshot({ path: join(RESULTS, `playground-${name}.png`), fullPage: true });
+  // The body, not the viewport: as tall as the page's content.
+  const shot = (target, name) => target.locator("body").screenshot({ path: join(RESULTS, `playground-${name}.png`) });
   const phone = `+9198${String(Date.now()).slice(-8)}`;
   const reply = page.locator(".turn").last().locator(".reply");
   const token = () => page.evaluate(() => sessionStorage.getItem("gemini-backend.authToken"));
