@@ -5,6 +5,7 @@ import { createDb } from "./db/client";
 import { authRoutes } from "./features/auth/auth.routes";
 import { billingRoutes, stripeWebhookRoutes } from "./features/billing/billing.routes";
 import { chatroomRoutes } from "./features/chatrooms/chatrooms.routes";
+import { playgroundRoutes } from "./features/playground/playground.routes";
 import { userRoutes } from "./features/users/users.routes";
 import { renderApiReference } from "./lib/api-reference";
 import { handleError, handleNotFound } from "./lib/errors";
@@ -75,6 +76,7 @@ export function createApp() {
   });
   app.doc31("/openapi.json", openApiConfig);
   app.get("/docs", (c) => c.html(renderApiReference(app.getOpenAPI31Document(openApiConfig as never))));
+  app.route("/playground", playgroundRoutes);
 
   app.notFound(handleNotFound);
   app.onError(handleError);

@@ -142,8 +142,9 @@ code{font:13px ui-monospace,monospace;background:#eef1f6;padding:1px 4px;border-
 .type{color:#6b4fbb;font-size:13px}.opt{color:#888;font-size:12px}.note{color:#555;font-size:13px}.lock{font-size:12px;color:#8a6d00}.desc{color:#444}
 </style></head><body>
 <nav><b>${escapeHtml(doc.info.title)}</b> <small>v${escapeHtml(doc.info.version)}</small>
-<p><a href="/openapi.json">openapi.json</a></p><ul>${toc}</ul></nav>
+<p><a href="/playground">Playground</a> · <a href="/openapi.json">openapi.json</a></p><ul>${toc}</ul></nav>
 <main><h1>${escapeHtml(doc.info.title)}</h1><p>${escapeHtml(doc.info.description ?? "")}</p>
+<p>Try it in the browser: the <a href="/playground">playground</a> signs up, chats with replies written live, and upgrades to Pro, with this API.</p>
 ${sections}
 </main></body></html>`;
 }

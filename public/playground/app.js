@@ -1,0 +1,440 @@
+// The playground: a reference client for the API. api.js talks to the Worker; this file keeps the
+// page in step with what the API says.
+import { ApiError, api, followPrompt, session, watchChatroom } from "./api.js";
+
+const $ = (selector) => document.querySelector(selector);
+const PAGE_SIZE = 20;
+
+// ── Notices: every failure shows the API's own message ──────────────────────────────────────────
+
+function showError(err) {
+  if (err instanceof ApiError) {
+    const details = err.details.map((detail) => `${detail.path}: ${detail.message}`).join("; ");
+    $("#error").textContent = details ? `${err.message} (${details})` : err.message;
+    // A token that stopped working (expired, logged out elsewhere, password changed) ends the session here too.
+    if (err.status === 401 && session.token) signOutLocally();
+  } else {
+    $("#error").textContent = `Something went wrong in the page: ${err.message}`;
+  }
+}
+
+function showStatus(text) {
+  $("#status").textContent = text;
+}
+
+/**
+ * Runs a form's or a button's action: clears the last notice, shows a failure, and ignores clicks while
+ * the action runs (aria-disabled, not disabled: a disabled button would lose the keyboard focus).
+ */
+function on(element, type, action) {
+  element.addEventListener(type, async (event) => {
+    if (type === "submit") event.preventDefault();
+    const button = event.submitter ?? (event.currentTarget.tagName === "BUTTON" ? event.currentTarget : null);
+    if (button?.getAttribute("aria-disabled") === "true") return;
+    button?.setAttribute("aria-disabled", "true");
+    $("#error").textContent = "";
+    showStatus("");
+    try {
+      await action(event);
+    } catch (err) {
+      showError(err);
+    } finally {
+      button?.removeAttribute("aria-disabled");
+    }
+  });
+}
+
+const fields = (form) => Object.fromEntries(new FormData(form));
+
+// ── Sign up, verify, log in ─────────────────────────────────────────────────────────────────────
+
+async function sendCode(phoneNumber) {
+  const { otp } = await api("POST", "/auth/send-otp", { phoneNumber });
+  $("#verify").hidden = false;
+  $("#verify-form").phoneNumber.value = phoneNumber;
+  // OTP_DELIVERY=response (local development) mocks the SMS by returning the code.
+  $("#otp-note").textContent = otp ? `Mocked SMS: your code is ${otp}.` : "A code is on its way by SMS.";
+  if (otp) $("#verify-form").otp.value = otp;
+  $("#verify-form").otp.focus();
+}
+
+on($("#signup-form"), "submit", async (event) => {
+  const { phoneNumber, password } = fields(event.target);
+  const { user } = await api("POST", "/auth/signup", { phoneNumber, password });
+  showStatus("Signed up. Verify your phone number to log in.");
+  await sendCode(user.phoneNumber);
+});
+
+on($("#resend-otp"), "click", () => sendCode($("#verify-form").phoneNumber.value));
+
+on($("#verify-form"), "submit", async (event) => {
+  const { phoneNumber, otp } = fields(event.target);
+  const { authToken } = await api("POST", "/auth/verify-otp", { phoneNumber, otp });
+  await signIn(authToken);
+});
+
+on($("#login-form"), "submit", async (event) => {
+  const { phoneNumber, password } = fields(event.target);
+  try {
+    const { authToken } = await api("POST", "/auth/login", { phoneNumber, password });
+    await signIn(authToken);
+  } catch (err) {
+    if (err.code === "PHONE_NOT_VERIFIED") {
+      $("#verify").hidden = false;
+      $("#verify-form").phoneNumber.value = phoneNumber;
+    }
+    throw err;
+  }
+});
+
+on($("#logout"), "click", async () => {
+  await api("POST", "/auth/logout");
+  signOutLocally();
+  showStatus("Logged out.");
+});
+
+async function signIn(token) {
+  session.start(token);
+  $("#verify").hidden = true;
+  for (const form of document.querySelectorAll("#signed-out form")) form.reset();
+  await enter();
+}
+
+async function enter() {
+  $("#signed-out").hidden = true;
+  $("#signed-in").hidden = false;
+  $("#account").hidden = false;
+  await Promise.all([refreshAccount(), loadRooms()]);
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get("chatroom");
+  if (fromLink && rooms.some((room) => room.id === fromLink)) await openRoom(fromLink);
+}
+
+function signOutLocally() {
+  session.end();
+  closeRoom();
+  clearTimeout(proWatch);
+  $("#account").hidden = true;
+  $("#signed-in").hidden = true;
+  $("#signed-out").hidden = false;
+  $("#billing-offer").replaceChildren();
+}
+
+// ── Account: tier, today's quota, billing ───────────────────────────────────────────────────────
+
+let proWatch;
+
+async function refreshAccount() {
+  const { user } = await api("GET", "/user/me");
+  $("#phone").textContent = user.phoneNumber;
+  $("#tier").textContent = user.tier === "pro" ? "Pro" : "Basic";
+  $("#tier").dataset.tier = user.tier;
+  $("#upgrade").hidden = user.tier === "pro";
+  $("#manage-billing").hidden = user.tier !== "pro";
+  renderUsage(user.usage);
+  return user;
+}
+
+function renderUsage({ used, limit, resetsAt }) {
+  const resets = new Date(resetsAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  $("#quota").textContent =
+    limit === null ? `${used} prompts today, no limit` : `${used} of ${limit} prompts used today · resets at ${resets}`;
+}
+
+/** Shows the Stripe page as a link: it opens in a new tab, and this page keeps the session. */
+function offerBillingPage(url, text) {
+  const link = Object.assign(document.createElement("a"), { href: url, target: "_blank", rel: "noopener" });
+  link.textContent = text;
+  $("#billing-offer").replaceChildren(link);
+  link.focus();
+}
+
+on($("#upgrade"), "click", async () => {
+  const { url } = await api("POST", "/billing/subscribe/pro");
+  offerBillingPage(url, "Pay on Stripe Checkout (new tab)");
+  showStatus("Checkout is ready. This page turns Pro as soon as Stripe confirms the payment.");
+  waitForPro(Date.now() + 15 * 60_000);
+});
+
+on($("#manage-billing"), "click", async () => {
+  const { url } = await api("POST", "/billing/portal");
+  offerBillingPage(url, "Open the billing portal (new tab)");
+});
+
+/** Stripe tells the Worker (webhook), not the page: ask again every 2 s until Pro, for 15 minutes. */
+function waitForPro(until) {
+  clearTimeout(proWatch);
+  proWatch = setTimeout(async () => {
+    try {
+      if ((await refreshAccount()).tier === "pro") {
+        $("#billing-offer").replaceChildren();
+        showStatus("You are on Pro: no daily limit.");
+        return;
+      }
+    } catch (err) {
+      showError(err);
+    }
+    if (Date.now() < until && session.token) waitForPro(until);
+  }, 2_000);
+}
+
+// ── Chatrooms ───────────────────────────────────────────────────────────────────────────────────
+
+let rooms = [];
+
+async function loadRooms() {
+  ({ chatrooms: rooms } = await api("GET", "/chatroom"));
+  const list = $("#rooms");
+  list.replaceChildren();
+  for (const room of rooms) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = room.name;
+    if (room.id === current?.id) button.setAttribute("aria-current", "true");
+    on(button, "click", () => openRoom(room.id));
+    const item = document.createElement("li");
+    item.append(button);
+    list.append(item);
+  }
+}
+
+on($("#create-room-form"), "submit", async (event) => {
+  const { chatroom } = await api("POST", "/chatroom", fields(event.target));
+  event.target.reset();
+  await openRoom(chatroom.id);
+});
+
+on($("#rename-form"), "submit", async (event) => {
+  const { chatroom } = await api("PATCH", `/chatroom/${current.id}`, fields(event.target));
+  $("#room-name").textContent = chatroom.name;
+  event.target.closest("details").open = false;
+  await loadRooms();
+});
+
+on($("#delete-room"), "click", async () => {
+  if (!confirm(`Delete “${$("#room-name").textContent}” and all its messages?`)) return;
+  await api("DELETE", `/chatroom/${current.id}`);
+  closeRoom();
+  await loadRooms();
+  showStatus("Chatroom deleted.");
+});
+
+// ── One chatroom: its conversation, live ────────────────────────────────────────────────────────
+
+/**
+ * The open chatroom. `turns` holds one entry per prompt (promptId → turn), each with its reply:
+ * `text` is the reply as far as it is known, built from `delta` events while the prompt is pending.
+ */
+let current = null;
+
+async function openRoom(id) {
+  closeRoom();
+  const opened = { id, turns: new Map(), cursor: null, loaded: false, early: [], watcher: null };
+  current = opened;
+  await loadRooms();
+  const room = rooms.find((candidate) => candidate.id === id);
+  if (current !== opened) return;
+  if (!room) {
+    closeRoom();
+    return showStatus("That chatroom does not exist any more.");
+  }
+  history.replaceState(null, "", `#chatroom=${id}`);
+  $("#room-name").textContent = room.name;
+  $("#rename-form").elements.namedItem("name").value = room.name;
+  $("#room").hidden = false;
+  $("#no-room").hidden = true;
+  $("#turns").replaceChildren();
+  // The stream is opened first and the history read once it is connected, so nothing falls in between;
+  // events that arrive while the history loads are applied after it.
+  opened.watcher = watchChatroom(id, {
+    onOpen: () => {
+      if (!opened.loaded) loadLatest(opened).catch(showError);
+    },
+    onEvent: (name, data) => (opened.loaded ? handleEvent(name, data) : opened.early.push([name, data])),
+    onError: showError,
+    onState: (state) => {
+      $("#live-state").textContent = state === "live" ? "● Live" : "Reconnecting…";
+      $("#live-state").dataset.state = state;
+    },
+  });
+  $("#prompt").focus();
+}
+
+function closeRoom() {
+  current?.watcher?.close();
+  current = null;
+  $("#room").hidden = true;
+  $("#no-room").hidden = false;
+  $("#live-state").textContent = "";
+  if (location.hash) history.replaceState(null, "", location.pathname);
+}
+
+async function loadLatest(room) {
+  const page = await api("GET", `/chatroom/${room.id}/messages?limit=${PAGE_SIZE}`);
+  if (room !== current) return;
+  room.turns.clear();
+  $("#turns").replaceChildren();
+  applyPage(page);
+  room.loaded = true;
+  for (const [name, data] of room.early.splice(0)) handleEvent(name, data);
+}
+
+on($("#load-older"), "click", async () => {
+  const room = current;
+  const page = await api("GET", `/chatroom/${room.id}/messages?limit=${PAGE_SIZE}&before=${room.cursor}`);
+  if (room === current) applyPage(page);
+});
+
+/** A page of stored messages (oldest first): prompts are `user` messages, replies name theirs in `replyTo`. */
+function applyPage({ messages, nextCursor }) {
+  for (const message of messages) {
+    if (message.role === "user") {
+      const turn = turnFor(message.id);
+      Object.assign(turn, { content: message.content, status: message.status });
+      if (message.status === "pending") follow(turn);
+      render(turn);
+    } else {
+      const turn = turnFor(message.replyTo);
+      Object.assign(turn, { text: message.content, tokens: message.tokens });
+      render(turn);
+    }
+  }
+  current.cursor = nextCursor;
+  $("#load-older").hidden = nextCursor === null;
+}
+
+/**
+ * A prompt found pending in the history was being written before this page listened: its own stream
+ * starts with all the text so far, so the chatroom's deltas for it are left to that stream meanwhile.
+ */
+function follow(turn) {
+  if (turn.following) return;
+  turn.following = true;
+  const room = current;
+  followPrompt(room.id, turn.id, (name, data) => {
+    if (room !== current) return;
+    if (name === "prompt") turn.text = "";
+    handleEvent(name, data, { following: true });
+  })
+    .catch(showError)
+    .finally(() => {
+      turn.following = false;
+    });
+}
+
+function handleEvent(name, data, { following = false } = {}) {
+  const turn = current.turns.get(data.promptId ?? data.prompt?.id);
+  if (turn?.following && !following && name !== "reply") return;
+  switch (name) {
+    case "prompt":
+      return applyPrompt(data.prompt);
+    case "delta":
+      if (turn?.status !== "pending") return;
+      turn.text += data.text;
+      turn.note = "";
+      return render(turn);
+    case "retrying":
+      if (!turn) return;
+      turn.text = "";
+      turn.note = `Gemini failed; trying again in ${data.retryInSeconds} s`;
+      return render(turn);
+    case "reply":
+      applyPrompt(data.prompt);
+      // A failed prompt gives its quota unit back, and so does one stopped before any text.
+      return refreshAccount().catch(showError);
+    case "reset":
+      current.loaded = false;
+      return loadLatest(current).catch(showError);
+    case "deleted":
+      closeRoom();
+      showStatus("This chatroom was deleted.");
+      return loadRooms().catch(showError);
+  }
+}
+
+/**
+ * The prompt as the API describes it. A prompt that turns pending again (retried) starts a new reply;
+ * one already pending keeps the text its deltas brought.
+ */
+function applyPrompt(prompt) {
+  const turn = turnFor(prompt.id);
+  const restarted = prompt.status === "pending" && turn.status !== "pending";
+  Object.assign(turn, { content: prompt.content, status: prompt.status });
+  if (prompt.status !== "pending" || restarted) {
+    turn.text = prompt.reply?.content ?? "";
+    turn.tokens = prompt.reply?.tokens;
+    turn.note = "";
+  }
+  render(turn);
+}
+
+/** A 202 answer may reach the page after the stream has already moved the prompt on: it only fills gaps. */
+function applyAccepted(prompt) {
+  const turn = current.turns.get(prompt.id);
+  if (!turn || turn.status === "failed" || turn.status === "cancelled") applyPrompt(prompt);
+}
+
+on($("#send-form"), "submit", async (event) => {
+  const { userMessage } = fields(event.target);
+  const { prompt, usage } = await api("POST", `/chatroom/${current.id}/message`, { userMessage });
+  event.target.reset();
+  applyAccepted(prompt);
+  renderUsage(usage);
+});
+
+$("#prompt").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("#send-form").requestSubmit();
+});
+
+// ── Rendering one turn: the prompt, and its reply as it is written ─────────────────────────────
+
+const STATES = {
+  pending: "Writing…",
+  completed: "Done",
+  cancelled: "Stopped",
+  failed: "Failed",
+};
+
+function turnFor(id) {
+  let turn = current.turns.get(id);
+  if (turn) return turn;
+  const element = $("#turn-template").content.firstElementChild.cloneNode(true);
+  turn = { id, element, content: "", status: undefined, text: "", note: "", tokens: undefined, following: false };
+  current.turns.set(id, turn);
+  on(element.querySelector(".stop"), "click", async () => {
+    const { prompt } = await api("POST", `/chatroom/${current.id}/message/${id}/cancel`);
+    applyPrompt(prompt);
+  });
+  on(element.querySelector(".retry"), "click", async () => {
+    const { prompt, usage } = await api("POST", `/chatroom/${current.id}/message/${id}/retry`);
+    applyAccepted(prompt);
+    renderUsage(usage);
+  });
+  // Prompt ids are UUIDv7, so they sort by time: insert before the first later turn.
+  const later = [...current.turns.keys()].filter((other) => other > id).sort()[0];
+  $("#turns").insertBefore(element, later ? current.turns.get(later).element : null);
+  return turn;
+}
+
+function render(turn) {
+  const { element, status } = turn;
+  element.dataset.status = status ?? "";
+  element.querySelector(".prompt").textContent = turn.content;
+  const reply = element.querySelector(".reply");
+  reply.setAttribute("aria-busy", String(status === "pending"));
+  reply.querySelector(".text").textContent = turn.text;
+  let state = turn.note || STATES[status] || "";
+  if (status === "pending" && !turn.text && !turn.note) state = "Waiting for Gemini…";
+  if (status === "completed" && turn.tokens?.completion) state = `Done · ${turn.tokens.completion} tokens`;
+  if (status === "cancelled" && !turn.text) state = "Stopped before any text";
+  reply.querySelector(".state").textContent = state;
+  const focused = reply.querySelector("button:focus");
+  reply.querySelector(".stop").hidden = status !== "pending";
+  reply.querySelector(".retry").hidden = status !== "failed" && status !== "cancelled";
+  // A keyboard user whose button just went away (Stop → Retry → Stop → done) keeps a place nearby.
+  if (focused?.hidden) (reply.querySelector("button:not([hidden])") ?? $("#prompt")).focus();
+}
+
+// ── Start ───────────────────────────────────────────────────────────────────────────────────────
+
+if (session.token) enter().catch(showError);
+else $("#signed-out").hidden = false;

@@ -1,0 +1,413 @@
+// npm run test:browser — the playground (GET /playground) in real Chromium, driven by playwright-core,
+// against the offline stack (`wrangler dev` with the Gemini and Stripe stubs, on free ports, with a
+// throwaway database). Chromium comes from the system (`apt-get install chromium`, or CHROMIUM_PATH);
+// without one the run is skipped, except in CI where it fails. Screenshots go to test-results/.
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { connect, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { chromium } from "playwright-core";
+import { startLocalStack } from "./local-stack.mjs";
+
+const RESULTS = "test-results";
+const ASSETS = "public/playground";
+const GZIP_BUDGET_BYTES = 30 * 1024;
+const PASSWORD = "s3cretPass";
+const startedAt = Date.now();
+
+const executablePath = [
+  process.env.CHROMIUM_PATH,
+  "/usr/bin/chromium",
+  "/usr/bin/chromium-browser",
+  "/usr/bin/google-chrome",
+].find((path) => path && existsSync(path));
+if (!executablePath) {
+  const reason = "no Chromium found: install it (`apt-get install chromium` on Debian) or set CHROMIUM_PATH";
+  if (process.env.CI) {
+    console.error(`browser: ${reason}`);
+    console.log("0 passed, 1 failed");
+    process.exit(1);
+  }
+  console.log(`browser: skipped, ${reason}`);
+  console.log("0 passed, 0 failed, 1 skipped");
+  process.exit(0);
+}
+
+const waitUntil = async (condition, timeoutMs, message) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(message);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+};
+
+let passed = 0;
+let failed = 0;
+const check = (condition, message) => {
+  if (!condition) throw new Error(message);
+};
+
+/** Runs the steps in order; they build on each other, so the first failure stops the run. */
+async function steps(list, onFailure) {
+  for (const [name, run] of list) {
+    const started = Date.now();
+    try {
+      await run();
+      passed += 1;
+      console.log(`browser: ✓ ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    } catch (err) {
+      failed += 1;
+      console.error(`browser: ✗ ${name}\n  ${err instanceof Error ? err.message : err}`);
+      await onFailure();
+      return;
+    }
+  }
+}
+
+/**
+ * A TCP relay in front of `wrangler dev`: the browser talks to the Worker through it, so the test can
+ * cut every open connection, as a network change would.
+ */
+function startRelay(target) {
+  const { hostname, port } = new URL(target);
+  const pairs = new Set();
+  const server = createServer((client) => {
+    const upstream = connect(Number(port), hostname);
+    const pair = [client, upstream];
+    pairs.add(pair);
+    const cut = () => {
+      client.destroy();
+      upstream.destroy();
+      pairs.delete(pair);
+    };
+    client.pipe(upstream).on("error", cut).on("close", cut);
+    upstream.pipe(client).on("error", cut).on("close", cut);
+  });
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () =>
+      resolve({
+        url: `http://127.0.0.1:${server.address().port}`,
+        cutAll: () => {
+          for (const [client, upstream] of pairs) {
+            client.destroy();
+            upstream.destroy();
+          }
+        },
+        close: () => new Promise((done) => server.close(done)),
+      }),
+    );
+  });
+}
+
+mkdirSync(RESULTS, { recursive: true });
+for (const file of readdirSync(RESULTS).filter((name) => name.startsWith("playground-"))) rmSync(join(RESULTS, file));
+const persistTo = mkdtempSync(join(tmpdir(), "gemini-backend-browser-"));
+let stack;
+let relay;
+let browser;
+try {
+  stack = await startLocalStack({ persistTo, quiet: true, extraVars: { JWT_SECRET: randomBytes(32).toString("hex") } });
+  relay = await startRelay(stack.baseUrl);
+  const site = relay.url;
+  browser = await chromium.launch({ executablePath, args: ["--no-sandbox"] });
+  console.log(`browser: ${browser.version()} (${executablePath}) against ${stack.baseUrl}`);
+  const context = await browser.newContext({ viewport: { width: 1100, height: 760 } });
+  const problems = [];
+  const foreign = [];
+  const watch = (page, label) => {
+    page.on("request", (request) => {
+      if (!request.url().startsWith(site)) foreign.push(`${label}: ${request.url()}`);
+    });
+    page.on("pageerror", (err) => problems.push(`${label}: uncaught ${err.message}`));
+    page.on("console", (message) => {
+      // The browser logs every non-2xx answer; the page shows those itself. Anything else is a problem.
+      if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) {
+        problems.push(`${label}: ${message.text()}`);
+      }
+    });
+    return page;
+  };
+  const page = watch(await context.newPage(), "first tab");
+  let second;
+  // The body, not the viewport: as tall as the page's content.
+  const shot = (target, name) => target.locator("body").screenshot({ path: join(RESULTS, `playground-${name}.png`) });
+  const phone = `+9198${String(Date.now()).slice(-8)}`;
+  const reply = page.locator(".turn").last().locator(".reply");
+  const token = () => page.evaluate(() => sessionStorage.getItem("gemini-backend.authToken"));
+  let chatroomId;
+
+  await steps(
+    [
+      [
+        "GET /playground is HTML with a strict CSP; its files are under 30 KiB gzip",
+        async () => {
+          const response = await fetch(`${stack.baseUrl}/playground`);
+          check(response.headers.get("content-type")?.startsWith("text/html"), "not HTML");
+          const csp = response.headers.get("content-security-policy") ?? "";
+          check(/script-src 'self'/.test(csp) && !/unsafe-inline/.test(csp), `CSP: ${csp}`);
+          const gzip = readdirSync(ASSETS).reduce(
+            (sum, file) => sum + gzipSync(readFileSync(join(ASSETS, file)), { level: 9 }).length,
+            0,
+          );
+          console.log(`browser: playground files ${(gzip / 1024).toFixed(1)} KiB gzip`);
+          check(gzip < GZIP_BUDGET_BYTES, `${gzip} bytes gzip`);
+        },
+      ],
+      [
+        "signs up, sees the mocked OTP, verifies and is signed in (token in sessionStorage)",
+        async () => {
+          await page.goto(`${site}/playground`);
+          const signup = page.getByRole("region", { name: "Sign up" });
+          await signup.getByLabel("Phone number").fill(phone);
+          await signup.getByLabel("Password").fill("short");
+          await signup.getByRole("button", { name: "Sign up" }).click();
+          await page.getByRole("alert").getByText("Request validation failed").waitFor();
+          await signup.getByLabel("Password").fill(PASSWORD);
+          await signup.getByRole("button", { name: "Sign up" }).click();
+          const note = page.getByText(/Mocked SMS: your code is \d{6}/);
+          await note.waitFor();
+          const otp = /\d{6}/.exec(await note.textContent())[0];
+          check((await page.getByLabel("Code").inputValue()) === otp, "the code is not filled in");
+          await shot(page, "01-verify");
+          await page.getByRole("button", { name: "Verify" }).click();
+          await page.getByText("0 of 5 prompts used today").waitFor();
+          check((await page.locator("#tier").textContent()) === "Basic", "not Basic");
+          check(typeof (await token()) === "string", "no token in sessionStorage");
+        },
+      ],
+      [
+        "creates a chatroom and listens to it live",
+        async () => {
+          await page.getByLabel("New chatroom").fill("Trip planning");
+          await page.getByRole("button", { name: "Create" }).click();
+          await page.getByRole("heading", { name: "Trip planning" }).waitFor();
+          await page.getByText("● Live").waitFor();
+          await page
+            .getByRole("navigation", { name: "Chatrooms" })
+            .getByRole("button", { name: "Trip planning" })
+            .waitFor();
+          chatroomId = new URLSearchParams(new URL(page.url()).hash.slice(1)).get("chatroom");
+          check(chatroomId, `no chatroom in the URL ${page.url()}`);
+        },
+      ],
+      [
+        "sends a prompt and sees the reply grow in at least 3 steps, in an aria-live region",
+        async () => {
+          // Every text the reply shows, recorded in the page as the DOM changes.
+          await page.evaluate(() => {
+            window.replyTexts = [];
+            new MutationObserver(() => {
+              const text = document.querySelector(".turn:last-child .reply .text")?.textContent ?? "";
+              if (text && text !== window.replyTexts.at(-1)) window.replyTexts.push(text);
+            }).observe(document.querySelector("#turns"), { subtree: true, childList: true, characterData: true });
+          });
+          await page.getByLabel("Message").fill("Plan 3 days in Lisbon [slow]");
+          await page.getByRole("button", { name: "Send" }).click();
+          await page.waitForFunction(() => window.replyTexts.length >= 3, null, { timeout: 10_000 });
+          const texts = await page.evaluate(() => window.replyTexts);
+          check(
+            texts.every((text, i) => i === 0 || (text.startsWith(texts[i - 1]) && text.length > texts[i - 1].length)),
+            `the reply did not grow: ${JSON.stringify(texts)}`,
+          );
+          check((await reply.getAttribute("aria-live")) === "polite", "no aria-live on the reply");
+          check((await reply.getAttribute("aria-busy")) === "true", "the reply is not aria-busy while written");
+          await shot(page, "02-streaming");
+        },
+      ],
+      [
+        "Stop keeps the partial text, as the API stored it",
+        async () => {
+          await reply.getByRole("button", { name: "Stop" }).press("Enter");
+          await reply.getByText("Stopped", { exact: true }).waitFor();
+          const focused = await page.evaluate(() => document.activeElement?.textContent);
+          check(focused === "Retry", `after Stop the focus is on ${JSON.stringify(focused)}, not Retry`);
+          const kept = await reply.locator(".text").textContent();
+          await page.waitForTimeout(1_000);
+          check((await reply.locator(".text").textContent()) === kept, "the text changed after Stop");
+          const { messages } = await fetch(`${stack.baseUrl}/api/chatroom/${chatroomId}/messages`, {
+            headers: { Authorization: `Bearer ${await token()}` },
+          }).then((response) => response.json());
+          const stored = messages.find((message) => message.role === "assistant");
+          check(stored?.status === "cancelled" && stored.content === kept, `stored ${JSON.stringify(stored)}`);
+          check(kept.length > 0 && !kept.endsWith("[slow]"), `kept ${JSON.stringify(kept)}`);
+          await shot(page, "03-stopped");
+        },
+      ],
+      [
+        "Retry writes the reply again, to the end",
+        async () => {
+          await reply.getByRole("button", { name: "Retry" }).click();
+          await reply.getByText("Writing…").waitFor();
+          await reply.getByText(/^Done/).waitFor({ timeout: 15_000 });
+          check((await reply.locator(".text").textContent()).endsWith("Plan 3 days in Lisbon [slow]"), "incomplete");
+          check((await reply.getAttribute("aria-busy")) === "false", "still aria-busy");
+          await page.getByText("2 of 5 prompts used today").waitFor();
+          await shot(page, "04-retried");
+        },
+      ],
+      [
+        "a second tab on the same chatroom shows a prompt sent from the first, live",
+        async () => {
+          second = watch(await context.newPage(), "second tab");
+          await second.goto(`${site}/playground#chatroom=${chatroomId}`);
+          const login = second.getByRole("region", { name: "Log in" });
+          await login.getByLabel("Phone number").fill(phone);
+          await login.getByLabel("Password").fill(PASSWORD);
+          await login.getByRole("button", { name: "Log in" }).press("Enter");
+          await second.getByText("● Live").waitFor();
+          await second.getByText("Plan 3 days in Lisbon [slow]").first().waitFor();
+          // A background tab gets no animation frames, which Playwright waits for before each action.
+          await page.bringToFront();
+          // Sent with the keyboard: Ctrl+Enter in the message box.
+          await page.getByLabel("Message").fill("Same conversation in two tabs?");
+          await page.getByLabel("Message").press("Control+Enter");
+          const mirrored = second.locator(".turn").last();
+          await mirrored.locator(".prompt").getByText("Same conversation in two tabs?").waitFor();
+          await mirrored.locator(".reply").getByText(/^Done/).waitFor();
+          check(
+            (await mirrored.locator(".reply .text").textContent()) ===
+              (await page.locator(".turn").last().locator(".reply .text").textContent()),
+            "the tabs show different replies",
+          );
+          await shot(second, "05-second-tab");
+        },
+      ],
+      [
+        "reaches the daily limit and shows the API's message",
+        async () => {
+          for (const text of ["Fourth prompt", "Fifth prompt", "Sixth prompt"]) {
+            await page.getByLabel("Message").fill(text);
+            await page.getByRole("button", { name: "Send" }).click();
+            await page.waitForFunction(
+              () => document.querySelector("#prompt").value === "" || document.querySelector("#error").textContent,
+            );
+          }
+          await page.getByRole("alert").getByText("Basic accounts can send 5 prompts per day").waitFor();
+          await page.getByText("5 of 5 prompts used today").waitFor();
+          check((await page.getByLabel("Message").inputValue()) === "Sixth prompt", "the refused prompt was lost");
+          await shot(page, "06-daily-limit");
+        },
+      ],
+      [
+        "upgrades through the stub's Stripe Checkout and turns Pro",
+        async () => {
+          await page.getByRole("button", { name: "Upgrade to Pro" }).click();
+          const link = page.getByRole("link", { name: /Stripe Checkout/ });
+          const [checkout] = await Promise.all([context.waitForEvent("page"), link.click()]);
+          await checkout.waitForURL(/\/api\/billing\/dummy\/success/);
+          await page.locator("#tier").getByText("Pro").waitFor({ timeout: 15_000 });
+          await page.getByRole("button", { name: "Manage billing" }).waitFor();
+          check(await page.getByRole("button", { name: "Upgrade to Pro" }).isHidden(), "Upgrade still offered");
+          await checkout.close();
+          await page.getByRole("button", { name: "Send" }).click();
+          await page.getByText("6 prompts today, no limit").waitFor();
+          await shot(page, "07-pro");
+          await page.getByRole("button", { name: "Manage billing" }).click();
+          const portal = await page.getByRole("link", { name: /billing portal/ }).getAttribute("href");
+          check(portal?.endsWith("/portal"), `portal link ${portal}`);
+        },
+      ],
+      [
+        "resumes the live stream after a cut connection and a refused reconnect (an expired ticket)",
+        async () => {
+          const opened = [];
+          page.on("request", (request) => {
+            if (request.url().includes("/events?")) opened.push(new URL(request.url()).searchParams);
+          });
+          // The browser reconnects by itself (after about 3 s) with the old ticket; the Worker's answer
+          // to an expired one is simulated, so the page has to get a new ticket and resume.
+          await page.route("**/events?**", (route) =>
+            route.fulfill({
+              status: 401,
+              contentType: "application/json",
+              body: JSON.stringify({ success: false, message: "Missing, invalid or expired token" }),
+            }),
+          );
+          relay.cutAll();
+          await page.getByText("Reconnecting…").waitFor();
+          const sent = await fetch(`${stack.baseUrl}/api/chatroom/${chatroomId}/message`, {
+            method: "POST",
+            headers: { Authorization: `Bearer ${await token()}`, "Content-Type": "application/json" },
+            body: JSON.stringify({ userMessage: "Sent while the tab was away" }),
+          });
+          check(sent.status === 202, `send: ${sent.status}`);
+          await waitUntil(() => opened.length >= 2, 10_000, "the page never tried to reconnect");
+          await page.unroute("**/events?**");
+          const resumed = page.locator(".turn").last();
+          await resumed.locator(".prompt").getByText("Sent while the tab was away").waitFor({ timeout: 15_000 });
+          await resumed.locator(".reply").getByText(/^Done/).waitFor();
+          await page.getByText("● Live").waitFor();
+          check(opened.at(-1).get("lastEventId"), "the new stream did not resume from the last event seen");
+        },
+      ],
+      [
+        "loads older messages with the cursor",
+        async () => {
+          // Six more prompts from another device (the API itself), so the history passes one page of 20.
+          const auth = { Authorization: `Bearer ${await token()}`, "Content-Type": "application/json" };
+          for (let i = 1; i <= 6; i++) {
+            const response = await fetch(`${stack.baseUrl}/api/chatroom/${chatroomId}/message`, {
+              method: "POST",
+              headers: auth,
+              body: JSON.stringify({ userMessage: `From the API, ${i}` }),
+            });
+            check(response.status === 202, `send ${i}: ${response.status}`);
+          }
+          await second.locator(".turn").last().locator(".prompt").getByText("From the API, 6").waitFor();
+          await second.locator(".turn").last().locator(".reply").getByText(/^Done/).waitFor();
+          await second.bringToFront();
+          await second.reload();
+          await second.getByText("● Live").waitFor();
+          const first = second.locator(".prompt").getByText("Plan 3 days in Lisbon [slow]");
+          check(await first.isHidden(), "the first prompt is on the newest page");
+          await second.getByRole("button", { name: "Load older messages" }).click();
+          await first.waitFor();
+          check(await second.getByRole("button", { name: "Load older messages" }).isHidden(), "more pages left");
+        },
+      ],
+      [
+        "renames and deletes a chatroom",
+        async () => {
+          await page.bringToFront();
+          await page.getByLabel("New chatroom").fill("Scratch");
+          await page.getByRole("button", { name: "Create" }).click();
+          await page.getByRole("heading", { name: "Scratch" }).waitFor();
+          await page.getByText("Rename or delete").click();
+          await page.getByLabel("Name", { exact: true }).fill("Scratch, renamed");
+          await page.getByRole("button", { name: "Rename" }).click();
+          const rooms = page.getByRole("navigation", { name: "Chatrooms" });
+          await rooms.getByRole("button", { name: "Scratch, renamed" }).waitFor();
+          await page.getByText("Rename or delete").click();
+          page.once("dialog", (dialog) => dialog.accept());
+          await page.getByRole("button", { name: "Delete chatroom" }).click();
+          await page.getByText("Chatroom deleted.").waitFor();
+          check(await rooms.getByRole("button", { name: "Scratch, renamed" }).isHidden(), "still listed");
+        },
+      ],
+      [
+        "no uncaught error, CSP violation or third-party request in either tab",
+        async () => {
+          check(problems.length === 0, problems.join("\n  "));
+          check(foreign.length === 0, `third-party requests: ${foreign.join(", ")}`);
+        },
+      ],
+    ],
+    async () => {
+      await shot(page, "failure").catch(() => {});
+      if (second) await shot(second, "failure-second-tab").catch(() => {});
+    },
+  );
+} catch (err) {
+  failed += 1;
+  console.error(`browser: ${err instanceof Error ? err.message : err}`);
+} finally {
+  await browser?.close();
+  await relay?.close();
+  await stack?.stop();
+  rmSync(persistTo, { recursive: true, force: true });
+}
+console.log(`browser: screenshots in ${RESULTS}/, ${((Date.now() - startedAt) / 1000).toFixed(0)} s in all`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
