@@ -251,7 +251,10 @@ export function stubStripe(options: { host?: string } = {}) {
   const calls: StripeCall[] = [];
   const state: StripeState = { subscriptions: new Map(), customers: [] };
   stubHost(options.host ?? "api.stripe.com", async (request, url) => {
-    const form = new URLSearchParams(request.method === "GET" ? url.search : await request.text());
+    // Stripe's client posts application/x-www-form-urlencoded: read it as form bytes, not as text.
+    const form = new URLSearchParams(
+      request.method === "GET" ? url.search : new TextDecoder().decode(await request.arrayBuffer()),
+    );
     calls.push({
       method: request.method,
       host: url.host,
