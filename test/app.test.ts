@@ -110,6 +110,14 @@ describe("app shell", () => {
     expect(paths).toEqual(expect.arrayContaining(["phoneNumber", "password"]));
   });
 
+  it("gives one issue per field, never two overlapping ones", async () => {
+    for (const password of ["", "short", "nodigitsatall"]) {
+      const res = await call("POST", "/api/auth/signup", { body: { phoneNumber: uniquePhone(), password } });
+      expectError(res, 400, "VALIDATION_FAILED");
+      expect(res.body.error.details.filter((d: { path: string }) => d.path === "password")).toHaveLength(1);
+    }
+  });
+
   it("tags every response with a request id and echoes a valid incoming one", async () => {
     const generated = await call("GET", "/");
     expect(generated.headers.get("X-Request-Id")).toMatch(/^[\w-]{8,}$/);

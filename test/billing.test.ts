@@ -139,6 +139,7 @@ describe("POST /api/billing/webhook/stripe signature", () => {
       env: billingEnv(),
     });
     expectError(res, 400, "INVALID_SIGNATURE");
+    expect(res.body.message).toBe("The Stripe-Signature header is missing");
   });
 
   it("checks the signature before parsing JSON or touching the database", async () => {

@@ -81,6 +81,8 @@ describe("POST /api/chatroom/:id/message", () => {
     expect(res.headers.get("RateLimit-Remaining")).toBe("0");
     const me = await call("GET", "/api/user/me", { token });
     expect(me.body.user.usage).toMatchObject({ used: 5, limit: 5, remaining: 0 });
+    // The body says what the headers say, as /user/me does.
+    expect(res.body.error.usage).toEqual(me.body.user.usage);
   });
 
   it("gives exactly 5 × 202 and 15 × 429 for 20 concurrent sends from a fresh Basic user", async () => {

@@ -12,6 +12,8 @@ export class AppError extends Error {
     message: string,
     readonly details?: ErrorDetail[],
     readonly headers?: Record<string, string>,
+    /** More of what went wrong, beside `code` in `error` (e.g. `usage` on DAILY_LIMIT_REACHED). */
+    readonly extra?: Record<string, unknown>,
   ) {
     super(message);
     this.name = "AppError";
@@ -36,7 +38,10 @@ function errorBody(code: string, message: string, extra: { details?: ErrorDetail
 export function handleError(err: Error, c: Context) {
   if (err instanceof AppError) {
     for (const [name, value] of Object.entries(err.headers ?? {})) c.header(name, value);
-    return c.json(errorBody(err.code, err.message, err.details ? { details: err.details } : {}), err.status);
+    return c.json(
+      errorBody(err.code, err.message, { ...err.extra, ...(err.details ? { details: err.details } : {}) }),
+      err.status,
+    );
   }
   if (err instanceof HTTPException) {
     const mapped = fromHttpException(err);

@@ -9,6 +9,15 @@ export const ErrorSchema = z
       code: z.string().openapi({ example: "VALIDATION_FAILED" }),
       details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
       requestId: z.string().optional().openapi({ description: "Present on 500 INTERNAL, to quote in a bug report." }),
+      usage: z
+        .object({
+          used: z.number().int(),
+          limit: z.number().int().nullable(),
+          remaining: z.number().int().nullable(),
+          resetsAt: z.string(),
+        })
+        .optional()
+        .openapi({ description: "Present on 429 DAILY_LIMIT_REACHED: today's usage and when it resets (00:00 UTC)." }),
     }),
   })
   .openapi("Error");

@@ -3,11 +3,16 @@ import type { Env } from "hono";
 import type { ZodError } from "zod";
 import { AppError } from "./errors";
 
+/** One detail per field: the first issue zod found for it (the most basic one, e.g. "required"). */
 export function validationFailed(error: ZodError) {
-  const details = error.issues.map((issue) => ({
-    path: issue.path.map(String).join("."),
-    message: issue.message,
-  }));
+  const details: { path: string; message: string }[] = [];
+  const seen = new Set<string>();
+  for (const issue of error.issues) {
+    const path = issue.path.map(String).join(".");
+    if (seen.has(path)) continue;
+    seen.add(path);
+    details.push({ path, message: issue.message });
+  }
   return new AppError(400, "VALIDATION_FAILED", "Request validation failed", details);
 }
 

@@ -166,7 +166,9 @@ stripeWebhookRoutes.openapi(
     if (!secret) throw billingNotConfigured();
     const bytes = await readBodyAtMost(c.req.raw, WEBHOOK_MAX_BYTES);
     const rawBody = new TextDecoder().decode(bytes);
-    if (!(await verifyStripeSignature(rawBody, c.req.header("Stripe-Signature"), secret))) {
+    const signature = c.req.header("Stripe-Signature");
+    if (!signature) throw new AppError(400, "INVALID_SIGNATURE", "The Stripe-Signature header is missing");
+    if (!(await verifyStripeSignature(rawBody, signature, secret))) {
       throw new AppError(400, "INVALID_SIGNATURE", "The Stripe-Signature header does not match this body");
     }
     let payload: unknown;

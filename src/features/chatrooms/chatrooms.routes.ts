@@ -56,7 +56,7 @@ const promptErrors = {
   ...bodyErrors,
   ...authErrors,
   404: "NOT_FOUND: no such chatroom (or prompt) for this user",
-  429: "DAILY_LIMIT_REACHED: 5 prompts per UTC day on Basic; Retry-After is the seconds until 00:00 UTC",
+  429: "DAILY_LIMIT_REACHED: 5 prompts per UTC day on Basic; Retry-After is the seconds until 00:00 UTC, and error.usage says the same as GET /user/me's usage",
   503: "QUEUE_UNAVAILABLE: the prompt could not be queued; it is stored as failed and can be retried",
 } as const;
 

@@ -48,6 +48,7 @@ function dailyLimitReached(now: Date) {
       "RateLimit-Remaining": "0",
       "RateLimit-Reset": reset,
     },
+    { usage: describeUsage("basic", BASIC_DAILY_PROMPT_LIMIT, now) },
   );
 }
 
