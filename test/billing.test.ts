@@ -407,6 +407,41 @@ describe("POST /api/billing/subscribe/pro", () => {
     }
   });
 
+  it("returns to a client's returnUrl only on an origin listed in CHECKOUT_RETURN_ORIGINS", async () => {
+    const { token } = await verifiedUser();
+    const stripe = stubStripe();
+    const allowing = billingEnv({ CHECKOUT_RETURN_ORIGINS: "https://app.example.com, https://admin.example.com" });
+    const ok = await call("POST", "/api/billing/subscribe/pro", {
+      token,
+      body: { returnUrl: "https://app.example.com/billing?tab=plan" },
+      env: allowing,
+    });
+    expect(ok.status).toBe(200);
+    const session = stripe.calls.find((c) => c.path === "/v1/checkout/sessions");
+    expect(session?.form.get("success_url")).toBe(
+      "https://app.example.com/billing?tab=plan&checkout=success&session_id={CHECKOUT_SESSION_ID}",
+    );
+    expect(session?.form.get("cancel_url")).toBe("https://app.example.com/billing?tab=plan&checkout=cancel");
+    for (const returnUrl of [
+      "https://evil.example/billing",
+      "javascript:alert(1)",
+      "/relative",
+      "https://app.example.com.evil.io/",
+    ]) {
+      const refused = await call("POST", "/api/billing/subscribe/pro", { token, body: { returnUrl }, env: allowing });
+      expectError(refused, 400, "VALIDATION_FAILED");
+      expect(refused.body.error.details[0].path).toBe("returnUrl");
+    }
+    // No body at all, or a JSON content type with an empty body: this API's own return pages.
+    const empty = await call("POST", "/api/billing/subscribe/pro", {
+      token,
+      rawBody: "",
+      headers: { "Content-Type": "application/json" },
+      env: allowing,
+    });
+    expect(empty.status).toBe(200);
+  });
+
   it("sends the buyer back to PUBLIC_BASE_URL whatever Host the request names, and is 503 without it", async () => {
     const { token } = await verifiedUser();
     const stripe = stubStripe();
@@ -526,6 +561,21 @@ describe("billing portal, status and return pages", () => {
     expect(res.status).toBe(200);
     expect(res.body.url).toBe("https://billing.stripe.com/p/session/test_1");
     expect(stripe.calls[0]?.form.get("customer")).toBe(customerId);
+    expect(stripe.calls[0]?.form.get("return_url")).toBe("http://localhost/api/billing/dummy/success");
+    const allowing = billingEnv({ CHECKOUT_RETURN_ORIGINS: "https://app.example.com" });
+    const back = await call("POST", "/api/billing/portal", {
+      token,
+      body: { returnUrl: "https://app.example.com/account" },
+      env: allowing,
+    });
+    expect(back.status).toBe(200);
+    expect(stripe.calls[1]?.form.get("return_url")).toBe("https://app.example.com/account");
+    const refused = await call("POST", "/api/billing/portal", {
+      token,
+      body: { returnUrl: "https://elsewhere.example/account" },
+      env: allowing,
+    });
+    expectError(refused, 400, "VALIDATION_FAILED");
   });
 
   it("reports Basic with no subscription and today's usage for a new user", async () => {

@@ -30,3 +30,17 @@ export const jsonBody = createMiddleware(async (c, next) => {
   c.req.raw = new Request(c.req.raw, { body: text });
   await next();
 });
+
+/**
+ * For a route whose JSON body is optional: an empty body (some clients send `Content-Type:
+ * application/json` with nothing) counts as no body at all, rather than as malformed JSON.
+ */
+export const emptyBodyIsNone = createMiddleware(async (c, next) => {
+  if (c.req.raw.body && (await c.req.raw.clone().text()).trim() === "") {
+    const headers = new Headers(c.req.raw.headers);
+    headers.delete("Content-Type");
+    headers.delete("Content-Length");
+    c.req.raw = new Request(c.req.url, { method: c.req.method, headers });
+  }
+  await next();
+});

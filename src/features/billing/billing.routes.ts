@@ -1,9 +1,18 @@
 import { createRoute } from "@hono/zod-openapi";
 import { readBodyAtMost } from "../../lib/body";
 import { AppError, invalidJson } from "../../lib/errors";
-import { authErrors, bearerAuth, errorResponses, jsonResponse, successSchema } from "../../lib/openapi";
+import {
+  authErrors,
+  bearerAuth,
+  bodyErrors,
+  errorResponses,
+  jsonBody,
+  jsonResponse,
+  successSchema,
+} from "../../lib/openapi";
 import { toIso } from "../../lib/time";
 import { createRouter, validationFailed } from "../../lib/validate";
+import { emptyBodyIsNone } from "../../middleware/json-body";
 import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
 import { currentUsage } from "../prompts/quota";
@@ -11,11 +20,12 @@ import { findBillingAccount } from "./billing.repo";
 import {
   CheckoutResponseSchema,
   PortalResponseSchema,
+  ReturnUrlBodySchema,
   StripeEventSchema,
   SubscriptionStatusResponseSchema,
   WebhookReceivedSchema,
 } from "./billing.schemas";
-import { publicBaseUrl, startProCheckout } from "./checkout";
+import { allowedReturnUrl, publicBaseUrl, startProCheckout } from "./checkout";
 import { billingNotConfigured, callStripe, createStripe } from "./stripe";
 import { handleStripeEvent, verifyStripeSignature } from "./webhook";
 
@@ -34,16 +44,25 @@ billingRoutes.openapi(
     summary: "Start a Stripe Checkout for Pro ($30, subscription)",
     description:
       "Creates (once) and reuses the user's Stripe customer, then a Checkout Session in subscription mode with " +
-      "client_reference_id = user id. Open `url` in a browser; Stripe returns to /api/billing/dummy/success or /cancel.",
+      "client_reference_id = user id. Open `url` in a browser; Stripe returns to `returnUrl` when given (its origin must be in " +
+      "CHECKOUT_RETURN_ORIGINS), else to /api/billing/dummy/success or /cancel under PUBLIC_BASE_URL. The body is optional.",
     security: bearerAuth,
-    middleware: [requireAuth] as const,
+    middleware: [requireAuth, emptyBodyIsNone] as const,
+    request: { body: { ...jsonBody(ReturnUrlBodySchema), required: false } },
     responses: {
       200: jsonResponse(CheckoutResponseSchema, "Checkout Session created"),
-      ...errorResponses({ ...authErrors, 409: "ALREADY_PRO", ...stripeErrors }),
+      ...errorResponses({
+        ...bodyErrors,
+        ...authErrors,
+        400: "VALIDATION_FAILED: returnUrl is not an http(s) URL on an allowed origin",
+        409: "ALREADY_PRO",
+        ...stripeErrors,
+      }),
     },
   }),
   async (c) => {
-    const checkout = await startProCheckout(c.env, c.var.db, c.var.userId);
+    const returnUrl = allowedReturnUrl(c.env, c.req.valid("json").returnUrl);
+    const checkout = await startProCheckout(c.env, c.var.db, c.var.userId, returnUrl);
     return c.json({ success: true as const, message: "Checkout session created", ...checkout }, 200);
   },
 );
@@ -54,14 +73,24 @@ billingRoutes.openapi(
     path: "/portal",
     tags: ["Billing"],
     summary: "Open the Stripe Billing Portal to manage or cancel Pro",
+    description:
+      "Returns to `returnUrl` when given (its origin must be in CHECKOUT_RETURN_ORIGINS), else to /api/billing/dummy/success under PUBLIC_BASE_URL. The body is optional.",
     security: bearerAuth,
-    middleware: [requireAuth] as const,
+    middleware: [requireAuth, emptyBodyIsNone] as const,
+    request: { body: { ...jsonBody(ReturnUrlBodySchema), required: false } },
     responses: {
       200: jsonResponse(PortalResponseSchema, "Portal session created"),
-      ...errorResponses({ ...authErrors, 404: "NO_SUBSCRIPTION: the user has never subscribed", ...stripeErrors }),
+      ...errorResponses({
+        ...bodyErrors,
+        ...authErrors,
+        400: "VALIDATION_FAILED: returnUrl is not an http(s) URL on an allowed origin",
+        404: "NO_SUBSCRIPTION: the user has never subscribed",
+        ...stripeErrors,
+      }),
     },
   }),
   async (c) => {
+    const returnUrl = allowedReturnUrl(c.env, c.req.valid("json").returnUrl);
     const account = await findBillingAccount(c.var.db, c.var.userId, new Date());
     if (!account.customerId || !account.subscriptionId) {
       throw new AppError(404, "NO_SUBSCRIPTION", "You have no subscription to manage");
@@ -71,7 +100,7 @@ billingRoutes.openapi(
     const portal = await callStripe("billingPortal.sessions.create", () =>
       stripe.billingPortal.sessions.create({
         customer,
-        return_url: `${publicBaseUrl(c.env)}/api/billing/dummy/success`,
+        return_url: returnUrl?.href ?? `${publicBaseUrl(c.env)}/api/billing/dummy/success`,
       }),
     );
     return c.json({ success: true as const, message: "Billing portal session created", url: portal.url }, 200);

@@ -2,6 +2,21 @@ import { z } from "@hono/zod-openapi";
 import { successSchema } from "../../lib/openapi";
 import { TierSchema, UsageSchema } from "../prompts/prompts.schemas";
 
+export const ReturnUrlBodySchema = z
+  .object({
+    returnUrl: z
+      .url({ protocol: /^https?$/, error: "returnUrl must be an absolute http(s) URL" })
+      .max(2048)
+      .optional()
+      .openapi({
+        example: "https://app.example.com/billing",
+        description:
+          "Where Stripe sends the user back; its origin must be listed in CHECKOUT_RETURN_ORIGINS (or be PUBLIC_BASE_URL's). " +
+          "Checkout appends `checkout=success&session_id=…` or `checkout=cancel`. Without it, this API's own return pages.",
+      }),
+  })
+  .openapi("ReturnUrlRequest");
+
 export const CheckoutResponseSchema = successSchema({
   url: z.string().openapi({ description: "Stripe Checkout page to send the user to" }),
   sessionId: z.string(),

@@ -14,11 +14,32 @@ export function publicBaseUrl(env: Env): string {
   return base;
 }
 
+/** The return URL a client asked for, if its origin is allowed; 400 otherwise. */
+export function allowedReturnUrl(env: Env, returnUrl: string | undefined): URL | undefined {
+  if (returnUrl === undefined) return undefined;
+  const url = new URL(returnUrl);
+  const allowed = new Set(
+    (env.CHECKOUT_RETURN_ORIGINS ?? "")
+      .split(",")
+      .map((origin) => origin.trim().replace(/\/+$/, ""))
+      .filter(Boolean),
+  );
+  allowed.add(new URL(publicBaseUrl(env)).origin);
+  if (!allowed.has(url.origin)) {
+    throw new AppError(400, "VALIDATION_FAILED", "Request validation failed", [
+      { path: "returnUrl", message: `returnUrl's origin ${url.origin} is not one this server returns to` },
+    ]);
+  }
+  return url;
+}
+
+const withParams = (url: URL, params: string) => `${url.href}${url.search ? "&" : "?"}${params}`;
+
 /**
  * A Stripe Checkout Session in subscription mode for the Pro price. The user's Stripe customer is
  * created once and reused; Checkout returns to this API's dummy pages under PUBLIC_BASE_URL.
  */
-export async function startProCheckout(env: Env, db: Database, userId: string) {
+export async function startProCheckout(env: Env, db: Database, userId: string, returnUrl?: URL) {
   const now = new Date();
   const account = await findBillingAccount(db, userId, now);
   if (account.pro) throw new AppError(409, "ALREADY_PRO", "You are already on Pro");
@@ -49,8 +70,10 @@ export async function startProCheckout(env: Env, db: Database, userId: string) {
       client_reference_id: userId,
       line_items: [{ price: env.STRIPE_PRO_PLAN_PRICE_ID, quantity: 1 }],
       subscription_data: { metadata: { userId } },
-      success_url: `${origin}/api/billing/dummy/success?session_id={CHECKOUT_SESSION_ID}`,
-      cancel_url: `${origin}/api/billing/dummy/cancel`,
+      success_url: returnUrl
+        ? withParams(returnUrl, "checkout=success&session_id={CHECKOUT_SESSION_ID}")
+        : `${origin}/api/billing/dummy/success?session_id={CHECKOUT_SESSION_ID}`,
+      cancel_url: returnUrl ? withParams(returnUrl, "checkout=cancel") : `${origin}/api/billing/dummy/cancel`,
     }),
   );
   if (!session.url) throw new AppError(502, "PAYMENT_PROVIDER_ERROR", "The payment provider returned no checkout page");
