@@ -12,6 +12,7 @@ import { jsonResponse, MessageOnlySchema } from "./lib/openapi";
 import { createRouter } from "./lib/validate";
 import { corsFromEnv } from "./middleware/cors";
 import { jsonBody } from "./middleware/json-body";
+import { routeGuard } from "./middleware/route-guard";
 import type { AppEnv } from "./types";
 
 export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
@@ -21,7 +22,9 @@ export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
     version: "1.0.0",
     description:
       "Phone + OTP auth, chatrooms and asynchronous Gemini replies on Cloudflare Workers. " +
-      "Every error has the shape {success:false, message, error:{code, details?, requestId?}}.",
+      "Every error has the shape {success:false, message, error:{code, details?, requestId?}}. " +
+      "A listed path asked with a method it does not serve is a 405 METHOD_NOT_ALLOWED whose Allow header lists the ones it does; " +
+      "HEAD is served wherever GET is, and OPTIONS (CORS preflight) everywhere.",
   },
   tags: [
     { name: "Health" },
@@ -41,7 +44,7 @@ export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
 export function createApp() {
   const app = createRouter<AppEnv>();
 
-  app.use("*", requestId(), secureHeaders(), corsFromEnv, async (c, next) => {
+  app.use("*", requestId(), secureHeaders(), corsFromEnv, routeGuard(app), async (c, next) => {
     c.set("db", createDb(c.env.DB));
     await next();
   });

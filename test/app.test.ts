@@ -9,9 +9,39 @@ describe("app shell", () => {
     expect(res.body).toEqual({ success: true, message: "Backend is LIVE" });
   });
 
-  it("returns 404 NOT_FOUND in the error envelope for an unknown route", async () => {
+  it("returns 404 NOT_FOUND in the error envelope for an unknown route, whatever the method", async () => {
     expectError(await call("GET", "/api/nope"), 404, "NOT_FOUND");
-    expectError(await call("DELETE", "/api/auth/signup"), 404, "NOT_FOUND");
+    expectError(await call("PUT", "/api/nope"), 404, "NOT_FOUND");
+    expectError(await call("DELETE", "/api/chatroom/x/nope"), 404, "NOT_FOUND");
+  });
+
+  it("returns 405 METHOD_NOT_ALLOWED with Allow for a known path and a method it does not serve", async () => {
+    for (const [method, path, allow] of [
+      ["TRACE", "/", "GET, HEAD, OPTIONS"],
+      ["PUT", "/api/chatroom", "GET, HEAD, POST, OPTIONS"],
+      ["POST", "/api/chatroom/some-id", "GET, HEAD, PATCH, DELETE, OPTIONS"],
+      ["DELETE", "/api/auth/signup", "POST, OPTIONS"],
+      ["GET", "/api/billing/webhook/stripe", "POST, OPTIONS"],
+      ["PATCH", "/openapi.json", "GET, HEAD, OPTIONS"],
+    ] as const) {
+      const res = await call(method, path);
+      expectError(res, 405, "METHOD_NOT_ALLOWED");
+      expect(res.headers.get("Allow"), `${method} ${path}`).toBe(allow);
+    }
+  });
+
+  it("answers HEAD wherever GET is served, without a body", async () => {
+    const res = await call("HEAD", "/");
+    expect(res.status).toBe(200);
+    expect(res.body).toBe("");
+  });
+
+  it("still answers a CORS preflight for a method the path serves", async () => {
+    const res = await call("OPTIONS", "/api/chatroom", {
+      headers: { Origin: "https://app.example.com", "Access-Control-Request-Method": "POST" },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("Access-Control-Allow-Methods")).toContain("POST");
   });
 
   it("returns 400 INVALID_JSON for a malformed JSON body", async () => {
