@@ -21,7 +21,7 @@ export const SubscriptionSchema = z
 
 export const SubscriptionStatusResponseSchema = successSchema({
   tier: TierSchema,
-  subscription: SubscriptionSchema.nullable(),
+  subscription: z.union([SubscriptionSchema, z.null()]),
   usage: UsageSchema,
 }).openapi("SubscriptionStatus");
 
