@@ -1,6 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { call, expectError, uniquePhone } from "./helpers";
+import { documentedRequestProblems } from "./documented";
+import { call, createChatroom, expectError, PASSWORD, uniquePhone, verifiedUser } from "./helpers";
 
 describe("app shell", () => {
   it("answers the health check at GET /", async () => {
@@ -180,6 +181,40 @@ describe("API documentation", () => {
     const signup = doc.paths["/api/auth/signup"].post;
     expect(Object.keys(signup.responses)).toEqual(expect.arrayContaining(["201", "400", "409", "413", "415"]));
     expect(doc.components.schemas.SignupRequest.required).toEqual(expect.arrayContaining(["phoneNumber", "password"]));
+  });
+
+  it("documents the Stripe webhook's JSON body and its Stripe-Signature header", async () => {
+    const webhook = (await call("GET", "/openapi.json")).body.paths["/api/billing/webhook/stripe"].post;
+    expect(webhook.requestBody).toMatchObject({
+      required: true,
+      content: { "application/json": { schema: { $ref: "#/components/schemas/StripeEvent" } } },
+    });
+    expect(webhook.parameters).toEqual([
+      expect.objectContaining({ name: "stripe-signature", in: "header", required: true }),
+    ]);
+  });
+
+  it.each([
+    ["a password without a digit", "/api/auth/signup", { password: "onlyLetters" }],
+    ["a password without a letter", "/api/auth/signup", { password: "12345678" }],
+    ["a full name of spaces", "/api/auth/signup", { fullName: "    " }],
+    ["a full name of one letter in spaces", "/api/auth/signup", { fullName: " A " }],
+    ["a chatroom name of spaces", "/api/chatroom", { name: "   " }],
+    ["a message of whitespace", "/api/chatroom/{id}/message", { userMessage: " \n\t " }],
+    ["a valid sign-up", "/api/auth/signup", { password: PASSWORD, fullName: " Al " }],
+    ["a padded chatroom name", "/api/chatroom", { name: "  Trip  " }],
+    ["a message with spaces around it", "/api/chatroom/{id}/message", { userMessage: "  hi  " }],
+  ])("judges %s as the server does", async (_label, template, fields) => {
+    const { token } = await verifiedUser();
+    const room = await createChatroom(token);
+    const body =
+      template === "/api/auth/signup" ? { phoneNumber: uniquePhone(), password: PASSWORD, ...fields } : fields;
+    const res = await call("POST", template.replace("{id}", room.id), { token, body });
+    const refusedByServer = res.status === 400 && res.body.error.code === "VALIDATION_FAILED";
+    const problems = await documentedRequestProblems("post", template, body);
+    expect(problems.length > 0, `document: ${problems.join("; ") || "valid"}; server: ${res.status}`).toBe(
+      refusedByServer,
+    );
   });
 
   it("serves a self-contained HTML reference at /docs that loads nothing from other hosts", async () => {

@@ -21,7 +21,9 @@ type Checked = { status: number; headers: Headers; text: string };
 /** Served by the Worker but not operations of the API: the document itself and its HTML rendering. */
 const SELF_DESCRIPTION = new Set(["/openapi.json", "/docs"]);
 
-let loaded: Promise<{ doc: Document; templates: { path: string; pattern: RegExp }[] }> | undefined;
+let loaded:
+  | Promise<{ doc: Document; openSchemas: Record<string, Schema>; templates: { path: string; pattern: RegExp }[] }>
+  | undefined;
 const validators = new WeakMap<object, Validator>();
 
 function load() {
@@ -29,12 +31,13 @@ function load() {
     const response = await worker.fetch(new Request("http://localhost/openapi.json"), env, createExecutionContext());
     // JSON Schema tools resolve "#/…" against the schema they validate with, so the components become $defs.
     const doc = JSON.parse((await response.text()).replaceAll('"#/components/schemas/', '"#/$defs/')) as Document;
-    doc.components.schemas = closeObjects(doc.components.schemas);
+    const openSchemas = doc.components.schemas;
+    doc.components.schemas = closeObjects(openSchemas);
     const templates = Object.keys(doc.paths).map((path) => ({
       path,
       pattern: new RegExp(`^${path.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\\?\{\w+\\?\}/g, "[^/]+")}$`),
     }));
-    return { doc, templates };
+    return { doc, openSchemas, templates };
   })();
   return loaded;
 }
@@ -163,4 +166,18 @@ export async function expectDocumentedEvent(event: unknown) {
   const problems = validate({ $ref: "#/$defs/LiveEvent" } as Schema, event, doc);
   if (problems.length)
     throw new Error(`Undocumented live event:\n  ${problems.join("\n  ")}\n${JSON.stringify(event)}`);
+}
+
+/** What the document finds wrong with a JSON request body for an operation (empty when it accepts it). */
+export async function documentedRequestProblems(method: string, template: string, body: unknown) {
+  const { doc, openSchemas } = await load();
+  const operation = doc.paths[template]?.[method.toLowerCase()] as
+    | (Operation & { requestBody?: { content: Record<string, { schema: Schema }> } })
+    | undefined;
+  const schema = operation?.requestBody?.content["application/json"]?.schema;
+  if (!schema) throw new Error(`${method} ${template} documents no JSON body`);
+  // Request schemas stay open: a client may send fields the server ignores.
+  const validator = new Validator({ ...schema, $defs: openSchemas }, "2020-12", false);
+  const result = validator.validate(body);
+  return result.valid ? [] : result.errors.map((error) => `${error.instanceLocation}: ${error.error}`);
 }

@@ -14,8 +14,8 @@ export const PasswordSchema = z
   .string()
   .min(8, "Password must be at least 8 characters")
   .max(72, "Password must be at most 72 characters")
-  .regex(/[A-Za-z]/, "Password must contain a letter")
-  .regex(/\d/, "Password must contain a digit")
+  // One pattern, so the OpenAPI document carries the whole rule (it keeps only the first of several).
+  .regex(/^(?=[\s\S]*[A-Za-z])(?=[\s\S]*\d)/, "Password must contain at least one letter and one digit")
   .openapi({ example: "s3cretPass", description: "8–72 characters with at least one letter and one digit" });
 
 export const OtpSchema = z
@@ -33,7 +33,14 @@ export const SignupBodySchema = z
       .transform((email) => email.toLowerCase())
       .nullish()
       .openapi({ example: "asha@example.com", description: "Optional; unique, case-insensitive" }),
-    fullName: z.string().trim().min(2).max(60).nullish().openapi({ example: "Asha Rao" }),
+    fullName: z
+      .string()
+      .trim()
+      // Two visible ends rather than min(2), so the document says what counts: the length after trimming.
+      .regex(/\S[\s\S]*\S/, "fullName must have at least 2 characters besides surrounding spaces")
+      .max(60)
+      .nullish()
+      .openapi({ example: "Asha Rao", description: "Trimmed; 2–60 characters" }),
   })
   .openapi("SignupRequest");
 

@@ -12,6 +12,7 @@ import {
   CheckoutResponseSchema,
   PortalResponseSchema,
   StripeEventSchema,
+  StripeSignatureHeaderSchema,
   SubscriptionStatusResponseSchema,
   WebhookReceivedSchema,
 } from "./billing.schemas";
@@ -140,6 +141,10 @@ export const WEBHOOK_MAX_BYTES = 1024 * 1024;
  * parsing or database work.
  */
 export const stripeWebhookRoutes = createRouter<AppEnv>();
+stripeWebhookRoutes.openAPIRegistry.register("StripeEvent", StripeEventSchema);
+
+const invalidSignature = () =>
+  new AppError(400, "INVALID_SIGNATURE", "The Stripe-Signature header does not match this body");
 
 stripeWebhookRoutes.openapi(
   createRoute({
@@ -152,6 +157,14 @@ stripeWebhookRoutes.openapi(
       "Handles checkout.session.completed, customer.subscription.created|updated|deleted, invoice.paid and " +
       "invoice.payment_failed once per event id; older events never overwrite newer state; other types are acknowledged and ignored. " +
       "Bodies up to 1 MiB.",
+    request: {
+      headers: StripeSignatureHeaderSchema,
+      body: {
+        // A reference, not the zod schema, so no validator parses the body before its signature is checked.
+        content: { "application/json": { schema: { $ref: "#/components/schemas/StripeEvent" } } },
+        required: true,
+      },
+    },
     responses: {
       200: jsonResponse(WebhookReceivedSchema, "Event received"),
       ...errorResponses({
@@ -166,9 +179,7 @@ stripeWebhookRoutes.openapi(
     if (!secret) throw billingNotConfigured();
     const bytes = c.req.raw.body ? await readAtMost(c.req.raw.body, WEBHOOK_MAX_BYTES) : new Uint8Array();
     const rawBody = new TextDecoder().decode(bytes);
-    if (!(await verifyStripeSignature(rawBody, c.req.header("Stripe-Signature"), secret))) {
-      throw new AppError(400, "INVALID_SIGNATURE", "The Stripe-Signature header does not match this body");
-    }
+    if (!(await verifyStripeSignature(rawBody, c.req.header("Stripe-Signature"), secret))) throw invalidSignature();
     let payload: unknown;
     try {
       payload = JSON.parse(rawBody);
@@ -179,5 +190,9 @@ stripeWebhookRoutes.openapi(
     if (!event.success) throw validationFailed(event.error);
     await handleStripeEvent(c.env, c.var.db, event.data);
     return c.json({ success: true as const, message: "Webhook received", received: true as const }, 200);
+  },
+  (result) => {
+    if (!result.success) throw invalidSignature();
+    return undefined;
   },
 );

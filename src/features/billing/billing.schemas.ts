@@ -28,11 +28,21 @@ export const SubscriptionStatusResponseSchema = successSchema({
 export const WebhookReceivedSchema = successSchema({ received: z.literal(true) });
 
 /** The parts of a Stripe event this service reads; anything else in the payload is ignored. */
-export const StripeEventSchema = z.object({
-  id: z.string(),
-  type: z.string(),
-  created: z.number().int(),
-  data: z.object({ object: z.record(z.string(), z.unknown()) }),
+export const StripeEventSchema = z
+  .object({
+    id: z.string(),
+    type: z.string(),
+    created: z.number().int(),
+    data: z.object({ object: z.record(z.string(), z.unknown()) }),
+  })
+  .openapi({ description: "A Stripe event; only the fields listed are read" });
+
+/** The header is checked by the handler; a missing one is INVALID_SIGNATURE like any other bad signature. */
+export const StripeSignatureHeaderSchema = z.object({
+  "stripe-signature": z.string().openapi({
+    description: "Stripe-Signature: t=<unix time>,v1=<HMAC-SHA256 hex>[,v1=…]",
+    example: "t=1767225600,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd",
+  }),
 });
 
 const stripeId = z.union([z.string(), z.object({ id: z.string() }).transform((object) => object.id)]);

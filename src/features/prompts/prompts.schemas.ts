@@ -50,9 +50,9 @@ export const SendMessageBodySchema = z
   .object({
     userMessage: z
       .string()
-      .min(1)
       .max(8000)
-      .refine((text) => text.trim().length > 0, "userMessage must not be blank")
+      // A pattern rather than a refinement, so the document also refuses a message of only spaces.
+      .regex(/\S/, "userMessage must not be blank")
       .openapi({ example: "Explain Cloudflare Queues in two sentences." }),
   })
   .openapi("SendMessageRequest");
