@@ -23,6 +23,7 @@ export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
     description:
       "Phone + OTP auth, chatrooms and asynchronous Gemini replies on Cloudflare Workers. " +
       "Every error has the shape {success:false, message, error:{code, details?, requestId?}}. " +
+      "A query parameter an operation does not list is a 400 VALIDATION_FAILED, never silently ignored. " +
       "A listed path asked with a method it does not serve is a 405 METHOD_NOT_ALLOWED whose Allow header lists the ones it does; " +
       "HEAD is served wherever GET is, and OPTIONS (CORS preflight) everywhere.",
   },

@@ -37,6 +37,23 @@ describe("app shell", () => {
     expect(res.body).toBe("");
   });
 
+  it("returns 400 VALIDATION_FAILED naming a query parameter the operation does not take", async () => {
+    const { token } = await verifiedUser();
+    const room = await createChatroom(token);
+    for (const [path, name] of [
+      ["/?verbose=1", "verbose"],
+      ["/api/user/me?fields=id", "fields"],
+      [`/api/chatroom/${room.id}/messages?limt=5`, "limt"],
+      [`/api/chatroom/${room.id}/events?ticket=x&lastEventID=3`, "lastEventID"],
+    ]) {
+      const res = await call("GET", path as string, { token });
+      expectError(res, 400, "VALIDATION_FAILED");
+      expect(res.body.error.details, path).toEqual([{ path: name, message: expect.stringContaining("Unknown") }]);
+    }
+    const documented = await call("GET", `/api/chatroom/${room.id}/messages?limit=5`, { token });
+    expect(documented.status).toBe(200);
+  });
+
   it("still answers a CORS preflight for a method the path serves", async () => {
     const res = await call("OPTIONS", "/api/chatroom", {
       headers: { Origin: "https://app.example.com", "Access-Control-Request-Method": "POST" },
@@ -181,6 +198,15 @@ describe("API documentation", () => {
     const signup = doc.paths["/api/auth/signup"].post;
     expect(Object.keys(signup.responses)).toEqual(expect.arrayContaining(["201", "400", "409", "413", "415"]));
     expect(doc.components.schemas.SignupRequest.required).toEqual(expect.arrayContaining(["phoneNumber", "password"]));
+  });
+
+  it("documents the 400 and the 500 on every operation", async () => {
+    const doc = (await call("GET", "/openapi.json")).body;
+    for (const [path, methods] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(methods as Record<string, { responses: object }>)) {
+        expect(Object.keys(op.responses), `${method} ${path}`).toEqual(expect.arrayContaining(["400", "500"]));
+      }
+    }
   });
 
   it("documents the Stripe webhook's JSON body and its Stripe-Signature header", async () => {

@@ -10,6 +10,7 @@ import { currentUsage } from "../prompts/quota";
 import { findBillingAccount } from "./billing.repo";
 import {
   CheckoutResponseSchema,
+  CheckoutReturnQuerySchema,
   PortalResponseSchema,
   StripeEventSchema,
   StripeSignatureHeaderSchema,
@@ -117,9 +118,13 @@ billingRoutes.openapi(
   },
 );
 
-for (const [path, message] of [
-  ["/dummy/success", "Payment successful! Your Pro plan is activated as soon as Stripe confirms it."],
-  ["/dummy/cancel", "Payment cancelled. You are still on the Basic plan."],
+for (const [path, message, query] of [
+  [
+    "/dummy/success",
+    "Payment successful! Your Pro plan is activated as soon as Stripe confirms it.",
+    CheckoutReturnQuerySchema,
+  ],
+  ["/dummy/cancel", "Payment cancelled. You are still on the Basic plan.", undefined],
 ] as const) {
   billingRoutes.openapi(
     createRoute({
@@ -127,6 +132,7 @@ for (const [path, message] of [
       path,
       tags: ["Billing"],
       summary: `Stripe Checkout's return page (${path.split("/").pop()})`,
+      request: query ? { query } : {},
       responses: { 200: jsonResponse(successSchema({}), "A note for the browser Stripe sent back") },
     }),
     (c) => c.json({ success: true as const, message }, 200),

@@ -7,6 +7,13 @@ export const CheckoutResponseSchema = successSchema({
   sessionId: z.string(),
 }).openapi("CheckoutSession");
 
+export const CheckoutReturnQuerySchema = z.object({
+  session_id: z
+    .string()
+    .optional()
+    .openapi({ param: { name: "session_id", in: "query" }, description: "The Checkout Session Stripe returns from" }),
+});
+
 export const PortalResponseSchema = successSchema({
   url: z.string().openapi({ description: "Stripe Billing Portal page to manage or cancel" }),
 });
