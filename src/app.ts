@@ -27,18 +27,19 @@ export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
       "A listed path asked with a method it does not serve is a 405 METHOD_NOT_ALLOWED whose Allow header lists the ones it does; " +
       "HEAD is served wherever GET is, and OPTIONS (CORS preflight) everywhere.",
   },
+  servers: [{ url: "/", description: "This Worker: paths are relative to where this document is served" }],
   tags: [
-    { name: "Health" },
-    { name: "Auth" },
-    { name: "User" },
-    { name: "Chatrooms" },
-    { name: "Messages" },
+    { name: "Health", description: "Whether the Worker is up." },
+    { name: "Auth", description: "Sign-up, phone verification with an OTP, tokens and passwords." },
+    { name: "User", description: "The signed-in user, their tier and today's prompt usage." },
+    { name: "Chatrooms", description: "Your chatrooms; nobody else's are ever visible." },
+    { name: "Messages", description: "Prompts and Gemini's replies: 5 prompts a UTC day on Basic, unlimited on Pro." },
     {
       name: "Live replies",
       description:
         "Replies streamed as they are written (Server-Sent Events, or WebSocket on /events), resumable with Last-Event-ID, and cancellable.",
     },
-    { name: "Billing" },
+    { name: "Billing", description: "Pro through Stripe Checkout and the Billing Portal; Stripe's signed webhook." },
   ],
 };
 
@@ -58,8 +59,10 @@ export function createApp() {
     createRoute({
       method: "get",
       path: "/",
+      operationId: "getHealth",
       tags: ["Health"],
       summary: "Health check",
+      security: [],
       responses: { 200: jsonResponse(MessageOnlySchema, "The Worker is up") },
     }),
     (c) => c.json({ success: true as const, message: "Backend is LIVE" }, 200),
@@ -75,6 +78,12 @@ export function createApp() {
     scheme: "bearer",
     bearerFormat: "JWT",
     description: "The authToken from verify-otp, login or change-password",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "streamTicket", {
+    type: "apiKey",
+    in: "query",
+    name: "ticket",
+    description: "A ticket from POST /api/chatroom/{id}/stream-ticket: that chatroom's two stream endpoints only",
   });
   app.doc31("/openapi.json", openApiConfig);
   app.get("/docs", (c) => c.html(renderApiReference(app.getOpenAPI31Document(openApiConfig as never))));

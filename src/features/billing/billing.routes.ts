@@ -32,6 +32,7 @@ billingRoutes.openapi(
   createRoute({
     method: "post",
     path: "/subscribe/pro",
+    operationId: "subscribePro",
     tags: ["Billing"],
     summary: "Start a Stripe Checkout for Pro ($30, subscription)",
     description:
@@ -54,6 +55,7 @@ billingRoutes.openapi(
   createRoute({
     method: "post",
     path: "/portal",
+    operationId: "openBillingPortal",
     tags: ["Billing"],
     summary: "Open the Stripe Billing Portal to manage or cancel Pro",
     security: bearerAuth,
@@ -84,6 +86,7 @@ billingRoutes.openapi(
   createRoute({
     method: "get",
     path: "/subscription/status",
+    operationId: "getSubscriptionStatus",
     tags: ["Billing"],
     summary: "Tier, subscription and today's usage",
     description: "Pro means a subscription that is active or trialing whose current period has not ended.",
@@ -118,20 +121,23 @@ billingRoutes.openapi(
   },
 );
 
-for (const [path, message, query] of [
+for (const [path, operationId, message, query] of [
   [
     "/dummy/success",
+    "checkoutSuccessPage",
     "Payment successful! Your Pro plan is activated as soon as Stripe confirms it.",
     CheckoutReturnQuerySchema,
   ],
-  ["/dummy/cancel", "Payment cancelled. You are still on the Basic plan.", undefined],
+  ["/dummy/cancel", "checkoutCancelPage", "Payment cancelled. You are still on the Basic plan.", undefined],
 ] as const) {
   billingRoutes.openapi(
     createRoute({
       method: "get",
       path,
+      operationId,
       tags: ["Billing"],
       summary: `Stripe Checkout's return page (${path.split("/").pop()})`,
+      security: [],
       request: query ? { query } : {},
       responses: { 200: jsonResponse(successSchema({}), "A note for the browser Stripe sent back") },
     }),
@@ -156,6 +162,7 @@ stripeWebhookRoutes.openapi(
   createRoute({
     method: "post",
     path: "/stripe",
+    operationId: "receiveStripeWebhook",
     tags: ["Billing"],
     summary: "Stripe webhook (signed with STRIPE_WEBHOOK_SECRET)",
     description:
@@ -163,6 +170,7 @@ stripeWebhookRoutes.openapi(
       "Handles checkout.session.completed, customer.subscription.created|updated|deleted, invoice.paid and " +
       "invoice.payment_failed once per event id; older events never overwrite newer state; other types are acknowledged and ignored. " +
       "Bodies up to 1 MiB.",
+    security: [],
     request: {
       headers: StripeSignatureHeaderSchema,
       body: {

@@ -72,6 +72,7 @@ chatroomRoutes.openapi(
   createRoute({
     method: "post",
     path: "/",
+    operationId: "createChatroom",
     tags: ["Chatrooms"],
     summary: "Create a chatroom",
     security: bearerAuth,
@@ -98,6 +99,7 @@ chatroomRoutes.openapi(
   createRoute({
     method: "get",
     path: "/",
+    operationId: "listChatrooms",
     tags: ["Chatrooms"],
     summary: "List your chatrooms, newest activity first",
     description:
@@ -128,6 +130,7 @@ chatroomRoutes.openapi(
   createRoute({
     method: "get",
     path: "/{id}",
+    operationId: "getChatroom",
     tags: ["Chatrooms"],
     summary: "A chatroom with its last 20 messages",
     security: bearerAuth,
@@ -154,6 +157,7 @@ chatroomRoutes.openapi(
   createRoute({
     method: "patch",
     path: "/{id}",
+    operationId: "renameChatroom",
     tags: ["Chatrooms"],
     summary: "Rename a chatroom",
     security: bearerAuth,
@@ -185,6 +189,7 @@ chatroomRoutes.openapi(
   createRoute({
     method: "delete",
     path: "/{id}",
+    operationId: "deleteChatroom",
     tags: ["Chatrooms"],
     summary: "Delete a chatroom and its messages",
     security: bearerAuth,
@@ -206,6 +211,7 @@ chatroomRoutes.openapi(
   createRoute({
     method: "get",
     path: "/{id}/messages",
+    operationId: "listMessages",
     tags: ["Messages"],
     summary: "Page through a chatroom's messages, newest page first, each page oldest first",
     security: bearerAuth,
@@ -242,6 +248,7 @@ chatroomRoutes.openapi(
   createRoute({
     method: "post",
     path: "/{id}/message",
+    operationId: "sendPrompt",
     tags: ["Messages"],
     summary: "Send a prompt; Gemini answers asynchronously, or live with Accept: text/event-stream",
     description:
@@ -308,6 +315,7 @@ chatroomRoutes.openapi(
   createRoute({
     method: "get",
     path: "/{id}/message/{messageId}",
+    operationId: "getPrompt",
     tags: ["Messages"],
     summary: "A prompt and its reply; with wait=N, held until the reply lands",
     description:
@@ -341,6 +349,7 @@ chatroomRoutes.openapi(
   createRoute({
     method: "post",
     path: "/{id}/message/{messageId}/retry",
+    operationId: "retryPrompt",
     tags: ["Messages"],
     summary: "Queue a failed or cancelled prompt again (counts against the quota again)",
     security: bearerAuth,
