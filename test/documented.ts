@@ -32,7 +32,10 @@ function load() {
     // JSON Schema tools resolve "#/…" against the schema they validate with, so the components become $defs.
     const doc = JSON.parse((await response.text()).replaceAll('"#/components/schemas/', '"#/$defs/')) as Document;
     const openSchemas = doc.components.schemas;
-    doc.components.schemas = closeObjects(openSchemas);
+    const extended = extendedSchemas(openSchemas);
+    doc.components.schemas = Object.fromEntries(
+      Object.entries(openSchemas).map(([name, schema]) => [name, closeObjects(schema, extended.has(name)) as Schema]),
+    );
     const templates = Object.keys(doc.paths).map((path) => ({
       path,
       pattern: new RegExp(`^${path.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\\?\{\w+\\?\}/g, "[^/]+")}$`),
@@ -42,57 +45,51 @@ function load() {
   return loaded;
 }
 
-/**
- * A copy of the component schemas in which every object schema rejects properties it does not list
- * (`unevaluatedProperties: false`), except the ones other schemas extend with `allOf`: there the
- * extending schema closes the whole.
- */
-function closeObjects(schemas: Record<string, Schema>): Record<string, Schema> {
+/** The component schemas other schemas extend with `allOf`: the extending schema closes those. */
+function extendedSchemas(schemas: Record<string, Schema>): Set<string> {
   const extended = new Set<string>();
-  const findExtended = (node: unknown) => {
-    if (Array.isArray(node)) return node.forEach(findExtended);
+  const find = (node: unknown) => {
+    if (Array.isArray(node)) return node.forEach(find);
     if (!node || typeof node !== "object") return;
     const record = node as Record<string, unknown>;
     for (const member of (record.allOf as Schema[] | undefined) ?? []) {
       if (typeof member.$ref === "string") extended.add(member.$ref.replace("#/$defs/", ""));
     }
-    Object.values(record).forEach(findExtended);
+    Object.values(record).forEach(find);
   };
-  findExtended(schemas);
-  const close = (node: unknown, open: boolean): unknown => {
-    if (Array.isArray(node)) return node.map((item) => close(item, false));
-    if (!node || typeof node !== "object") return node;
-    const record = node as Record<string, unknown>;
-    const copy = Object.fromEntries(
-      Object.entries(record).map(([key, value]) => [
-        key,
-        key === "allOf" ? (value as unknown[]).map((member) => close(member, true)) : close(value, false),
-      ]),
-    );
-    const isObject = record.properties !== undefined || record.allOf !== undefined;
-    return isObject && !open && record.additionalProperties === undefined
-      ? { ...copy, unevaluatedProperties: false }
-      : copy;
-  };
-  return Object.fromEntries(
-    Object.entries(schemas).map(([name, schema]) => [name, close(schema, extended.has(name)) as Schema]),
+  find(schemas);
+  return extended;
+}
+
+/**
+ * A copy of a schema in which every object schema rejects properties it does not list
+ * (`unevaluatedProperties: false`), except `open` ones and the members of an `allOf`.
+ */
+function closeObjects(node: unknown, open = false): unknown {
+  if (Array.isArray(node)) return node.map((item) => closeObjects(item));
+  if (!node || typeof node !== "object") return node;
+  const record = node as Record<string, unknown>;
+  const copy = Object.fromEntries(
+    Object.entries(record).map(([key, value]) => [
+      key,
+      key === "allOf" ? (value as unknown[]).map((member) => closeObjects(member, true)) : closeObjects(value),
+    ]),
   );
+  const isObject = record.properties !== undefined || record.allOf !== undefined;
+  return isObject && !open && record.additionalProperties === undefined
+    ? { ...copy, unevaluatedProperties: false }
+    : copy;
 }
 
 function validate(schema: Schema, value: unknown, doc: Document): string[] {
   let validator = validators.get(schema);
   if (!validator) {
-    const closed = close(schema, doc);
+    const closed = closeObjects(schema) as Schema;
     validator = new Validator({ ...closed, $defs: doc.components.schemas }, "2020-12", false);
     validators.set(schema, validator);
   }
   const result = validator.validate(value);
   return result.valid ? [] : result.errors.map((error) => `${error.instanceLocation}: ${error.error}`);
-}
-
-/** An inline response schema is closed the same way as the components. */
-function close(schema: Schema, doc: Document): Schema {
-  return (closeObjects({ ...doc.components.schemas, "": schema })[""] ?? schema) as Schema;
 }
 
 /** The documented path template for a request path, trying the contract's aliases without `/api`. */
