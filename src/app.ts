@@ -14,6 +14,7 @@ import { createRouter } from "./lib/validate";
 import { corsFromEnv } from "./middleware/cors";
 import { jsonBody } from "./middleware/json-body";
 import { requestLog } from "./middleware/request-log";
+import { routeGuard } from "./middleware/route-guard";
 import type { AppEnv } from "./types";
 
 export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
@@ -23,27 +24,31 @@ export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
     version: "1.0.0",
     description:
       "Phone + OTP auth, chatrooms and asynchronous Gemini replies on Cloudflare Workers. " +
-      "Every error has the shape {success:false, message, error:{code, details?, requestId?}}.",
+      "Every error has the shape {success:false, message, error:{code, details?, requestId?}}. " +
+      "A query parameter an operation does not list is a 400 VALIDATION_FAILED, never silently ignored. " +
+      "A listed path asked with a method it does not serve is a 405 METHOD_NOT_ALLOWED whose Allow header lists the ones it does; " +
+      "HEAD is served wherever GET is, and OPTIONS (CORS preflight) everywhere.",
   },
+  servers: [{ url: "/", description: "This Worker: paths are relative to where this document is served" }],
   tags: [
-    { name: "Health" },
-    { name: "Auth" },
-    { name: "User" },
-    { name: "Chatrooms" },
-    { name: "Messages" },
+    { name: "Health", description: "Whether the Worker is up." },
+    { name: "Auth", description: "Sign-up, phone verification with an OTP, tokens and passwords." },
+    { name: "User", description: "The signed-in user, their tier and today's prompt usage." },
+    { name: "Chatrooms", description: "Your chatrooms; nobody else's are ever visible." },
+    { name: "Messages", description: "Prompts and Gemini's replies: 5 prompts a UTC day on Basic, unlimited on Pro." },
     {
       name: "Live replies",
       description:
         "Replies streamed as they are written (Server-Sent Events, or WebSocket on /events), resumable with Last-Event-ID, and cancellable.",
     },
-    { name: "Billing" },
+    { name: "Billing", description: "Pro through Stripe Checkout and the Billing Portal; Stripe's signed webhook." },
   ],
 };
 
 export function createApp() {
   const app = createRouter<AppEnv>();
 
-  app.use("*", requestId(), requestLog, secureHeaders(), corsFromEnv, async (c, next) => {
+  app.use("*", requestId(), requestLog, secureHeaders(), corsFromEnv, routeGuard(app), async (c, next) => {
     c.set("db", createDb(c.env.DB));
     await next();
   });
@@ -56,8 +61,10 @@ export function createApp() {
     createRoute({
       method: "get",
       path: "/",
+      operationId: "getHealth",
       tags: ["Health"],
       summary: "Health check",
+      security: [],
       responses: { 200: jsonResponse(MessageOnlySchema, "The Worker is up") },
     }),
     (c) => c.json({ success: true as const, message: "Backend is LIVE" }, 200),
@@ -73,6 +80,12 @@ export function createApp() {
     scheme: "bearer",
     bearerFormat: "JWT",
     description: "The authToken from verify-otp, login or change-password",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "streamTicket", {
+    type: "apiKey",
+    in: "query",
+    name: "ticket",
+    description: "A ticket from POST /api/chatroom/{id}/stream-ticket: that chatroom's two stream endpoints only",
   });
   app.doc31("/openapi.json", openApiConfig);
   app.get("/docs", (c) => c.html(renderApiReference(app.getOpenAPI31Document(openApiConfig as never))));

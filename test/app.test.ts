@@ -1,6 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { call, createChatroom, expectError, uniquePhone, verifiedUser } from "./helpers";
+import { documentedRequestProblems } from "./documented";
+import { call, createChatroom, expectError, PASSWORD, uniquePhone, verifiedUser } from "./helpers";
 
 describe("app shell", () => {
   it("answers the health check at GET /", async () => {
@@ -9,9 +10,56 @@ describe("app shell", () => {
     expect(res.body).toEqual({ success: true, message: "Backend is LIVE" });
   });
 
-  it("returns 404 NOT_FOUND in the error envelope for an unknown route", async () => {
+  it("returns 404 NOT_FOUND in the error envelope for an unknown route, whatever the method", async () => {
     expectError(await call("GET", "/api/nope"), 404, "NOT_FOUND");
-    expectError(await call("DELETE", "/api/auth/signup"), 404, "NOT_FOUND");
+    expectError(await call("PUT", "/api/nope"), 404, "NOT_FOUND");
+    expectError(await call("DELETE", "/api/chatroom/x/nope"), 404, "NOT_FOUND");
+  });
+
+  it("returns 405 METHOD_NOT_ALLOWED with Allow for a known path and a method it does not serve", async () => {
+    for (const [method, path, allow] of [
+      ["TRACE", "/", "GET, HEAD, OPTIONS"],
+      ["PUT", "/api/chatroom", "GET, HEAD, POST, OPTIONS"],
+      ["POST", "/api/chatroom/some-id", "GET, HEAD, PATCH, DELETE, OPTIONS"],
+      ["DELETE", "/api/auth/signup", "POST, OPTIONS"],
+      ["GET", "/api/billing/webhook/stripe", "POST, OPTIONS"],
+      ["PATCH", "/openapi.json", "GET, HEAD, OPTIONS"],
+    ] as const) {
+      const res = await call(method, path);
+      expectError(res, 405, "METHOD_NOT_ALLOWED");
+      expect(res.headers.get("Allow"), `${method} ${path}`).toBe(allow);
+    }
+  });
+
+  it("answers HEAD wherever GET is served, without a body", async () => {
+    const res = await call("HEAD", "/");
+    expect(res.status).toBe(200);
+    expect(res.body).toBe("");
+  });
+
+  it("returns 400 VALIDATION_FAILED naming a query parameter the operation does not take", async () => {
+    const { token } = await verifiedUser();
+    const room = await createChatroom(token);
+    for (const [path, name] of [
+      ["/?verbose=1", "verbose"],
+      ["/api/user/me?fields=id", "fields"],
+      [`/api/chatroom/${room.id}/messages?limt=5`, "limt"],
+      [`/api/chatroom/${room.id}/events?ticket=x&lastEventID=3`, "lastEventID"],
+    ]) {
+      const res = await call("GET", path as string, { token });
+      expectError(res, 400, "VALIDATION_FAILED");
+      expect(res.body.error.details, path).toEqual([{ path: name, message: expect.stringContaining("Unknown") }]);
+    }
+    const documented = await call("GET", `/api/chatroom/${room.id}/messages?limit=5`, { token });
+    expect(documented.status).toBe(200);
+  });
+
+  it("still answers a CORS preflight for a method the path serves", async () => {
+    const res = await call("OPTIONS", "/api/chatroom", {
+      headers: { Origin: "https://app.example.com", "Access-Control-Request-Method": "POST" },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("Access-Control-Allow-Methods")).toContain("POST");
   });
 
   it("returns 400 INVALID_JSON for a malformed JSON body", async () => {
@@ -193,6 +241,76 @@ describe("API documentation", () => {
     const signup = doc.paths["/api/auth/signup"].post;
     expect(Object.keys(signup.responses)).toEqual(expect.arrayContaining(["201", "400", "409", "413", "415"]));
     expect(doc.components.schemas.SignupRequest.required).toEqual(expect.arrayContaining(["phoneNumber", "password"]));
+  });
+
+  it("names every operation, says which are public, and lists a server, as redocly lint requires", async () => {
+    const doc = (await call("GET", "/openapi.json")).body;
+    expect(doc.servers).toEqual([expect.objectContaining({ url: "/" })]);
+    const operations = Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.entries(methods as Record<string, { operationId?: string; security?: unknown[] }>).map(([method, op]) => ({
+        key: `${method.toUpperCase()} ${path}`,
+        ...op,
+      })),
+    );
+    const ids = operations.map((op) => op.operationId);
+    expect(ids.filter((id) => !id)).toEqual([]);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(operations.filter((op) => op.security === undefined).map((op) => op.key)).toEqual([]);
+    expect(operations.filter((op) => op.security?.length === 0).map((op) => op.key)).toEqual([
+      "POST /api/billing/webhook/stripe",
+      "GET /",
+      "POST /api/auth/signup",
+      "POST /api/auth/send-otp",
+      "POST /api/auth/verify-otp",
+      "POST /api/auth/login",
+      "POST /api/auth/forgot-password",
+      "POST /api/auth/reset-password",
+      "GET /api/billing/dummy/success",
+      "GET /api/billing/dummy/cancel",
+    ]);
+  });
+
+  it("documents the 400 and the 500 on every operation", async () => {
+    const doc = (await call("GET", "/openapi.json")).body;
+    for (const [path, methods] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(methods as Record<string, { responses: object }>)) {
+        expect(Object.keys(op.responses), `${method} ${path}`).toEqual(expect.arrayContaining(["400", "500"]));
+      }
+    }
+  });
+
+  it("documents the Stripe webhook's JSON body and its Stripe-Signature header", async () => {
+    const webhook = (await call("GET", "/openapi.json")).body.paths["/api/billing/webhook/stripe"].post;
+    expect(webhook.requestBody).toMatchObject({
+      required: true,
+      content: { "application/json": { schema: { $ref: "#/components/schemas/StripeEvent" } } },
+    });
+    expect(webhook.parameters).toEqual([
+      expect.objectContaining({ name: "stripe-signature", in: "header", required: true }),
+    ]);
+  });
+
+  it.each([
+    ["a password without a digit", "/api/auth/signup", { password: "onlyLetters" }],
+    ["a password without a letter", "/api/auth/signup", { password: "12345678" }],
+    ["a full name of spaces", "/api/auth/signup", { fullName: "    " }],
+    ["a full name of one letter in spaces", "/api/auth/signup", { fullName: " A " }],
+    ["a chatroom name of spaces", "/api/chatroom", { name: "   " }],
+    ["a message of whitespace", "/api/chatroom/{id}/message", { userMessage: " \n\t " }],
+    ["a valid sign-up", "/api/auth/signup", { password: PASSWORD, fullName: " Al " }],
+    ["a padded chatroom name", "/api/chatroom", { name: "  Trip  " }],
+    ["a message with spaces around it", "/api/chatroom/{id}/message", { userMessage: "  hi  " }],
+  ])("judges %s as the server does", async (_label, template, fields) => {
+    const { token } = await verifiedUser();
+    const room = await createChatroom(token);
+    const body =
+      template === "/api/auth/signup" ? { phoneNumber: uniquePhone(), password: PASSWORD, ...fields } : fields;
+    const res = await call("POST", template.replace("{id}", room.id), { token, body });
+    const refusedByServer = res.status === 400 && res.body.error.code === "VALIDATION_FAILED";
+    const problems = await documentedRequestProblems("post", template, body);
+    expect(problems.length > 0, `document: ${problems.join("; ") || "valid"}; server: ${res.status}`).toBe(
+      refusedByServer,
+    );
   });
 
   it("serves a self-contained HTML reference at /docs that loads nothing from other hosts", async () => {

@@ -7,6 +7,7 @@ import {
 } from "cloudflare:test";
 import { expect, vi } from "vitest";
 import worker from "../src/index";
+import { expectDocumented } from "./documented";
 
 export type CallOptions = {
   body?: unknown;
@@ -20,7 +21,10 @@ export type CallOptions = {
 // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON answers field by field.
 export type CallResult = { status: number; headers: Headers; body: any };
 
-/** Calls the real Worker entry (middleware, onError and all) and parses the JSON answer. */
+/**
+ * Calls the real Worker entry (middleware, onError and all), checks the answer against the OpenAPI
+ * document, and parses the JSON answer.
+ */
 export async function call(method: string, path: string, options: CallOptions = {}): Promise<CallResult> {
   const headers = new Headers(options.headers);
   let body = options.rawBody;
@@ -37,6 +41,7 @@ export async function call(method: string, path: string, options: CallOptions = 
   );
   await waitOnExecutionContext(ctx);
   const text = await response.text();
+  await expectDocumented(method, path, { status: response.status, headers: response.headers, text });
   let parsed: unknown = text;
   try {
     parsed = JSON.parse(text);

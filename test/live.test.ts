@@ -1,6 +1,7 @@
 import { createExecutionContext, env, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
+import { expectDocumentedEvent } from "./documented";
 import { call, createChatroom, expectError, PASSWORD, runConsumer, sendPrompt, verifiedUser } from "./helpers";
 import { geminiOverloaded, geminiStream, geminiText, stubGemini } from "./stubs";
 
@@ -55,7 +56,11 @@ async function openStream(
             if (at > 0) fields[line.slice(0, at)] = line.slice(at + 2);
           }
         }
-        if (fields.event) return { id: fields.id ?? "", event: fields.event, data: JSON.parse(fields.data ?? "null") };
+        if (fields.event) {
+          const event = { id: fields.id ?? "", event: fields.event, data: JSON.parse(fields.data ?? "null") };
+          await expectDocumentedEvent(event);
+          return event;
+        }
         continue;
       }
       if (ended || !reader) return null;

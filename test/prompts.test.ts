@@ -561,11 +561,14 @@ describe("GET /api/chatroom/:id/message/:messageId", () => {
     expect(res.body.prompt).toMatchObject({ status: "pending", reply: null });
   });
 
-  it.each(["?wait=26", "?wait=-1", "?wait=abc", "?wait=1.5"])("returns 400 VALIDATION_FAILED for %s", async (query) => {
-    const { token, room } = await roomOfNewUser();
-    const id = await sendPrompt(token, room.id);
-    expectError(await getPrompt(token, room.id, id, query), 400, "VALIDATION_FAILED");
-  });
+  it.each(["?wait=26", "?wait=-1", "?wait=abc", "?wait=1.5", "?wait=", "?wait=null", "?wait=1&wait=2"])(
+    "returns 400 VALIDATION_FAILED for %s",
+    async (query) => {
+      const { token, room } = await roomOfNewUser();
+      const id = await sendPrompt(token, room.id);
+      expectError(await getPrompt(token, room.id, id, query), 400, "VALIDATION_FAILED");
+    },
+  );
 
   it("answers 404 for an assistant reply's id and for a prompt of another chatroom", async () => {
     const { token, room } = await roomOfNewUser();
@@ -673,7 +676,7 @@ describe("GET /api/chatroom/:id/messages", () => {
     expect(res.body.nextCursor).toBeNull();
   });
 
-  it.each(["?limit=0", "?limit=101", "?limit=ten", "?before=not-a-cursor"])(
+  it.each(["?limit=0", "?limit=101", "?limit=ten", "?limit=", "?before=not-a-cursor"])(
     "returns 400 VALIDATION_FAILED for %s",
     async (query) => {
       const { token, room } = await roomOfNewUser();

@@ -50,6 +50,9 @@ export function errorResponses<S extends number>(described: Record<S, string>) {
 
 export const bearerAuth = [{ bearerAuth: [] }];
 
+/** The two live-stream GETs also take a stream ticket as `?ticket=`, for EventSource. */
+export const bearerOrTicketAuth: Record<string, string[]>[] = [{ bearerAuth: [] }, { streamTicket: [] }];
+
 /** The failures every route with a JSON body can answer. */
 export const bodyErrors = {
   400: "VALIDATION_FAILED (with details) or INVALID_JSON",

@@ -27,27 +27,36 @@ type TextRules = {
  * exactly what is stored and echoed.
  */
 export function textField({ field, min, max, multiline = false, trim = false }: TextRules) {
-  return z
-    .string()
-    .transform((raw, ctx) => {
-      const fail = (message: string) => {
-        ctx.issues.push({ code: "custom", message, input: raw });
-        return z.NEVER;
-      };
-      if (LONE_SURROGATE.test(raw)) return fail(`${field} must be valid Unicode text (it holds a lone surrogate)`);
-      if (CONTROL.test(raw) || (!multiline && LINE_CONTROL.test(raw.trim()))) {
-        return fail(
-          multiline
-            ? `${field} must not contain control characters (tab and newline are allowed)`
-            : `${field} must not contain control characters or line breaks`,
-        );
-      }
-      const text = trim ? raw.normalize("NFC").trim() : raw.normalize("NFC");
-      if (text.replace(INVISIBLE, "") === "") return fail(`${field} must not be blank`);
-      const length = [...text].length;
-      if (length < min) return fail(`${field} must be at least ${min} characters`);
-      if (length > max) return fail(`${field} must be at most ${max} characters`);
-      return text;
-    })
-    .openapi({ type: "string", minLength: min, maxLength: max });
+  return (
+    z
+      .string()
+      .transform((raw, ctx) => {
+        const fail = (message: string) => {
+          ctx.issues.push({ code: "custom", message, input: raw });
+          return z.NEVER;
+        };
+        if (LONE_SURROGATE.test(raw)) return fail(`${field} must be valid Unicode text (it holds a lone surrogate)`);
+        if (CONTROL.test(raw) || (!multiline && LINE_CONTROL.test(raw.trim()))) {
+          return fail(
+            multiline
+              ? `${field} must not contain control characters (tab and newline are allowed)`
+              : `${field} must not contain control characters or line breaks`,
+          );
+        }
+        const text = trim ? raw.normalize("NFC").trim() : raw.normalize("NFC");
+        if (text.replace(INVISIBLE, "") === "") return fail(`${field} must not be blank`);
+        const length = [...text].length;
+        if (length < min) return fail(`${field} must be at least ${min} characters`);
+        if (length > max) return fail(`${field} must be at most ${max} characters`);
+        return text;
+      })
+      // What the document can say of the same rules: something visible (two visible ends when a trimmed
+      // field needs two characters); the full check is the server's.
+      .openapi({
+        type: "string",
+        minLength: min,
+        maxLength: max,
+        pattern: trim && min >= 2 ? "\\S[\\s\\S]*\\S" : "\\S",
+      })
+  );
 }

@@ -57,9 +57,11 @@ authRoutes.openapi(
   createRoute({
     method: "post",
     path: "/signup",
+    operationId: "signUp",
     tags: ["Auth"],
     summary: "Create an account",
     description: "The phone number must then be verified with send-otp and verify-otp before password login works.",
+    security: [],
     request: { body: jsonBody(SignupBodySchema) },
     responses: {
       201: jsonResponse(UserResponseSchema, "Account created"),
@@ -100,10 +102,12 @@ authRoutes.openapi(
   createRoute({
     method: "post",
     path: "/send-otp",
+    operationId: "sendOtp",
     tags: ["Auth"],
     summary: "Send a login OTP",
     description:
       "With OTP_DELIVERY=webhook (the default) the code is POSTed to the SMS relay at OTP_WEBHOOK_URL; with `response` (local development and tests: mocked delivery) it is returned as `otp`.",
+    security: [],
     request: { body: jsonBody(PhoneBodySchema) },
     responses: {
       200: jsonResponse(OtpIssuedSchema, "OTP issued, valid for 5 minutes"),
@@ -120,8 +124,10 @@ authRoutes.openapi(
   createRoute({
     method: "post",
     path: "/verify-otp",
+    operationId: "verifyOtp",
     tags: ["Auth"],
     summary: "Verify the phone with a login OTP and get a token",
+    security: [],
     request: { body: jsonBody(VerifyOtpBodySchema) },
     responses: { 200: jsonResponse(AuthResponseSchema, "Phone verified; signed in"), ...errorResponses(otpErrors) },
   }),
@@ -138,8 +144,10 @@ authRoutes.openapi(
   createRoute({
     method: "post",
     path: "/login",
+    operationId: "logIn",
     tags: ["Auth"],
     summary: "Sign in with phone number and password",
+    security: [],
     request: { body: jsonBody(LoginBodySchema) },
     responses: {
       200: jsonResponse(AuthResponseSchema, "Signed in"),
@@ -167,9 +175,11 @@ authRoutes.openapi(
   createRoute({
     method: "post",
     path: "/forgot-password",
+    operationId: "forgotPassword",
     tags: ["Auth"],
     summary: "Send a password-reset OTP",
     description: "A reset OTP is separate from the login OTP: neither can be used for the other flow.",
+    security: [],
     request: { body: jsonBody(PhoneBodySchema) },
     responses: {
       200: jsonResponse(OtpIssuedSchema, "Reset OTP issued, valid for 5 minutes"),
@@ -186,9 +196,11 @@ authRoutes.openapi(
   createRoute({
     method: "post",
     path: "/reset-password",
+    operationId: "resetPassword",
     tags: ["Auth"],
     summary: "Set a new password with a reset OTP",
     description: "Every token issued before the reset stops working. The reset also marks the phone verified.",
+    security: [],
     request: { body: jsonBody(ResetPasswordBodySchema) },
     responses: { 200: jsonResponse(MessageOnlySchema, "Password reset"), ...errorResponses(otpErrors) },
   }),
@@ -206,6 +218,7 @@ authRoutes.openapi(
   createRoute({
     method: "post",
     path: "/change-password",
+    operationId: "changePassword",
     tags: ["Auth"],
     summary: "Change the password and get a fresh token",
     description: "Every token issued before the change, including the one used for this call, stops working.",

@@ -15,8 +15,8 @@ export const PasswordSchema = z
   .string()
   .min(8, "Password must be at least 8 characters")
   .max(72, "Password must be at most 72 characters")
-  .regex(/[A-Za-z]/, "Password must contain a letter")
-  .regex(/\d/, "Password must contain a digit")
+  // One pattern, so the OpenAPI document carries the whole rule (it keeps only the first of several).
+  .regex(/^(?=[\s\S]*[A-Za-z])(?=[\s\S]*\d)/, "Password must contain at least one letter and one digit")
   .openapi({ example: "s3cretPass", description: "8–72 characters with at least one letter and one digit" });
 
 export const OtpSchema = z

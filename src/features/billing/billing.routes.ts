@@ -19,9 +19,11 @@ import { currentUsage } from "../prompts/quota";
 import { findBillingAccount } from "./billing.repo";
 import {
   CheckoutResponseSchema,
+  CheckoutReturnQuerySchema,
   PortalResponseSchema,
   ReturnUrlBodySchema,
   StripeEventSchema,
+  StripeSignatureHeaderSchema,
   SubscriptionStatusResponseSchema,
   WebhookReceivedSchema,
 } from "./billing.schemas";
@@ -40,6 +42,7 @@ billingRoutes.openapi(
   createRoute({
     method: "post",
     path: "/subscribe/pro",
+    operationId: "subscribePro",
     tags: ["Billing"],
     summary: "Start a Stripe Checkout for Pro ($30, subscription)",
     description:
@@ -71,6 +74,7 @@ billingRoutes.openapi(
   createRoute({
     method: "post",
     path: "/portal",
+    operationId: "openBillingPortal",
     tags: ["Billing"],
     summary: "Open the Stripe Billing Portal to manage or cancel Pro",
     description:
@@ -111,6 +115,7 @@ billingRoutes.openapi(
   createRoute({
     method: "get",
     path: "/subscription/status",
+    operationId: "getSubscriptionStatus",
     tags: ["Billing"],
     summary: "Tier, subscription and today's usage",
     description: "Pro means a subscription that is active or trialing whose current period has not ended.",
@@ -145,16 +150,24 @@ billingRoutes.openapi(
   },
 );
 
-for (const [path, message] of [
-  ["/dummy/success", "Payment successful! Your Pro plan is activated as soon as Stripe confirms it."],
-  ["/dummy/cancel", "Payment cancelled. You are still on the Basic plan."],
+for (const [path, operationId, message, query] of [
+  [
+    "/dummy/success",
+    "checkoutSuccessPage",
+    "Payment successful! Your Pro plan is activated as soon as Stripe confirms it.",
+    CheckoutReturnQuerySchema,
+  ],
+  ["/dummy/cancel", "checkoutCancelPage", "Payment cancelled. You are still on the Basic plan.", undefined],
 ] as const) {
   billingRoutes.openapi(
     createRoute({
       method: "get",
       path,
+      operationId,
       tags: ["Billing"],
       summary: `Stripe Checkout's return page (${path.split("/").pop()})`,
+      security: [],
+      request: query ? { query } : {},
       responses: { 200: jsonResponse(successSchema({}), "A note for the browser Stripe sent back") },
     }),
     (c) => c.json({ success: true as const, message }, 200),
@@ -169,11 +182,17 @@ export const WEBHOOK_MAX_BYTES = 1024 * 1024;
  * parsing or database work.
  */
 export const stripeWebhookRoutes = createRouter<AppEnv>();
+stripeWebhookRoutes.openAPIRegistry.register("StripeEvent", StripeEventSchema);
+
+const invalidSignature = () =>
+  new AppError(400, "INVALID_SIGNATURE", "The Stripe-Signature header does not match this body");
+const missingSignature = () => new AppError(400, "INVALID_SIGNATURE", "The Stripe-Signature header is missing");
 
 stripeWebhookRoutes.openapi(
   createRoute({
     method: "post",
     path: "/stripe",
+    operationId: "receiveStripeWebhook",
     tags: ["Billing"],
     summary: "Stripe webhook (signed with STRIPE_WEBHOOK_SECRET)",
     description:
@@ -181,6 +200,15 @@ stripeWebhookRoutes.openapi(
       "Handles checkout.session.completed, customer.subscription.created|updated|deleted, invoice.paid and " +
       "invoice.payment_failed once per event id; older events never overwrite newer state; other types are acknowledged and ignored. " +
       "Bodies up to 1 MiB.",
+    security: [],
+    request: {
+      headers: StripeSignatureHeaderSchema,
+      body: {
+        // A reference, not the zod schema, so no validator parses the body before its signature is checked.
+        content: { "application/json": { schema: { $ref: "#/components/schemas/StripeEvent" } } },
+        required: true,
+      },
+    },
     responses: {
       200: jsonResponse(WebhookReceivedSchema, "Event received"),
       ...errorResponses({
@@ -196,10 +224,8 @@ stripeWebhookRoutes.openapi(
     const bytes = await readBodyAtMost(c.req.raw, WEBHOOK_MAX_BYTES);
     const rawBody = new TextDecoder().decode(bytes);
     const signature = c.req.header("Stripe-Signature");
-    if (!signature) throw new AppError(400, "INVALID_SIGNATURE", "The Stripe-Signature header is missing");
-    if (!(await verifyStripeSignature(rawBody, signature, secret))) {
-      throw new AppError(400, "INVALID_SIGNATURE", "The Stripe-Signature header does not match this body");
-    }
+    if (!signature) throw missingSignature();
+    if (!(await verifyStripeSignature(rawBody, signature, secret))) throw invalidSignature();
     let payload: unknown;
     try {
       payload = JSON.parse(rawBody);
@@ -210,5 +236,10 @@ stripeWebhookRoutes.openapi(
     if (!event.success) throw validationFailed(event.error);
     await handleStripeEvent(c.env, c.var.db, event.data);
     return c.json({ success: true as const, message: "Webhook received", received: true as const }, 200);
+  },
+  (result, c) => {
+    if (result.success) return undefined;
+    if (!c.req.header("Stripe-Signature")) throw missingSignature();
+    throw invalidSignature();
   },
 );

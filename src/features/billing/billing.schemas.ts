@@ -22,6 +22,13 @@ export const CheckoutResponseSchema = successSchema({
   sessionId: z.string(),
 }).openapi("CheckoutSession");
 
+export const CheckoutReturnQuerySchema = z.object({
+  session_id: z
+    .string()
+    .optional()
+    .openapi({ param: { name: "session_id", in: "query" }, description: "The Checkout Session Stripe returns from" }),
+});
+
 export const PortalResponseSchema = successSchema({
   url: z.string().openapi({ description: "Stripe Billing Portal page to manage or cancel" }),
 });
@@ -36,18 +43,28 @@ export const SubscriptionSchema = z
 
 export const SubscriptionStatusResponseSchema = successSchema({
   tier: TierSchema,
-  subscription: SubscriptionSchema.nullable(),
+  subscription: z.union([SubscriptionSchema, z.null()]),
   usage: UsageSchema,
 }).openapi("SubscriptionStatus");
 
 export const WebhookReceivedSchema = successSchema({ received: z.literal(true) });
 
 /** The parts of a Stripe event this service reads; anything else in the payload is ignored. */
-export const StripeEventSchema = z.object({
-  id: z.string(),
-  type: z.string(),
-  created: z.number().int(),
-  data: z.object({ object: z.record(z.string(), z.unknown()) }),
+export const StripeEventSchema = z
+  .object({
+    id: z.string(),
+    type: z.string(),
+    created: z.number().int(),
+    data: z.object({ object: z.record(z.string(), z.unknown()) }),
+  })
+  .openapi({ description: "A Stripe event; only the fields listed are read" });
+
+/** The header is checked by the handler; a missing one is INVALID_SIGNATURE like any other bad signature. */
+export const StripeSignatureHeaderSchema = z.object({
+  "stripe-signature": z.string().openapi({
+    description: "Stripe-Signature: t=<unix time>,v1=<HMAC-SHA256 hex>[,v1=…]",
+    example: "t=1767225600,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd",
+  }),
 });
 
 const stripeId = z.union([z.string(), z.object({ id: z.string() }).transform((object) => object.id)]);

@@ -73,6 +73,7 @@ chatroomRoutes.openapi(
   createRoute({
     method: "post",
     path: "/",
+    operationId: "createChatroom",
     tags: ["Chatrooms"],
     summary: "Create a chatroom",
     security: bearerAuth,
@@ -99,6 +100,7 @@ chatroomRoutes.openapi(
   createRoute({
     method: "get",
     path: "/",
+    operationId: "listChatrooms",
     tags: ["Chatrooms"],
     summary: "List your chatrooms, newest activity first",
     description:
@@ -129,6 +131,7 @@ chatroomRoutes.openapi(
   createRoute({
     method: "get",
     path: "/{id}",
+    operationId: "getChatroom",
     tags: ["Chatrooms"],
     summary: "A chatroom with its last 20 messages",
     security: bearerAuth,
@@ -155,6 +158,7 @@ chatroomRoutes.openapi(
   createRoute({
     method: "patch",
     path: "/{id}",
+    operationId: "renameChatroom",
     tags: ["Chatrooms"],
     summary: "Rename a chatroom",
     security: bearerAuth,
@@ -186,6 +190,7 @@ chatroomRoutes.openapi(
   createRoute({
     method: "delete",
     path: "/{id}",
+    operationId: "deleteChatroom",
     tags: ["Chatrooms"],
     summary: "Delete a chatroom and its messages",
     security: bearerAuth,
@@ -207,6 +212,7 @@ chatroomRoutes.openapi(
   createRoute({
     method: "get",
     path: "/{id}/messages",
+    operationId: "listMessages",
     tags: ["Messages"],
     summary: "Page through a chatroom's messages, newest page first, each page oldest first",
     security: bearerAuth,
@@ -243,6 +249,7 @@ chatroomRoutes.openapi(
   createRoute({
     method: "post",
     path: "/{id}/message",
+    operationId: "sendPrompt",
     tags: ["Messages"],
     summary: "Send a prompt; Gemini answers asynchronously, or live with Accept: text/event-stream",
     description:
@@ -310,6 +317,7 @@ chatroomRoutes.openapi(
   createRoute({
     method: "get",
     path: "/{id}/message/{messageId}",
+    operationId: "getPrompt",
     tags: ["Messages"],
     summary: "A prompt and its reply; with wait=N, held until the reply lands",
     description:
@@ -343,6 +351,7 @@ chatroomRoutes.openapi(
   createRoute({
     method: "post",
     path: "/{id}/message/{messageId}/retry",
+    operationId: "retryPrompt",
     tags: ["Messages"],
     summary: "Queue a failed or cancelled prompt again (counts against the quota again)",
     security: bearerAuth,

@@ -35,12 +35,21 @@ export const MessageParamsSchema = ChatroomIdParamsSchema.extend({
   messageId: z.string().openapi({ param: { name: "messageId", in: "path" } }),
 });
 
+/**
+ * A whole number in the query string. Digits only: `wait=`, `wait=null` and `wait=1.5` are a 400 alike
+ * (a plain coercion would read the empty value as 0).
+ */
+const queryInteger = (name: string, min: number, max: number) =>
+  z.preprocess(
+    (value) => (typeof value === "string" && /^-?\d+$/.test(value) ? Number(value) : value),
+    z
+      .int({ error: `${name} must be a whole number from ${min} to ${max}` })
+      .min(min)
+      .max(max),
+  );
+
 export const MessagesQuerySchema = z.object({
-  limit: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(100)
+  limit: queryInteger("limit", 1, 100)
     .default(50)
     .openapi({ param: { name: "limit", in: "query" }, description: "1–100; out of range is a 400, not a clamp" }),
   before: z
@@ -51,11 +60,7 @@ export const MessagesQuerySchema = z.object({
 });
 
 export const WaitQuerySchema = z.object({
-  wait: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(25)
+  wait: queryInteger("wait", 0, 25)
     .default(0)
     .openapi({
       param: { name: "wait", in: "query" },

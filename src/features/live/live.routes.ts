@@ -2,7 +2,7 @@ import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { Database } from "../../db/client";
 import { AppError, notFound } from "../../lib/errors";
-import { authErrors, bearerAuth, errorResponses, jsonResponse } from "../../lib/openapi";
+import { authErrors, bearerAuth, bearerOrTicketAuth, errorResponses, jsonResponse } from "../../lib/openapi";
 import { createRouter } from "../../lib/validate";
 import type { AppEnv } from "../../types";
 import { chatroomExists } from "../chatrooms/chatrooms.repo";
@@ -119,6 +119,7 @@ liveRoutes.openapi(
   createRoute({
     method: "post",
     path: "/{id}/message/{messageId}/cancel",
+    operationId: "cancelPrompt",
     tags: ["Live replies"],
     summary: "Stop a pending prompt, keeping the text written so far",
     description:
@@ -148,6 +149,7 @@ liveRoutes.openapi(
   createRoute({
     method: "post",
     path: "/{id}/stream-ticket",
+    operationId: "createStreamTicket",
     tags: ["Live replies"],
     summary: "A short-lived ticket for EventSource, which cannot send headers",
     description:
@@ -176,12 +178,13 @@ liveRoutes.openapi(
   createRoute({
     method: "get",
     path: "/{id}/message/{messageId}/stream",
+    operationId: "streamPrompt",
     tags: ["Live replies"],
     summary: "One prompt as Server-Sent Events: the text so far, then live until its reply",
     description:
       "`prompt` as stored now; while pending, one `delta` with all the text generated so far (if any), then that prompt's live events; ends after `reply`. " +
       "For a settled prompt `prompt` and `reply` come at once and the stream ends. Accepts ?ticket= instead of the Authorization header.",
-    security: [...bearerAuth, {}],
+    security: bearerOrTicketAuth,
     request: { params: MessageParamsSchema, query: TicketQuerySchema },
     responses: {
       200: sseResponse("text/event-stream of the prompt"),
@@ -198,15 +201,17 @@ liveRoutes.openapi(
   createRoute({
     method: "get",
     path: "/{id}/events",
+    operationId: "streamChatroomEvents",
     tags: ["Live replies"],
     summary: "Everything happening in the chatroom, live (SSE, or WebSocket with Upgrade)",
     description:
       "Live for as long as the client stays (ended after 30 minutes; reconnect). Reconnecting with Last-Event-ID (or ?lastEventId=) replays every event after that id " +
       "if it is at most 10 minutes and 1000 events old, else sends `reset`. With `Upgrade: websocket` the same events come as text messages {id, event, data}. " +
       "Accepts ?ticket= instead of the Authorization header.",
-    security: [...bearerAuth, {}],
+    security: bearerOrTicketAuth,
     request: { params: ChatroomIdParamsSchema, query: EventsQuerySchema },
     responses: {
+      101: { description: "With Upgrade: websocket: the same events as WebSocket text messages {id, event, data}" },
       200: sseResponse("text/event-stream of the chatroom's events"),
       ...errorResponses({ ...authErrors, 404: "NOT_FOUND" }),
     },

@@ -39,7 +39,8 @@ export const PromptSchema = z
     content: z.string(),
     status: z.enum(MESSAGE_STATUSES),
     createdAt: z.string(),
-    reply: MessageSchema.nullable().openapi({
+    // A union, not .nullable(): the generator turns a nullable $ref into allOf [Message, null], which nothing matches.
+    reply: z.union([MessageSchema, z.null()]).openapi({
       description:
         "The assistant's reply once the prompt is answered; null while pending, and for a prompt cancelled before any text",
     }),

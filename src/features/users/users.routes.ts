@@ -15,6 +15,7 @@ userRoutes.openapi(
   createRoute({
     method: "get",
     path: "/me",
+    operationId: "getMe",
     tags: ["User"],
     summary: "The signed-in user, their tier and today's prompt usage",
     security: bearerAuth,
