@@ -12,7 +12,6 @@ import {
 import { createRouter } from "../../lib/validate";
 import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
-import { cacheTokenVersion } from "./auth.cache";
 import {
   findTakenField,
   findUserById,
@@ -36,6 +35,7 @@ import {
 } from "./auth.schemas";
 import { issueOtpForPhone, redeemOtp } from "./otp";
 import { burnPasswordCheck, hashPassword, verifyPassword } from "./password";
+import { revokeTokenVersion } from "./revocation";
 import { issueToken } from "./tokens";
 
 const otpErrors = {
@@ -197,7 +197,7 @@ authRoutes.openapi(
     const owner = await redeemOtp(c.env, c.var.db, phoneNumber, "reset", otp);
     const passwordHash = await hashPassword(newPassword);
     const user = await replacePassword(c.var.db, owner.id, passwordHash, new Date(), { markVerified: true });
-    if (user) await cacheTokenVersion(c.env.CACHE, user.id, user.tokenVersion);
+    if (user) await revokeTokenVersion(c.env, c.executionCtx, user.id, user.tokenVersion - 1);
     return c.json({ success: true as const, message: "Password reset; sign in with the new password" }, 200);
   },
 );
@@ -235,7 +235,7 @@ authRoutes.openapi(
       markVerified: false,
     });
     if (!user) throw unauthorized();
-    await cacheTokenVersion(c.env.CACHE, user.id, user.tokenVersion);
+    await revokeTokenVersion(c.env, c.executionCtx, user.id, user.tokenVersion - 1);
     const token = await issueToken(c.env, { userId: user.id, tokenVersion: user.tokenVersion });
     return c.json({ success: true as const, message: "Password changed", ...token }, 200);
   },
