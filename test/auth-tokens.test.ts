@@ -179,3 +179,66 @@ describe("when KV fails", () => {
     expectError(await call("GET", "/api/user/me", { token }), 401, "UNAUTHORIZED");
   });
 });
+
+/** The DB binding, where every update of `users` first lets another password change win (bumps the version). */
+function racedD1(db: D1Database, userId: string) {
+  const bumpFirst = (statement: D1PreparedStatement): D1PreparedStatement =>
+    new Proxy(statement, {
+      get(target, property) {
+        if (property === "bind") return (...values: unknown[]) => bumpFirst(target.bind(...values));
+        const value = Reflect.get(target, property, target);
+        if (typeof value !== "function") return value;
+        if (property !== "run" && property !== "all" && property !== "raw" && property !== "first") {
+          return value.bind(target);
+        }
+        return async (...args: unknown[]) => {
+          await db.prepare("UPDATE users SET token_version = token_version + 1 WHERE id = ?").bind(userId).run();
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+  return new Proxy(db, {
+    get(target, property) {
+      if (property === "prepare") {
+        return (query: string) =>
+          /^update "users"/i.test(query) ? bumpFirst(target.prepare(query)) : target.prepare(query);
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+describe("concurrent password changes", () => {
+  it("lets exactly one of two changes with the same token succeed; the other changes nothing", async () => {
+    const { phoneNumber, token } = await verifiedUser();
+    const results = await Promise.all([
+      changePassword(token, { newPassword: "firstPass1" }),
+      changePassword(token, { newPassword: "secondPass2" }),
+    ]);
+    expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+    const winner = results.find((r) => r.status === 200);
+    const loser = results.find((r) => r.status !== 200);
+    if (!winner || !loser) throw new Error("one winner and one loser expected");
+    // Usually both passed the password check before either wrote (409); a late one finds its token revoked.
+    if (loser.status === 409) expectError(loser, 409, "PASSWORD_CHANGE_CONFLICT");
+    else expectError(loser, 401, "UNAUTHORIZED");
+    expect((await call("GET", "/api/user/me", { token: winner.body.authToken })).status).toBe(200);
+    expectError(await call("GET", "/api/user/me", { token }), 401, "UNAUTHORIZED");
+    const winning = winner === results[0] ? "firstPass1" : "secondPass2";
+    expect((await call("POST", "/api/auth/login", { body: { phoneNumber, password: winning } })).status).toBe(200);
+  });
+
+  it("answers 409 PASSWORD_CHANGE_CONFLICT and keeps the password when another change wins between check and write", async () => {
+    const { phoneNumber, token, user } = await verifiedUser();
+    const res = await changePassword(token, { env: { ...env, DB: racedD1(env.DB, user.id) } });
+    expectError(res, 409, "PASSWORD_CHANGE_CONFLICT");
+    expect((await call("POST", "/api/auth/login", { body: { phoneNumber, password: PASSWORD } })).status).toBe(200);
+  });
+
+  it("refuses a second change with the token the first one revoked", async () => {
+    const { token } = await verifiedUser();
+    expect((await changePassword(token)).status).toBe(200);
+    expectError(await changePassword(token, { newPassword: "thirdPass3" }), 401, "UNAUTHORIZED");
+  });
+});

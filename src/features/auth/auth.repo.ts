@@ -128,14 +128,15 @@ export async function markPhoneVerified(db: Database, userId: string, now: Date)
 
 /**
  * Stores a new password hash and bumps the token version, which revokes every token issued before.
- * A reset proves the caller holds the phone, so it also marks the phone verified.
+ * A reset proves the caller holds the phone, so it also marks the phone verified. With
+ * `expectedTokenVersion` the change applies only if no other change happened since that version was read.
  */
 export async function replacePassword(
   db: Database,
   userId: string,
   passwordHash: string,
   now: Date,
-  options: { markVerified: boolean },
+  options: { markVerified: boolean; expectedTokenVersion?: number },
 ): Promise<User | undefined> {
   const [user] = await db
     .update(users)
@@ -145,7 +146,11 @@ export async function replacePassword(
       updatedAt: now,
       ...(options.markVerified ? { verifiedAt: sql`coalesce(${users.verifiedAt}, ${now.getTime()})` } : {}),
     })
-    .where(eq(users.id, userId))
+    .where(
+      options.expectedTokenVersion === undefined
+        ? eq(users.id, userId)
+        : and(eq(users.id, userId), eq(users.tokenVersion, options.expectedTokenVersion)),
+    )
     .returning();
   return user;
 }

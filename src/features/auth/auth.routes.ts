@@ -208,7 +208,8 @@ authRoutes.openapi(
     path: "/change-password",
     tags: ["Auth"],
     summary: "Change the password and get a fresh token",
-    description: "Every token issued before the change, including the one used for this call, stops working.",
+    description:
+      "Every token issued before the change, including the one used for this call, stops working. Of concurrent changes made with the same token exactly one succeeds; the others answer 409 PASSWORD_CHANGE_CONFLICT and change nothing.",
     security: bearerAuth,
     middleware: [requireAuth] as const,
     request: { body: jsonBody(ChangePasswordBodySchema) },
@@ -218,13 +219,15 @@ authRoutes.openapi(
         ...bodyErrors,
         ...authErrors,
         400: "VALIDATION_FAILED, INVALID_JSON, WRONG_PASSWORD or PASSWORD_UNCHANGED",
+        409: "PASSWORD_CHANGE_CONFLICT: another change made with the same token finished first; this one changed nothing and that token no longer works",
       }),
     },
   }),
   async (c) => {
     const { currentPassword, newPassword } = c.req.valid("json");
     const current = await findUserById(c.var.db, c.var.userId);
-    if (!current) throw unauthorized();
+    // KV may not have seen a revocation made elsewhere a moment ago; D1 has.
+    if (!current || current.tokenVersion !== c.var.tokenVersion) throw unauthorized();
     if (!(await verifyPassword(currentPassword, current.passwordHash))) {
       throw new AppError(400, "WRONG_PASSWORD", "The current password is incorrect");
     }
@@ -233,8 +236,15 @@ authRoutes.openapi(
     }
     const user = await replacePassword(c.var.db, current.id, await hashPassword(newPassword), new Date(), {
       markVerified: false,
+      expectedTokenVersion: c.var.tokenVersion,
     });
-    if (!user) throw unauthorized();
+    if (!user) {
+      throw new AppError(
+        409,
+        "PASSWORD_CHANGE_CONFLICT",
+        "Another password change made with this token finished first; this one changed nothing. Sign in again",
+      );
+    }
     await revokeTokenVersion(c.env, c.executionCtx, user.id, user.tokenVersion - 1);
     const token = await issueToken(c.env, { userId: user.id, tokenVersion: user.tokenVersion });
     return c.json({ success: true as const, message: "Password changed", ...token }, 200);
