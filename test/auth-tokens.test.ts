@@ -182,26 +182,25 @@ describe("when KV fails", () => {
 
 /** The DB binding, where every update of `users` first lets another password change win (bumps the version). */
 function racedD1(db: D1Database, userId: string) {
-  const bumpFirst = (statement: D1PreparedStatement): D1PreparedStatement =>
-    new Proxy(statement, {
-      get(target, property) {
-        if (property === "bind") return (...values: unknown[]) => bumpFirst(target.bind(...values));
-        const value = Reflect.get(target, property, target);
-        if (typeof value !== "function") return value;
-        if (property !== "run" && property !== "all" && property !== "raw" && property !== "first") {
-          return value.bind(target);
-        }
-        return async (...args: unknown[]) => {
-          await db.prepare("UPDATE users SET token_version = token_version + 1 WHERE id = ?").bind(userId).run();
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      },
-    });
+  const updates = new WeakSet<D1PreparedStatement>();
+  const bump = () => db.prepare("UPDATE users SET token_version = token_version + 1 WHERE id = ?").bind(userId).run();
+  // The password update runs in a batch (with the throttle's bookkeeping); bound copies stay marked.
+  const mark = (statement: D1PreparedStatement): D1PreparedStatement => {
+    const bind = statement.bind.bind(statement);
+    updates.add(statement);
+    return Object.assign(statement, { bind: (...values: unknown[]) => mark(bind(...values)) });
+  };
   return new Proxy(db, {
     get(target, property) {
       if (property === "prepare") {
         return (query: string) =>
-          /^update "users"/i.test(query) ? bumpFirst(target.prepare(query)) : target.prepare(query);
+          /^update "users"/i.test(query) ? mark(target.prepare(query)) : target.prepare(query);
+      }
+      if (property === "batch") {
+        return async (statements: D1PreparedStatement[]) => {
+          if (statements.some((statement) => updates.has(statement))) await bump();
+          return target.batch(statements);
+        };
       }
       const value = Reflect.get(target, property, target);
       return typeof value === "function" ? value.bind(target) : value;
