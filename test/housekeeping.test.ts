@@ -67,6 +67,9 @@ describe("the scheduled housekeeping", () => {
         day(now),
       ),
       env.DB.prepare(
+        "INSERT INTO auth_attempts (id, subject, ip, at) VALUES ('att_old', 'phone:+1', '203.0.113.9', ?), ('att_recent', 'phone:+1', '203.0.113.9', ?)",
+      ).bind(now - 61 * MINUTE, now - 14 * MINUTE),
+      env.DB.prepare(
         "INSERT INTO stripe_events (id, type, delivery_id, processed_at) VALUES ('evt_old', 't', 'd', ?), ('evt_recent', 't', 'd', ?)",
       ).bind(now - 31 * DAY, now - 29 * DAY),
       env.DB.prepare(
@@ -92,6 +95,8 @@ describe("the scheduled housekeeping", () => {
     expect(await count("SELECT count(*) AS n FROM stripe_events WHERE id = 'evt_recent'")).toBe(1);
     expect(await count("SELECT count(*) AS n FROM otps WHERE id IN ('otp_old', 'otp_recent')")).toBe(1);
     expect(await count("SELECT count(*) AS n FROM otps WHERE id = 'otp_recent'")).toBe(1);
+    expect(await count("SELECT count(*) AS n FROM auth_attempts WHERE id IN ('att_old', 'att_recent')")).toBe(1);
+    expect(await count("SELECT count(*) AS n FROM auth_attempts WHERE id = 'att_recent'")).toBe(1);
     // Today's count is what /user/me shows: untouched.
     expect((await call("GET", "/api/user/me", { token })).body.user.usage.used).toBe(1);
   });

@@ -47,6 +47,27 @@ export const otps = sqliteTable(
   ],
 );
 
+/**
+ * Password and OTP attempts for the guessing throttle. Each is stored before its password or code is checked,
+ * so concurrent guesses count, and deleted when it succeeds: the rows that stay are the failures.
+ */
+export const authAttempts = sqliteTable(
+  "auth_attempts",
+  {
+    id: text("id").primaryKey(),
+    // What is guessed at: "phone:<E.164>" (login, verify-otp, reset-password) or "user:<id>" (change-password).
+    subject: text("subject").notNull(),
+    // The client's address from CF-Connecting-IP (an IPv6 client's /64); null without that header.
+    ip: text("ip"),
+    at: timestamp("at").notNull(),
+  },
+  (t) => [
+    index("auth_attempts_subject_at_idx").on(t.subject, t.at),
+    index("auth_attempts_ip_at_idx").on(t.ip, t.at),
+    index("auth_attempts_at_idx").on(t.at),
+  ],
+);
+
 export type User = typeof users.$inferSelect;
 
 export const chatrooms = sqliteTable(

@@ -1,5 +1,6 @@
 import { createMiddleware } from "hono/factory";
-import { ensureTokenCurrent, verifyToken } from "../features/auth/tokens";
+import { ensureTokenCurrent } from "../features/auth/revocation";
+import { verifyToken } from "../features/auth/tokens";
 import { verifyTicket } from "../features/live/tickets";
 import { unauthorized } from "../lib/errors";
 import type { AppEnv } from "../types";
@@ -28,7 +29,7 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
     if (!match?.[1]) throw unauthorized();
     claims = await verifyToken(c.env, match[1]);
   }
-  await ensureTokenCurrent(c.env, c.var.db, claims);
+  await ensureTokenCurrent(c.env, c.var.db, c.executionCtx, claims);
   c.set("userId", claims.userId);
   c.set("tokenVersion", claims.tokenVersion);
   await next();

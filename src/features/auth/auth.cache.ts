@@ -1,15 +1,20 @@
 /**
- * Each user's current token version, cached in Workers KV so authenticating a request needs no D1
- * round trip. D1 stays the source of truth: a missing or lower KV value is re-read from D1.
+ * Revoked token versions in Workers KV: one key per user and version, written once, when a password change
+ * or reset moves the user past that version. Auth reads only the key of the token's own version, so no
+ * request writes anything back and none can undo a revocation. A key lives as long as a token: every token
+ * of a revoked version was issued before the revocation, so it has expired by the time the key does.
  */
-const tokenVersionKey = (userId: string) => `auth:token-version:${userId}`;
+const revokedKey = (userId: string, version: number) => `auth:revoked:${userId}:${version}`;
 
-export async function readCachedTokenVersion(kv: KVNamespace, userId: string): Promise<number | undefined> {
-  const value = await kv.get(tokenVersionKey(userId));
-  const version = value === null ? Number.NaN : Number(value);
-  return Number.isSafeInteger(version) ? version : undefined;
+// KV refuses expirations shorter than 60 s.
+const MIN_TTL_SECONDS = 60;
+
+export async function isTokenVersionRevoked(kv: KVNamespace, userId: string, version: number): Promise<boolean> {
+  return (await kv.get(revokedKey(userId, version))) !== null;
 }
 
-export async function cacheTokenVersion(kv: KVNamespace, userId: string, version: number) {
-  await kv.put(tokenVersionKey(userId), String(version));
+export async function storeRevokedTokenVersion(kv: KVNamespace, userId: string, version: number, ttlSeconds: number) {
+  await kv.put(revokedKey(userId, version), "1", {
+    expirationTtl: Math.max(MIN_TTL_SECONDS, Math.ceil(ttlSeconds)),
+  });
 }

@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, isNull, lt, or, sql } from "drizzle-orm";
+import { and, desc, eq, gt, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import { type Database, toStatement } from "../../db/client";
 import { type OtpPurpose, otps, type User, users } from "../../db/schema";
 
@@ -30,6 +30,17 @@ export async function findUserByPhone(db: Database, phoneNumber: string) {
 
 export async function findUserById(db: Database, id: string) {
   return db.query.users.findFirst({ where: eq(users.id, id) });
+}
+
+// The queries below are returned unawaited, so a caller can also run them in a batch; the ones that read
+// return at most one row.
+
+export function selectUserByPhone(db: Database, phoneNumber: string) {
+  return db.select().from(users).where(eq(users.phoneNumber, phoneNumber)).limit(1);
+}
+
+export function selectUserById(db: Database, id: string) {
+  return db.select().from(users).where(eq(users.id, id)).limit(1);
 }
 
 export async function findTokenVersion(db: Database, userId: string): Promise<number | undefined> {
@@ -82,16 +93,15 @@ export async function deleteOtp(db: Database, id: string) {
   await db.delete(otps).where(eq(otps.id, id));
 }
 
-/** The user with this phone and their newest OTP for the purpose: one round trip. */
-export async function findUserWithLatestOtp(db: Database, phoneNumber: string, purpose: OtpPurpose) {
-  const [row] = await db
-    .select({ user: users, otp: otps })
-    .from(users)
-    .leftJoin(otps, and(eq(otps.userId, users.id), eq(otps.purpose, purpose)))
-    .where(eq(users.phoneNumber, phoneNumber))
+/** The newest OTP for the purpose of the user with this phone. */
+export function selectLatestOtp(db: Database, phoneNumber: string, purpose: OtpPurpose) {
+  const owner = db.select({ id: users.id }).from(users).where(eq(users.phoneNumber, phoneNumber));
+  return db
+    .select()
+    .from(otps)
+    .where(and(inArray(otps.userId, owner), eq(otps.purpose, purpose)))
     .orderBy(desc(otps.createdAt))
     .limit(1);
-  return row;
 }
 
 /**
@@ -117,27 +127,29 @@ export async function consumeOtp(db: Database, otpId: string, now: Date): Promis
   return rows.length === 1;
 }
 
-export async function markPhoneVerified(db: Database, userId: string, now: Date): Promise<User | undefined> {
-  const [user] = await db
+/** Marks the phone verified; the query yields the user (none if gone). */
+export function markPhoneVerified(db: Database, userId: string, now: Date) {
+  return db
     .update(users)
     .set({ verifiedAt: sql`coalesce(${users.verifiedAt}, ${now.getTime()})`, updatedAt: now })
     .where(eq(users.id, userId))
     .returning();
-  return user;
 }
 
 /**
  * Stores a new password hash and bumps the token version, which revokes every token issued before.
- * A reset proves the caller holds the phone, so it also marks the phone verified.
+ * A reset proves the caller holds the phone, so it also marks the phone verified. With
+ * `expectedTokenVersion` the change applies only if no other change happened since that version was read.
+ * The query yields the updated user, or nothing when it did not apply.
  */
-export async function replacePassword(
+export function replacePassword(
   db: Database,
   userId: string,
   passwordHash: string,
   now: Date,
-  options: { markVerified: boolean },
-): Promise<User | undefined> {
-  const [user] = await db
+  options: { markVerified: boolean; expectedTokenVersion?: number },
+) {
+  return db
     .update(users)
     .set({
       passwordHash,
@@ -145,7 +157,10 @@ export async function replacePassword(
       updatedAt: now,
       ...(options.markVerified ? { verifiedAt: sql`coalesce(${users.verifiedAt}, ${now.getTime()})` } : {}),
     })
-    .where(eq(users.id, userId))
+    .where(
+      options.expectedTokenVersion === undefined
+        ? eq(users.id, userId)
+        : and(eq(users.id, userId), eq(users.tokenVersion, options.expectedTokenVersion)),
+    )
     .returning();
-  return user;
 }

@@ -12,14 +12,13 @@ import {
 import { createRouter } from "../../lib/validate";
 import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
-import { cacheTokenVersion } from "./auth.cache";
 import {
   findTakenField,
-  findUserById,
-  findUserByPhone,
   insertUser,
   markPhoneVerified,
   replacePassword,
+  selectUserById,
+  selectUserByPhone,
 } from "./auth.repo";
 import {
   AuthResponseSchema,
@@ -36,13 +35,32 @@ import {
 } from "./auth.schemas";
 import { issueOtpForPhone, redeemOtp } from "./otp";
 import { burnPasswordCheck, hashPassword, verifyPassword } from "./password";
+import { revokeTokenVersion } from "./revocation";
+import { forgetAttempt, forgetAttemptWith, phoneSubject, reserveAttempt, startAttempt, userSubject } from "./throttle";
 import { issueToken } from "./tokens";
+
+const THROTTLE_RULE =
+  "Guessing is throttled: after 10 failed attempts for one phone number (change-password: one user) within any 15 minutes, login, verify-otp, reset-password and change-password answer 429 TOO_MANY_ATTEMPTS with Retry-After, even for the right password or code, until fewer than 10 of those failures lie within the last 15 minutes. Failures are also counted per client IP (CF-Connecting-IP; an IPv6 client by its /64): past AUTH_FAILURES_PER_IP (default 100) within 15 minutes, that IP gets the same 429. An attempt counts from the moment its password or code is checked, so concurrent guesses are held to the limit; a success is not counted and resets nothing. Requests refused by validation are not counted.";
+const TOO_MANY_ATTEMPTS =
+  "TOO_MANY_ATTEMPTS: too many failed attempts for this phone number, user or client IP (Retry-After)";
+
+/** The 429 answers, each with its Retry-After header documented. */
+function throttled(description: string) {
+  return {
+    429: {
+      ...errorResponses({ 429: description })[429],
+      headers: {
+        "Retry-After": { description: "Seconds until a new attempt is accepted", schema: { type: "integer" as const } },
+      },
+    },
+  };
+}
 
 const otpErrors = {
   ...bodyErrors,
   400: "VALIDATION_FAILED, INVALID_JSON, OTP_INVALID (wrong, unknown or already used) or OTP_EXPIRED",
-  429: "OTP_ATTEMPTS_EXCEEDED: the 5th wrong try burns the OTP",
 } as const;
+const OTP_429 = `OTP_ATTEMPTS_EXCEEDED: the 5th wrong try burns the OTP; or ${TOO_MANY_ATTEMPTS}`;
 const otpRequestErrors = {
   ...bodyErrors,
   404: "USER_NOT_FOUND",
@@ -127,14 +145,21 @@ authRoutes.openapi(
     operationId: "verifyOtp",
     tags: ["Auth"],
     summary: "Verify the phone with a login OTP and get a token",
+    description: THROTTLE_RULE,
     security: [],
     request: { body: jsonBody(VerifyOtpBodySchema) },
-    responses: { 200: jsonResponse(AuthResponseSchema, "Phone verified; signed in"), ...errorResponses(otpErrors) },
+    responses: {
+      200: jsonResponse(AuthResponseSchema, "Phone verified; signed in"),
+      ...errorResponses(otpErrors),
+      ...throttled(OTP_429),
+    },
   }),
   async (c) => {
     const { phoneNumber, otp } = c.req.valid("json");
-    const owner = await redeemOtp(c.env, c.var.db, phoneNumber, "login", otp);
-    const user = (await markPhoneVerified(c.var.db, owner.id, new Date())) ?? owner;
+    const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), phoneSubject(phoneNumber));
+    const owner = await redeemOtp(c.env, c.var.db, attempt, phoneNumber, "login", otp);
+    const [verified] = await forgetAttemptWith(c.var.db, attempt, markPhoneVerified(c.var.db, owner.id, new Date()));
+    const user = verified ?? owner;
     const token = await issueToken(c.env, { userId: user.id, tokenVersion: user.tokenVersion });
     return c.json({ success: true as const, message: "OTP verified", ...token, user: toUserResponse(user) }, 200);
   },
@@ -147,6 +172,7 @@ authRoutes.openapi(
     operationId: "logIn",
     tags: ["Auth"],
     summary: "Sign in with phone number and password",
+    description: THROTTLE_RULE,
     security: [],
     request: { body: jsonBody(LoginBodySchema) },
     responses: {
@@ -156,13 +182,16 @@ authRoutes.openapi(
         401: "INVALID_CREDENTIALS: the same answer for an unknown phone and a wrong password",
         403: "PHONE_NOT_VERIFIED: right password, phone not verified yet",
       }),
+      ...throttled(TOO_MANY_ATTEMPTS),
     },
   }),
   async (c) => {
     const { phoneNumber, password } = c.req.valid("json");
-    const user = await findUserByPhone(c.var.db, phoneNumber);
+    const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), phoneSubject(phoneNumber));
+    const [[user]] = await reserveAttempt(c.var.db, attempt, [selectUserByPhone(c.var.db, phoneNumber)]);
     const valid = user ? await verifyPassword(password, user.passwordHash) : await burnPasswordCheck(password);
     if (!user || !valid) throw new AppError(401, "INVALID_CREDENTIALS", "Phone number or password is incorrect");
+    forgetAttempt(c.var.db, c.executionCtx, attempt);
     if (!user.verifiedAt) {
       throw new AppError(403, "PHONE_NOT_VERIFIED", "Verify your phone number with an OTP before signing in");
     }
@@ -199,17 +228,26 @@ authRoutes.openapi(
     operationId: "resetPassword",
     tags: ["Auth"],
     summary: "Set a new password with a reset OTP",
-    description: "Every token issued before the reset stops working. The reset also marks the phone verified.",
+    description: `Every token issued before the reset stops working. The reset also marks the phone verified.\n\n${THROTTLE_RULE}`,
     security: [],
     request: { body: jsonBody(ResetPasswordBodySchema) },
-    responses: { 200: jsonResponse(MessageOnlySchema, "Password reset"), ...errorResponses(otpErrors) },
+    responses: {
+      200: jsonResponse(MessageOnlySchema, "Password reset"),
+      ...errorResponses(otpErrors),
+      ...throttled(OTP_429),
+    },
   }),
   async (c) => {
     const { phoneNumber, otp, newPassword } = c.req.valid("json");
-    const owner = await redeemOtp(c.env, c.var.db, phoneNumber, "reset", otp);
+    const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), phoneSubject(phoneNumber));
+    const owner = await redeemOtp(c.env, c.var.db, attempt, phoneNumber, "reset", otp);
     const passwordHash = await hashPassword(newPassword);
-    const user = await replacePassword(c.var.db, owner.id, passwordHash, new Date(), { markVerified: true });
-    if (user) await cacheTokenVersion(c.env.CACHE, user.id, user.tokenVersion);
+    const [user] = await forgetAttemptWith(
+      c.var.db,
+      attempt,
+      replacePassword(c.var.db, owner.id, passwordHash, new Date(), { markVerified: true }),
+    );
+    if (user) await revokeTokenVersion(c.env, c.executionCtx, user.id, user.tokenVersion - 1);
     return c.json({ success: true as const, message: "Password reset; sign in with the new password" }, 200);
   },
 );
@@ -221,7 +259,7 @@ authRoutes.openapi(
     operationId: "changePassword",
     tags: ["Auth"],
     summary: "Change the password and get a fresh token",
-    description: "Every token issued before the change, including the one used for this call, stops working.",
+    description: `Every token issued before the change, including the one used for this call, stops working. Of concurrent changes made with the same token exactly one succeeds; the others answer 409 PASSWORD_CHANGE_CONFLICT and change nothing.\n\n${THROTTLE_RULE}`,
     security: bearerAuth,
     middleware: [requireAuth] as const,
     request: { body: jsonBody(ChangePasswordBodySchema) },
@@ -231,24 +269,43 @@ authRoutes.openapi(
         ...bodyErrors,
         ...authErrors,
         400: "VALIDATION_FAILED, INVALID_JSON, WRONG_PASSWORD or PASSWORD_UNCHANGED",
+        409: "PASSWORD_CHANGE_CONFLICT: another change made with the same token finished first; this one changed nothing and that token no longer works",
       }),
+      ...throttled(TOO_MANY_ATTEMPTS),
     },
   }),
   async (c) => {
     const { currentPassword, newPassword } = c.req.valid("json");
-    const current = await findUserById(c.var.db, c.var.userId);
-    if (!current) throw unauthorized();
+    const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), userSubject(c.var.userId));
+    const [[current]] = await reserveAttempt(c.var.db, attempt, [selectUserById(c.var.db, c.var.userId)]);
+    // KV may not have seen a revocation made elsewhere a moment ago; D1 has.
+    if (!current || current.tokenVersion !== c.var.tokenVersion) {
+      forgetAttempt(c.var.db, c.executionCtx, attempt);
+      throw unauthorized();
+    }
     if (!(await verifyPassword(currentPassword, current.passwordHash))) {
       throw new AppError(400, "WRONG_PASSWORD", "The current password is incorrect");
     }
     if (newPassword === currentPassword) {
+      forgetAttempt(c.var.db, c.executionCtx, attempt);
       throw new AppError(400, "PASSWORD_UNCHANGED", "The new password must differ from the current one");
     }
-    const user = await replacePassword(c.var.db, current.id, await hashPassword(newPassword), new Date(), {
-      markVerified: false,
-    });
-    if (!user) throw unauthorized();
-    await cacheTokenVersion(c.env.CACHE, user.id, user.tokenVersion);
+    const [user] = await forgetAttemptWith(
+      c.var.db,
+      attempt,
+      replacePassword(c.var.db, current.id, await hashPassword(newPassword), new Date(), {
+        markVerified: false,
+        expectedTokenVersion: c.var.tokenVersion,
+      }),
+    );
+    if (!user) {
+      throw new AppError(
+        409,
+        "PASSWORD_CHANGE_CONFLICT",
+        "Another password change made with this token finished first; this one changed nothing. Sign in again",
+      );
+    }
+    await revokeTokenVersion(c.env, c.executionCtx, user.id, user.tokenVersion - 1);
     const token = await issueToken(c.env, { userId: user.id, tokenVersion: user.tokenVersion });
     return c.json({ success: true as const, message: "Password changed", ...token }, 200);
   },

@@ -6,12 +6,14 @@ import {
   consumeOtp,
   deleteOtp,
   findUserByPhone,
-  findUserWithLatestOtp,
   insertOtpWithinLimits,
   listRecentOtpTimes,
   type OtpLimits,
   reserveOtpAttempt,
+  selectLatestOtp,
+  selectUserByPhone,
 } from "./auth.repo";
+import { type Attempt, reserveAttempt } from "./throttle";
 
 export const OTP_TTL_SECONDS = 300;
 export const OTP_MAX_ATTEMPTS = 5;
@@ -91,18 +93,31 @@ async function deliverByWebhook(env: Env, payload: { phoneNumber: string; otp: s
   }
 }
 
-/** Checks a code against the newest OTP for this phone and purpose and uses it up; returns its user. */
-export async function redeemOtp(env: Env, db: Database, phoneNumber: string, purpose: OtpPurpose, code: string) {
+/**
+ * Checks a code against the newest OTP for this phone and purpose and uses it up; returns its user. The
+ * guessing throttle counts the attempt in the same round trip that loads the OTP; the caller forgets it
+ * on success.
+ */
+export async function redeemOtp(
+  env: Env,
+  db: Database,
+  attempt: Attempt,
+  phoneNumber: string,
+  purpose: OtpPurpose,
+  code: string,
+) {
   const now = new Date();
-  const row = await findUserWithLatestOtp(db, phoneNumber, purpose);
-  const otp = row?.otp;
-  if (!row || !otp || otp.consumedAt) throw otpInvalid();
+  const [[user], [otp]] = await reserveAttempt(db, attempt, [
+    selectUserByPhone(db, phoneNumber),
+    selectLatestOtp(db, phoneNumber, purpose),
+  ]);
+  if (!user || !otp || otp.consumedAt) throw otpInvalid();
   if (otp.attempts >= OTP_MAX_ATTEMPTS) throw otpAttemptsExceeded();
   if (otp.expiresAt <= now) throw otpExpired();
   const attempts = await reserveOtpAttempt(db, otp.id, OTP_MAX_ATTEMPTS, now);
   if (attempts === undefined) throw otpInvalid();
-  const matches = timingSafeEqualText(await hashOtp(env, row.user.id, purpose, code), otp.codeHash);
+  const matches = timingSafeEqualText(await hashOtp(env, user.id, purpose, code), otp.codeHash);
   if (!matches) throw attempts >= OTP_MAX_ATTEMPTS ? otpAttemptsExceeded() : otpInvalid();
   if (!(await consumeOtp(db, otp.id, now))) throw otpInvalid();
-  return row.user;
+  return user;
 }

@@ -1,14 +1,16 @@
 import { jwtVerify, SignJWT } from "jose";
-import type { Database } from "../../db/client";
 import { unauthorized } from "../../lib/errors";
-import { cacheTokenVersion, readCachedTokenVersion } from "./auth.cache";
-import { findTokenVersion } from "./auth.repo";
 
 const ALGORITHM = "HS256";
 const ISSUER = "gemini-backend";
 const DEFAULT_TTL_SECONDS = 86_400;
 
-export type TokenClaims = { userId: string; tokenVersion: number };
+export type TokenClaims = {
+  userId: string;
+  tokenVersion: number;
+  /** Minted before revocations were stored per version (no `rvk` claim): checked against D1 instead. */
+  issuedBeforeRevocationKeys?: boolean;
+};
 
 function signingKey(env: Env): Uint8Array {
   if (!env.JWT_SECRET) {
@@ -25,7 +27,8 @@ export function tokenTtlSeconds(env: Env): number {
 
 export async function issueToken(env: Env, claims: TokenClaims) {
   const expiresIn = tokenTtlSeconds(env);
-  const authToken = await new SignJWT({ ver: claims.tokenVersion })
+  // rvk: revoked through per-version KV keys (see revocation.ts); tokens without it predate them.
+  const authToken = await new SignJWT({ ver: claims.tokenVersion, rvk: 1 })
     .setProtectedHeader({ alg: ALGORITHM, typ: "JWT" })
     .setSubject(claims.userId)
     .setIssuer(ISSUER)
@@ -47,18 +50,7 @@ export async function verifyToken(env: Env, token: string): Promise<TokenClaims>
   }).catch(() => undefined);
   const payload = verified?.payload;
   if (!payload || typeof payload.sub !== "string" || !Number.isSafeInteger(payload.ver)) throw unauthorized();
-  return { userId: payload.sub, tokenVersion: payload.ver as number };
-}
-
-/**
- * Refuses tokens minted before the user's last password change or reset. KV answers the common
- * case without touching D1; a missing or older KV value falls back to D1 and refreshes KV.
- */
-export async function ensureTokenCurrent(env: Env, db: Database, claims: TokenClaims) {
-  const cached = await readCachedTokenVersion(env.CACHE, claims.userId);
-  if (cached !== undefined && claims.tokenVersion < cached) throw unauthorized();
-  if (cached === claims.tokenVersion) return;
-  const current = await findTokenVersion(db, claims.userId);
-  if (current === undefined || claims.tokenVersion !== current) throw unauthorized();
-  await cacheTokenVersion(env.CACHE, claims.userId, current);
+  const claims: TokenClaims = { userId: payload.sub, tokenVersion: payload.ver as number };
+  if (payload.rvk !== 1) claims.issuedBeforeRevocationKeys = true;
+  return claims;
 }

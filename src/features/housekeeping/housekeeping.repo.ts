@@ -1,6 +1,6 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Database, toStatement } from "../../db/client";
-import { idempotencyKeys, messages, otps, promptUsage, stripeEvents } from "../../db/schema";
+import { authAttempts, idempotencyKeys, messages, otps, promptUsage, stripeEvents } from "../../db/schema";
 
 /** Rows deleted per statement, and statements per table per run: a run's work stays bounded. */
 export const DELETE_BATCH = 500;
@@ -16,12 +16,15 @@ export type Retention = {
   usageDaysBefore: string;
   /** Stripe event ids handled before this (Stripe stops retrying after 3 days). */
   stripeEventsBefore: Date;
+  /** Failed sign-in attempts made before this (the guessing throttle looks back 15 minutes). */
+  authAttemptsBefore: Date;
 };
 
 const tables = (r: Retention): Record<string, SQL> => ({
   otps: sql`DELETE FROM ${otps} WHERE rowid IN (SELECT rowid FROM ${otps} WHERE ${otps.createdAt} < ${r.otpsBefore.getTime()} LIMIT ${DELETE_BATCH})`,
   idempotencyKeys: sql`DELETE FROM ${idempotencyKeys} WHERE rowid IN (SELECT rowid FROM ${idempotencyKeys} WHERE ${idempotencyKeys.createdAt} < ${r.idempotencyKeysBefore.getTime()} LIMIT ${DELETE_BATCH})`,
   promptUsage: sql`DELETE FROM ${promptUsage} WHERE rowid IN (SELECT rowid FROM ${promptUsage} WHERE ${promptUsage.day} < ${r.usageDaysBefore} LIMIT ${DELETE_BATCH})`,
+  authAttempts: sql`DELETE FROM ${authAttempts} WHERE rowid IN (SELECT rowid FROM ${authAttempts} WHERE ${authAttempts.at} < ${r.authAttemptsBefore.getTime()} LIMIT ${DELETE_BATCH})`,
   stripeEvents: sql`DELETE FROM ${stripeEvents} WHERE rowid IN (SELECT rowid FROM ${stripeEvents} WHERE ${stripeEvents.processedAt} < ${r.stripeEventsBefore.getTime()} LIMIT ${DELETE_BATCH})`,
 });
 

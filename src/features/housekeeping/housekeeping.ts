@@ -32,6 +32,7 @@ export async function runHousekeeping(env: Env, now = new Date()) {
     idempotencyKeysBefore: new Date(now.getTime() - DAY),
     usageDaysBefore: utcDay(new Date(now.getTime() - DAY)),
     stripeEventsBefore: new Date(now.getTime() - 30 * DAY),
+    authAttemptsBefore: new Date(now.getTime() - 60 * MINUTE),
   });
   const summary = { settledPendingPrompts: settled, deleted };
   console.log(JSON.stringify({ level: "info", message: "housekeeping done", ...summary }));
