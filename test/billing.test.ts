@@ -342,14 +342,15 @@ describe("webhook events", () => {
     };
     expect((await deliver(stripeEvent("invoice.payment_failed", invoice, t - 50))).status).toBe(200);
     expect((await tierOf(token)).tier).toBe("basic");
+    const renewedUntil = inDays(60);
     stripe.state.subscriptions.set(
       "sub_inv",
-      stripeSubscription({ id: "sub_inv", customer: customerId, status: "active", periodEnd: inDays(60) }),
+      stripeSubscription({ id: "sub_inv", customer: customerId, status: "active", periodEnd: renewedUntil }),
     );
     expect((await deliver(stripeEvent("invoice.paid", invoice, t))).status).toBe(200);
     const status = await tierOf(token);
     expect(status.tier).toBe("pro");
-    expect(status.subscription?.currentPeriodEnd).toBe(new Date(inDays(60) * 1000).toISOString());
+    expect(status.subscription?.currentPeriodEnd).toBe(new Date(renewedUntil * 1000).toISOString());
   });
 
   it("answers 502 when Stripe cannot be reached for a lookup, so Stripe delivers the event again", async () => {

@@ -367,7 +367,8 @@ describe("POST /api/chatroom/:id/message/:messageId/cancel", () => {
     let cancelled: Promise<Awaited<ReturnType<typeof call>>> | undefined;
     const calls = stubGemini(() =>
       geminiStream(["First ", "second ", "third ", "fourth ", "fifth"], {
-        gapMs: 150,
+        // Wide gaps, so the cancel lands mid-stream even on a loaded machine.
+        gapMs: 300,
         onChunk: (index) => {
           if (index === 1) {
             cancelled = new Promise((resolve) => setTimeout(resolve, 100)).then(() =>

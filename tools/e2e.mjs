@@ -58,9 +58,18 @@ async function runtimeChecks(baseUrl) {
   const json = { "Content-Type": "application/json", "Transfer-Encoding": "chunked" };
   const checks = [
     ["chunked 80 000-byte body to login → 413", "POST", "/api/auth/login", json, 80_000, 413],
-    ["chunked 1.5 MiB body to the webhook → 413", "POST", "/api/billing/webhook/stripe", json, 1_572_864, 413],
-    ["GET / with a body → 200", "GET", "/", { "Content-Type": "text/plain" }, 10, 200],
-    ["HEAD / with a body → 200", "HEAD", "/", { "Content-Type": "text/plain" }, 10, 200],
+    [
+      "chunked 1.5 MiB body to the webhook → 413",
+      "POST",
+      "/api/billing/webhook/stripe",
+      { ...json, "Stripe-Signature": "t=1,v1=00" },
+      1_572_864,
+      413,
+    ],
+    // With a Content-Length, as curl sends it (`curl -X GET -d …`); a chunked body on a GET is misread by
+    // the local runtime's HTTP parser (docs/wrangler-dev-unread-body.md).
+    ["GET / with a body → 200", "GET", "/", { "Content-Type": "text/plain", "Content-Length": "10" }, 10, 200],
+    ["HEAD / with a body → 200", "HEAD", "/", { "Content-Type": "text/plain", "Content-Length": "10" }, 10, 200],
   ];
   let ok = true;
   for (const [name, method, path, headers, size, expected] of checks) {
@@ -118,6 +127,7 @@ try {
   console.log(
     `e2e: ${requests.total} requests, ${assertions.total - assertions.failed} of ${assertions.total} assertions passed, Pro after webhook: ${pro ? "yes" : "no"}`,
   );
+  if (!hardy || !scheduled) failed = true;
   const extra = [answered, pro, hardy, scheduled];
   const passed = assertions.total - assertions.failed + extra.filter(Boolean).length;
   console.log(`${passed} passed, ${assertions.failed + extra.filter((ok) => !ok).length} failed`);
