@@ -50,11 +50,13 @@ export function liveStreamResponse(plan: LiveStreamPlan): Response {
     finished = true;
     subscription.close();
     request.signal.removeEventListener("abort", departed);
-    (abort ? writer.abort() : writer.close()).catch(() => {});
+    // A stuck client's stream is aborted (a write may be waiting on it); a departed one is closed, since
+    // the runtime already let go of it (aborting it too only logs "Uncaught undefined").
+    (abort ? writer.abort(new Error("live stream ended: the client stopped reading")) : writer.close()).catch(() => {});
   };
   // With enable_request_signal the runtime aborts this when the client disconnects; without it a dead
   // client would look alive, since writes to its stream keep succeeding.
-  const departed = () => finish(true);
+  const departed = () => finish();
   request.signal.addEventListener("abort", departed);
 
   const write = async (text: string) => {
