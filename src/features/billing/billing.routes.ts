@@ -99,7 +99,7 @@ billingRoutes.openapi(
     if (!account.customerId || !account.subscriptionId) {
       throw new AppError(404, "NO_SUBSCRIPTION", "You have no subscription to manage");
     }
-    const stripe = createStripe(c.env);
+    const stripe = await createStripe(c.env);
     const customer = account.customerId;
     const portal = await callStripe("billingPortal.sessions.create", () =>
       stripe.billingPortal.sessions.create({

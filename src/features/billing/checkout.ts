@@ -45,7 +45,7 @@ export async function startProCheckout(env: Env, db: Database, userId: string, r
   if (account.pro) throw new AppError(409, "ALREADY_PRO", "You are already on Pro");
   if (!env.STRIPE_PRO_PLAN_PRICE_ID) throw billingNotConfigured();
   const origin = publicBaseUrl(env);
-  const stripe = createStripe(env);
+  const stripe = await createStripe(env);
   let customerId = account.customerId;
   if (!customerId) {
     const user = await findUserById(db, userId);

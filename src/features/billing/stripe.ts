@@ -1,4 +1,4 @@
-import Stripe from "stripe";
+import type Stripe from "stripe";
 import { AppError } from "../../lib/errors";
 
 export const billingNotConfigured = () =>
@@ -6,10 +6,12 @@ export const billingNotConfigured = () =>
 
 /**
  * A Stripe client on the fetch HTTP client (Workers have no Node http), pointed at STRIPE_API_BASE
- * when it is set, e.g. a local stub that speaks Stripe's API.
+ * when it is set, e.g. a local stub that speaks Stripe's API. The SDK is loaded on first use: building
+ * its hundreds of resource classes at startup would cost every isolate's first request, billing or not.
  */
-export function createStripe(env: Env): Stripe {
+export async function createStripe(env: Env): Promise<Stripe> {
   if (!env.STRIPE_SECRET_KEY) throw billingNotConfigured();
+  const { default: Stripe } = await import("stripe");
   const base = env.STRIPE_API_BASE ? new URL(env.STRIPE_API_BASE) : undefined;
   const protocol = base?.protocol === "http:" ? "http" : "https";
   return new Stripe(env.STRIPE_SECRET_KEY, {
@@ -25,8 +27,11 @@ export async function callStripe<T>(operation: string, run: () => Promise<T>): P
   try {
     return await run();
   } catch (err) {
-    const detail =
-      err instanceof Stripe.errors.StripeError ? { type: err.type, code: err.code, status: err.statusCode } : {};
+    // Stripe's errors (StripeInvalidRequestError, StripeAPIError, …) carry these fields.
+    const stripeError = err as Partial<{ type: string; code: string; statusCode: number }>;
+    const detail = stripeError?.type?.startsWith("Stripe")
+      ? { type: stripeError.type, code: stripeError.code, status: stripeError.statusCode }
+      : {};
     console.error(
       JSON.stringify({ level: "error", message: "Stripe call failed", operation, ...detail, error: String(err) }),
     );

@@ -76,7 +76,7 @@ function toState(subscription: StripeSubscription, userIdHint: string | null): S
 }
 
 async function fetchSubscriptionState(env: Env, subscriptionId: string, userIdHint: string | null) {
-  const stripe = createStripe(env);
+  const stripe = await createStripe(env);
   const subscription = await callStripe("subscriptions.retrieve", () => stripe.subscriptions.retrieve(subscriptionId));
   return toState(parsePayload(StripeSubscriptionSchema, subscription), userIdHint);
 }
