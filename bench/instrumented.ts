@@ -1,20 +1,50 @@
-// The benchmark's instrumented build: the real Worker, with its D1 and KV bindings wrapped to count
-// round trips and operations, reported in response headers. Never deployed.
+// The benchmark's instrumented build: the real Worker, with its bindings wrapped to trace every round
+// trip (bench/tracing-bindings.ts) and, when BENCH_LATENCY is set, to delay each by the latency model's
+// figure. Counts go out in response headers; `GET /__bench/trace` gives the last request's calls and
+// `GET /__bench/kv-writes` every KV write since the last `?reset`. Never deployed.
 import worker from "../src/index";
-import { type BindingCounter, countingD1, countingKv } from "../tools/counting-bindings";
+import { type LatencyModel, Tracer, tracedD1, tracedDurableObjects, tracedKv, tracedQueue } from "./tracing-bindings";
 
 export { ChatroomHub } from "../src/index";
 
+type BenchEnv = Env & { BENCH_LATENCY?: string };
+
+let tracer: Tracer | undefined;
+let lastTrace: Tracer["calls"] = [];
+
+function traced(env: BenchEnv): Env {
+  tracer ??= new Tracer(env.BENCH_LATENCY ? (JSON.parse(env.BENCH_LATENCY) as LatencyModel) : {});
+  return {
+    ...env,
+    DB: tracedD1(env.DB, tracer),
+    CACHE: tracedKv(env.CACHE, tracer),
+    PROMPT_QUEUE: tracedQueue(env.PROMPT_QUEUE, tracer),
+    CHATROOM_HUB: tracedDurableObjects(env.CHATROOM_HUB, tracer),
+  };
+}
+
 export default {
   async fetch(request, env, ctx) {
-    const counter: BindingCounter = { roundTrips: 0, kvOperations: 0 };
-    const counted = { ...env, DB: countingD1(env.DB, counter).binding, CACHE: countingKv(env.CACHE, counter).binding };
-    const response = await worker.fetch(request, counted, ctx);
+    const url = new URL(request.url);
+    if (url.pathname === "/__bench/trace") return Response.json(lastTrace);
+    if (url.pathname === "/__bench/kv-writes") {
+      const writes = tracer?.kvWrites ?? [];
+      if (url.searchParams.has("reset") && tracer) tracer.kvWrites = [];
+      return Response.json(writes);
+    }
+    const wrapped = traced(env);
+    tracer?.reset();
+    const response = await worker.fetch(request, wrapped, ctx);
+    // What the request did before answering; what waitUntil does afterwards is not on its path.
+    const calls = [...(tracer?.calls ?? [])];
+    lastTrace = calls;
     const headers = new Headers(response.headers);
-    headers.set("X-Bench-D1", String(counter.roundTrips));
-    headers.set("X-Bench-KV", String(counter.kvOperations));
-    return new Response(response.body, { status: response.status, headers });
+    headers.set("X-Bench-D1", String(calls.filter((c) => c.kind === "d1").length));
+    headers.set("X-Bench-KV", String(calls.filter((c) => c.kind.startsWith("kv.")).length));
+    headers.set("X-Bench-Trips", String(calls.length));
+    headers.set("X-Bench-Sequential", String(Math.max(0, ...calls.map((c) => c.level))));
+    return new Response(response.body, { status: response.status, headers, webSocket: response.webSocket });
   },
-  queue: worker.queue,
+  queue: (batch, env, ctx) => worker.queue(batch, traced(env), ctx),
   scheduled: worker.scheduled,
-} satisfies ExportedHandler<Env, { promptId: string }>;
+} satisfies ExportedHandler<BenchEnv, { promptId: string }>;

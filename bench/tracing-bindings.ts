@@ -1,0 +1,151 @@
+/**
+ * The benchmark's view of a request's binding calls: every D1 statement or batch, KV call, Queue send and
+ * Durable Object call is one round trip (a network hop in production). Each is recorded with its
+ * *level*: a call made while another is still in flight shares that call's level (they overlap), a
+ * call made when none is in flight starts the next one. The number of levels is the request's
+ * critical path in round trips. Optionally each call is delayed first, by the latency model's figure
+ * for its kind, so the request's wall time approximates what an edge client would see.
+ */
+export type TraceKind = "d1" | "kv.get" | "kv.put" | "kv.delete" | "queue" | "do";
+
+export type TracedCall = {
+  kind: TraceKind;
+  level: number;
+  /** KV key, D1 SQL (one per statement of a batch), queue or Durable Object method. */
+  what: string[];
+  /** D1 parameters, one array per statement (for the floor Worker's replay). */
+  params?: unknown[][];
+  at: number;
+};
+
+export type LatencyModel = Partial<Record<TraceKind, number>>;
+
+export class Tracer {
+  calls: TracedCall[] = [];
+  /** Every KV write since the last reset, with its key and time (for the write-budget figure). */
+  kvWrites: { key: string; at: number }[] = [];
+  private inFlight = 0;
+  private level = 0;
+
+  constructor(private readonly model: LatencyModel = {}) {}
+
+  reset() {
+    this.calls = [];
+    this.inFlight = 0;
+    this.level = 0;
+  }
+
+  async record<T>(kind: TraceKind, what: string[], params: unknown[][] | undefined, run: () => Promise<T>) {
+    if (this.inFlight === 0) this.level++;
+    this.inFlight++;
+    this.calls.push({ kind, level: this.level, what, params, at: Date.now() });
+    if (kind === "kv.put") for (const key of what) this.kvWrites.push({ key, at: Date.now() });
+    try {
+      const delay = this.model[kind] ?? 0;
+      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+      return await run();
+    } finally {
+      this.inFlight--;
+    }
+  }
+}
+
+type Statement = { sql: string; params: unknown[] };
+
+export function tracedD1(d1: D1Database, tracer: Tracer): D1Database {
+  const originals = new WeakMap<object, { statement: D1PreparedStatement } & Statement>();
+  const wrap = (statement: D1PreparedStatement, sql: string, params: unknown[]): D1PreparedStatement => {
+    const proxy = new Proxy(statement, {
+      get(target, property) {
+        if (property === "bind") return (...values: unknown[]) => wrap(target.bind(...values), sql, values);
+        if (property === "first" || property === "run" || property === "all" || property === "raw") {
+          return (...args: unknown[]) =>
+            tracer.record("d1", [sql], [params], () =>
+              (target[property] as (...a: unknown[]) => Promise<unknown>).apply(target, args),
+            );
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    originals.set(proxy, { statement, sql, params });
+    return proxy;
+  };
+  return new Proxy(d1, {
+    get(target, property) {
+      if (property === "prepare") return (sql: string) => wrap(target.prepare(sql), sql, []);
+      if (property === "batch") {
+        return (statements: D1PreparedStatement[]) => {
+          const known = statements.map((s) => originals.get(s));
+          return tracer.record(
+            "d1",
+            known.map((s) => s?.sql ?? "?"),
+            known.map((s) => s?.params ?? []),
+            () => target.batch(statements.map((s, i) => known[i]?.statement ?? s)),
+          );
+        };
+      }
+      if (property === "exec") return (sql: string) => tracer.record("d1", [sql], [[]], () => target.exec(sql));
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+export function tracedKv(kv: KVNamespace, tracer: Tracer): KVNamespace {
+  const kinds: Record<string, TraceKind> = {
+    get: "kv.get",
+    getWithMetadata: "kv.get",
+    put: "kv.put",
+    delete: "kv.delete",
+    list: "kv.get",
+  };
+  return new Proxy(kv, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (typeof value !== "function") return value;
+      const kind = kinds[String(property)];
+      if (!kind) return value.bind(target);
+      return (key: unknown, ...rest: unknown[]) =>
+        tracer.record(kind, [String(key)], undefined, () =>
+          (value as (...a: unknown[]) => Promise<unknown>).call(target, key, ...rest),
+        );
+    },
+  });
+}
+
+export function tracedQueue(queue: Queue, tracer: Tracer): Queue {
+  return new Proxy(queue, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) =>
+        tracer.record("queue", [String(property)], undefined, () =>
+          (value as (...a: unknown[]) => Promise<unknown>).apply(target, args),
+        );
+    },
+  });
+}
+
+/** A Durable Object namespace whose stubs' calls (RPC methods and fetch) are traced. */
+export function tracedDurableObjects<T extends DurableObjectNamespace>(namespace: T, tracer: Tracer): T {
+  return new Proxy(namespace, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (property !== "get") return typeof value === "function" ? value.bind(target) : value;
+      return (...args: unknown[]) => {
+        const stub = (value as (...a: unknown[]) => object).apply(target, args);
+        return new Proxy(stub, {
+          get(stubTarget, method) {
+            const member = Reflect.get(stubTarget, method);
+            if (typeof member !== "function" || method === "then") return member;
+            return (...callArgs: unknown[]) =>
+              tracer.record("do", [String(method)], undefined, () =>
+                (member as (...a: unknown[]) => Promise<unknown>).apply(stubTarget, callArgs),
+              );
+          },
+        });
+      };
+    },
+  });
+}
