@@ -45,6 +45,6 @@ export default {
     headers.set("X-Bench-Sequential", String(Math.max(0, ...calls.map((c) => c.level))));
     return new Response(response.body, { status: response.status, headers, webSocket: response.webSocket });
   },
-  queue: (batch, env, ctx) => worker.queue(batch, traced(env), ctx),
+  queue: (batch, env) => worker.queue(batch, traced(env)),
   scheduled: worker.scheduled,
 } satisfies ExportedHandler<BenchEnv, { promptId: string }>;

@@ -128,7 +128,7 @@ export function tracedQueue(queue: Queue, tracer: Tracer): Queue {
 }
 
 /** A Durable Object namespace whose stubs' calls (RPC methods and fetch) are traced. */
-export function tracedDurableObjects<T extends DurableObjectNamespace>(namespace: T, tracer: Tracer): T {
+export function tracedDurableObjects<T extends object>(namespace: T, tracer: Tracer): T {
   return new Proxy(namespace, {
     get(target, property) {
       const value = Reflect.get(target, property, target);
