@@ -71,25 +71,31 @@ export function tracedD1(d1: D1Database, tracer: Tracer): D1Database {
     originals.set(proxy, { statement, sql, params });
     return proxy;
   };
-  return new Proxy(d1, {
-    get(target, property) {
-      if (property === "prepare") return (sql: string) => wrap(target.prepare(sql), sql, []);
-      if (property === "batch") {
-        return (statements: D1PreparedStatement[]) => {
-          const known = statements.map((s) => originals.get(s));
-          return tracer.record(
-            "d1",
-            known.map((s) => s?.sql ?? "?"),
-            known.map((s) => s?.params ?? []),
-            () => target.batch(statements.map((s, i) => known[i]?.statement ?? s)),
-          );
-        };
-      }
-      if (property === "exec") return (sql: string) => tracer.record("d1", [sql], [[]], () => target.exec(sql));
-      const value = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
+  const wrapDatabase = <T extends object>(database: T): T =>
+    new Proxy(database, {
+      get(target, property) {
+        const d1Like = target as unknown as D1Database;
+        if (property === "withSession")
+          return (...args: unknown[]) =>
+            wrapDatabase((d1Like.withSession as (...a: unknown[]) => object).apply(target, args));
+        if (property === "prepare") return (sql: string) => wrap(d1Like.prepare(sql), sql, []);
+        if (property === "batch") {
+          return (statements: D1PreparedStatement[]) => {
+            const known = statements.map((s) => originals.get(s));
+            return tracer.record(
+              "d1",
+              known.map((s) => s?.sql ?? "?"),
+              known.map((s) => s?.params ?? []),
+              () => d1Like.batch(statements.map((s, i) => known[i]?.statement ?? s)),
+            );
+          };
+        }
+        if (property === "exec") return (sql: string) => tracer.record("d1", [sql], [[]], () => d1Like.exec(sql));
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  return wrapDatabase(d1);
 }
 
 export function tracedKv(kv: KVNamespace, tracer: Tracer): KVNamespace {

@@ -1,7 +1,6 @@
 import { createRoute, type OpenAPIObjectConfigure } from "@hono/zod-openapi";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
-import { createDb } from "./db/client";
 import { authRoutes } from "./features/auth/auth.routes";
 import { billingRoutes, stripeWebhookRoutes } from "./features/billing/billing.routes";
 import { chatroomRoutes } from "./features/chatrooms/chatrooms.routes";
@@ -12,6 +11,7 @@ import { handleError, handleNotFound } from "./lib/errors";
 import { jsonResponse, MessageOnlySchema } from "./lib/openapi";
 import { createRouter } from "./lib/validate";
 import { corsFromEnv } from "./middleware/cors";
+import { d1Session } from "./middleware/d1-session";
 import { jsonBody } from "./middleware/json-body";
 import { requestLog } from "./middleware/request-log";
 import { routeGuard } from "./middleware/route-guard";
@@ -27,7 +27,9 @@ export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
       "Every error has the shape {success:false, message, error:{code, details?, requestId?}}. " +
       "A query parameter an operation does not list is a 400 VALIDATION_FAILED, never silently ignored. " +
       "A listed path asked with a method it does not serve is a 405 METHOD_NOT_ALLOWED whose Allow header lists the ones it does; " +
-      "HEAD is served wherever GET is, and OPTIONS (CORS preflight) everywhere.",
+      "HEAD is served wherever GET is, and OPTIONS (CORS preflight) everywhere. " +
+      "Every answer carries an x-d1-bookmark header (a D1 Sessions bookmark); a client that sends back the last one it got lets " +
+      "its reads be served by a nearby D1 replica that has caught up to it, so it still reads its own writes. Without it, a request starts at the primary.",
   },
   servers: [{ url: "/", description: "This Worker: paths are relative to where this document is served" }],
   tags: [
@@ -48,10 +50,7 @@ export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
 export function createApp() {
   const app = createRouter<AppEnv>();
 
-  app.use("*", requestId(), requestLog, secureHeaders(), corsFromEnv, routeGuard(app), async (c, next) => {
-    c.set("db", createDb(c.env.DB));
-    await next();
-  });
+  app.use("*", requestId(), requestLog, secureHeaders(), corsFromEnv, routeGuard(app), d1Session);
   // Registered before the JSON body guard, so Hono runs it first and the guard never sees its body:
   // the webhook verifies Stripe's signature on the raw bytes before anything parses them.
   app.route("/api/billing/webhook", stripeWebhookRoutes);

@@ -198,6 +198,10 @@ describe("app shell", () => {
 
   it("turns an unexpected failure into 500 INTERNAL with a request id and no internals", async () => {
     const brokenDb = {
+      withSession() {
+        return this;
+      },
+      getBookmark: () => null,
       prepare() {
         throw new Error("D1_ERROR: no such table: users SELECT password_hash FROM users");
       },
@@ -336,5 +340,27 @@ describe("API documentation", () => {
     expect(html.indexOf('id="post-/api/billing/webhook/stripe"')).toBeGreaterThan(
       html.indexOf('id="post-/api/auth/signup"'),
     );
+  });
+});
+
+describe("D1 sessions", () => {
+  it("answer with a bookmark that, sent back, reads the request's own writes", async () => {
+    const { token } = await verifiedUser();
+    const created = await call("POST", "/api/chatroom", { token, body: { name: "Bookmarked" } });
+    const bookmark = created.headers.get("x-d1-bookmark");
+    expect(bookmark).toMatch(/^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}$/);
+    const list = await call("GET", "/api/chatroom", { token, headers: { "x-d1-bookmark": bookmark ?? "" } });
+    expect(list.status).toBe(200);
+    expect(list.body.chatrooms.map((room: { name: string }) => room.name)).toContain("Bookmarked");
+    // Bookmarks only move forward.
+    expect((list.headers.get("x-d1-bookmark") ?? "") >= (bookmark ?? "")).toBe(true);
+  });
+
+  it("ignore a bookmark that is not one (the request starts at the primary)", async () => {
+    const { token } = await verifiedUser();
+    for (const bookmark of ["garbage", "'; DROP TABLE users; --", "x".repeat(500)]) {
+      const res = await call("GET", "/api/user/me", { token, headers: { "x-d1-bookmark": bookmark } });
+      expect(res.status).toBe(200);
+    }
   });
 });

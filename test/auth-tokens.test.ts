@@ -190,22 +190,28 @@ function racedD1(db: D1Database, userId: string) {
     updates.add(statement);
     return Object.assign(statement, { bind: (...values: unknown[]) => mark(bind(...values)) });
   };
-  return new Proxy(db, {
-    get(target, property) {
-      if (property === "prepare") {
-        return (query: string) =>
-          /^update "users"/i.test(query) ? mark(target.prepare(query)) : target.prepare(query);
-      }
-      if (property === "batch") {
-        return async (statements: D1PreparedStatement[]) => {
-          if (statements.some((statement) => updates.has(statement))) await bump();
-          return target.batch(statements);
-        };
-      }
-      const value = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
+  // Requests use the database through a session (withSession): the session races the same way.
+  const raced = <T extends D1Database>(database: T): T =>
+    new Proxy(database, {
+      get(target, property) {
+        if (property === "withSession")
+          return (...args: unknown[]) =>
+            raced((target.withSession as unknown as (...a: unknown[]) => D1Database).apply(target, args));
+        if (property === "prepare") {
+          return (query: string) =>
+            /^update "users"/i.test(query) ? mark(target.prepare(query)) : target.prepare(query);
+        }
+        if (property === "batch") {
+          return async (statements: D1PreparedStatement[]) => {
+            if (statements.some((statement) => updates.has(statement))) await bump();
+            return target.batch(statements);
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  return raced(db);
 }
 
 describe("concurrent password changes", () => {

@@ -144,6 +144,10 @@ describe("POST /api/billing/webhook/stripe signature", () => {
 
   it("checks the signature before parsing JSON or touching the database", async () => {
     const brokenDb = {
+      withSession() {
+        return this;
+      },
+      getBookmark: () => null,
       prepare: () => {
         throw new Error("database touched");
       },

@@ -24,26 +24,32 @@ export function countingD1(d1: D1Database, counter: BindingCounter = { roundTrip
     originals.set(proxy, statement);
     return proxy;
   };
-  const binding = new Proxy(d1, {
-    get(target, property) {
-      if (property === "prepare") return (query: string) => wrap(target.prepare(query));
-      if (property === "batch") {
-        return (statements: D1PreparedStatement[]) => {
-          counter.roundTrips += 1;
-          return target.batch(statements.map((statement) => originals.get(statement) ?? statement));
-        };
-      }
-      if (property === "exec") {
-        return (query: string) => {
-          counter.roundTrips += 1;
-          return target.exec(query);
-        };
-      }
-      const value = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return { binding, counter };
+  // A D1 database or one of its sessions (withSession): both prepare and batch the same way.
+  const wrapDatabase = <T extends object>(database: T): T =>
+    new Proxy(database, {
+      get(target, property) {
+        const d1Like = target as unknown as D1Database;
+        if (property === "withSession")
+          return (...args: unknown[]) =>
+            wrapDatabase((d1Like.withSession as (...a: unknown[]) => object).apply(target, args));
+        if (property === "prepare") return (query: string) => wrap(d1Like.prepare(query));
+        if (property === "batch") {
+          return (statements: D1PreparedStatement[]) => {
+            counter.roundTrips += 1;
+            return d1Like.batch(statements.map((statement) => originals.get(statement) ?? statement));
+          };
+        }
+        if (property === "exec") {
+          return (query: string) => {
+            counter.roundTrips += 1;
+            return d1Like.exec(query);
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  return { binding: wrapDatabase(d1), counter };
 }
 
 export function countingKv(kv: KVNamespace, counter: BindingCounter = { roundTrips: 0, kvOperations: 0 }) {

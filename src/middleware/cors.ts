@@ -12,10 +12,11 @@ export const corsFromEnv = createMiddleware<AppEnv>((c, next) => {
   return cors({
     origin: allowAll ? "*" : (origin) => (configured.includes(origin) ? origin : null),
     allowMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-    allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+    allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", "X-D1-Bookmark"],
     exposeHeaders: [
       "X-Request-Id",
       "X-Cache",
+      "X-D1-Bookmark",
       "Retry-After",
       "RateLimit-Limit",
       "RateLimit-Remaining",
