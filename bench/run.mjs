@@ -258,6 +258,7 @@ function endpoints(api, { basic, pro }) {
       calls: 40,
       call: () => api.request("GET", "/api/billing/subscription/status", { token }),
     },
+    { name: "GET /openapi.json", calls: 20, call: () => api.request("GET", "/openapi.json") },
     {
       name: "POST /api/billing/webhook/stripe",
       calls: 40,

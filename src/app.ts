@@ -86,8 +86,18 @@ export function createApp() {
     name: "ticket",
     description: "A ticket from POST /api/chatroom/{id}/stream-ticket: that chatroom's two stream endpoints only",
   });
-  app.doc31("/openapi.json", openApiConfig);
-  app.get("/docs", (c) => c.html(renderApiReference(app.getOpenAPI31Document(openApiConfig as never))));
+  // Built on first use and kept for the isolate's life: the routes cannot change once the app is made.
+  let document: ReturnType<typeof app.getOpenAPI31Document> | undefined;
+  let reference: string | undefined;
+  const openApiDocument = () => {
+    document ??= app.getOpenAPI31Document(openApiConfig as never);
+    return document;
+  };
+  app.get("/openapi.json", (c) => c.json(openApiDocument()));
+  app.get("/docs", (c) => {
+    reference ??= renderApiReference(openApiDocument());
+    return c.html(reference);
+  });
   app.route("/playground", playgroundRoutes);
 
   app.notFound(handleNotFound);
