@@ -6,6 +6,7 @@ import {
   ageOtps,
   call,
   countingD1,
+  e164,
   expectError,
   PASSWORD,
   requestOtp,
@@ -43,7 +44,7 @@ describe("POST /api/auth/signup", () => {
     expect(res.body.success).toBe(true);
     expect(res.body.user).toEqual({
       id: expect.any(String),
-      phoneNumber: `+${phone}`,
+      phoneNumber: e164(phone),
       email: "asha.rao@example.com",
       fullName: "Asha Rao",
       verifiedAt: null,
@@ -70,14 +71,14 @@ describe("POST /api/auth/signup", () => {
     expect(PBKDF2_ITERATIONS).toBeLessThanOrEqual(100_000);
   });
 
-  it("returns 409 PHONE_TAKEN for a phone already registered, with or without the plus", async () => {
+  it("returns 409 PHONE_TAKEN for a phone already registered, in E.164 or without + and country code", async () => {
     const { phoneNumber } = await signUp();
     expectError(
       await call("POST", "/api/auth/signup", { body: { phoneNumber, password: PASSWORD } }),
       409,
       "PHONE_TAKEN",
     );
-    const bare = phoneNumber.slice(1);
+    const bare = phoneNumber.slice("+91".length);
     expectError(
       await call("POST", "/api/auth/signup", { body: { phoneNumber: bare, password: PASSWORD } }),
       409,
@@ -118,6 +119,66 @@ describe("POST /api/auth/signup", () => {
     const res = await call("POST", "/api/auth/signup", { body });
     expectError(res, 400, "VALIDATION_FAILED");
     expect(res.body.error.details.map((d: { path: string }) => d.path)).toContain(path);
+  });
+});
+
+describe("phone numbers", () => {
+  const e164Only: Env = { ...env, DEFAULT_CALLING_CODE: "" };
+
+  it("stores an E.164 number as sent, whatever DEFAULT_CALLING_CODE says", async () => {
+    const phoneNumber = `+1${uniquePhone().slice(1)}`;
+    const res = await call("POST", "/api/auth/signup", { env: e164Only, body: { phoneNumber, password: PASSWORD } });
+    expect(res.status).toBe(201);
+    expect(res.body.user.phoneNumber).toBe(phoneNumber);
+  });
+
+  it("refuses a number without + when DEFAULT_CALLING_CODE is not set, showing the expected form", async () => {
+    const phoneNumber = uniquePhone();
+    const res = await call("POST", "/api/auth/signup", { env: e164Only, body: { phoneNumber, password: PASSWORD } });
+    expectError(res, 400, "VALIDATION_FAILED");
+    expect(res.body.message).toContain("+919876543210");
+    expect(res.body.error.details).toEqual([{ path: "phoneNumber", message: res.body.message }]);
+    // Nothing was stored under the misread +98… either.
+    const stored = await env.DB.prepare("SELECT count(*) AS n FROM users WHERE phone_number IN (?1, ?2)")
+      .bind(`+${phoneNumber}`, e164(phoneNumber))
+      .first<{ n: number }>();
+    expect(stored?.n).toBe(0);
+  });
+
+  it.each([
+    ["send-otp", "/api/auth/send-otp", {}],
+    ["verify-otp", "/api/auth/verify-otp", { otp: "123456" }],
+    ["login", "/api/auth/login", { password: PASSWORD }],
+    ["forgot-password", "/api/auth/forgot-password", {}],
+    ["reset-password", "/api/auth/reset-password", { otp: "123456", newPassword: "n3wPassword" }],
+  ])("%s refuses a number without + when DEFAULT_CALLING_CODE is not set", async (_name, path, fields) => {
+    const res = await call("POST", path, { env: e164Only, body: { phoneNumber: "9876543210", ...fields } });
+    expectError(res, 400, "VALIDATION_FAILED");
+    expect(res.body.error.details[0].path).toBe("phoneNumber");
+  });
+
+  it("reads 9876543210 as +91 9876543210 with DEFAULT_CALLING_CODE=91, in every auth flow", async () => {
+    const national = uniquePhone();
+    const signup = await call("POST", "/api/auth/signup", { body: { phoneNumber: national, password: PASSWORD } });
+    expect(signup.body.user.phoneNumber).toBe(e164(national));
+    const otp = await requestOtp(national);
+    const verified = await call("POST", "/api/auth/verify-otp", { body: { phoneNumber: national, otp } });
+    expect(verified.status).toBe(200);
+    const login = await call("POST", "/api/auth/login", { body: { phoneNumber: national, password: PASSWORD } });
+    expect(login.status).toBe(200);
+    const sameUser = await call("POST", "/api/auth/login", {
+      body: { phoneNumber: e164(national), password: PASSWORD },
+    });
+    expect(sameUser.body.user.id).toBe(login.body.user.id);
+  });
+
+  it("refuses a national number that would make more than 15 digits with the calling code", async () => {
+    const res = await call("POST", "/api/auth/signup", {
+      env: { ...env, DEFAULT_CALLING_CODE: "971" },
+      body: { phoneNumber: "9876543210987", password: PASSWORD },
+    });
+    expectError(res, 400, "VALIDATION_FAILED");
+    expect(res.body.error.details[0].path).toBe("phoneNumber");
   });
 });
 
@@ -355,9 +416,9 @@ describe("POST /api/auth/verify-otp", () => {
 });
 
 describe("POST /api/auth/login", () => {
-  it("returns a token for a verified user, with the phone given with or without the plus", async () => {
+  it("returns a token for a verified user, with the phone in E.164 or without + and country code", async () => {
     const { phoneNumber } = await verifiedUser();
-    for (const phone of [phoneNumber, phoneNumber.slice(1)]) {
+    for (const phone of [phoneNumber, phoneNumber.slice("+91".length)]) {
       const res = await call("POST", "/api/auth/login", { body: { phoneNumber: phone, password: PASSWORD } });
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({ tokenType: "Bearer", expiresIn: 86_400, user: { phoneNumber } });

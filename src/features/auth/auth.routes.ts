@@ -35,6 +35,7 @@ import {
 } from "./auth.schemas";
 import { issueOtpForPhone, redeemOtp } from "./otp";
 import { burnPasswordCheck, hashPassword, verifyPassword } from "./password";
+import { normalisePhone } from "./phone";
 import { revokeTokenVersion } from "./revocation";
 import { forgetAttempt, forgetAttemptWith, phoneSubject, reserveAttempt, startAttempt, userSubject } from "./throttle";
 import { issueToken } from "./tokens";
@@ -88,11 +89,12 @@ authRoutes.openapi(
   }),
   async (c) => {
     const body = c.req.valid("json");
+    const phoneNumber = normalisePhone(c.env, body.phoneNumber);
     const now = new Date();
     const email = body.email ?? null;
     const user = await insertUser(c.var.db, {
       id: crypto.randomUUID(),
-      phoneNumber: body.phoneNumber,
+      phoneNumber,
       email,
       fullName: body.fullName ?? null,
       passwordHash: await hashPassword(body.password),
@@ -100,7 +102,7 @@ authRoutes.openapi(
       updatedAt: now,
     });
     if (!user) {
-      const taken = await findTakenField(c.var.db, body.phoneNumber, email);
+      const taken = await findTakenField(c.var.db, phoneNumber, email);
       throw taken === "email"
         ? new AppError(409, "EMAIL_TAKEN", "An account with this email already exists")
         : new AppError(409, "PHONE_TAKEN", "An account with this phone number already exists");
@@ -133,7 +135,8 @@ authRoutes.openapi(
     },
   }),
   async (c) => {
-    const issued = await issueOtpForPhone(c.env, c.var.db, c.req.valid("json").phoneNumber, "login");
+    const phoneNumber = normalisePhone(c.env, c.req.valid("json").phoneNumber);
+    const issued = await issueOtpForPhone(c.env, c.var.db, phoneNumber, "login");
     return c.json({ success: true as const, message: "OTP sent", ...issued }, 200);
   },
 );
@@ -155,7 +158,8 @@ authRoutes.openapi(
     },
   }),
   async (c) => {
-    const { phoneNumber, otp } = c.req.valid("json");
+    const { otp } = c.req.valid("json");
+    const phoneNumber = normalisePhone(c.env, c.req.valid("json").phoneNumber);
     const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), phoneSubject(phoneNumber));
     const owner = await redeemOtp(c.env, c.var.db, attempt, phoneNumber, "login", otp);
     const [verified] = await forgetAttemptWith(c.var.db, attempt, markPhoneVerified(c.var.db, owner.id, new Date()));
@@ -186,7 +190,8 @@ authRoutes.openapi(
     },
   }),
   async (c) => {
-    const { phoneNumber, password } = c.req.valid("json");
+    const { password } = c.req.valid("json");
+    const phoneNumber = normalisePhone(c.env, c.req.valid("json").phoneNumber);
     const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), phoneSubject(phoneNumber));
     const [[user]] = await reserveAttempt(c.var.db, attempt, [selectUserByPhone(c.var.db, phoneNumber)]);
     const valid = user ? await verifyPassword(password, user.passwordHash) : await burnPasswordCheck(password);
@@ -216,7 +221,8 @@ authRoutes.openapi(
     },
   }),
   async (c) => {
-    const issued = await issueOtpForPhone(c.env, c.var.db, c.req.valid("json").phoneNumber, "reset");
+    const phoneNumber = normalisePhone(c.env, c.req.valid("json").phoneNumber);
+    const issued = await issueOtpForPhone(c.env, c.var.db, phoneNumber, "reset");
     return c.json({ success: true as const, message: "Password reset OTP sent", ...issued }, 200);
   },
 );
@@ -238,7 +244,8 @@ authRoutes.openapi(
     },
   }),
   async (c) => {
-    const { phoneNumber, otp, newPassword } = c.req.valid("json");
+    const { otp, newPassword } = c.req.valid("json");
+    const phoneNumber = normalisePhone(c.env, c.req.valid("json").phoneNumber);
     const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), phoneSubject(phoneNumber));
     const owner = await redeemOtp(c.env, c.var.db, attempt, phoneNumber, "reset", otp);
     const passwordHash = await hashPassword(newPassword);
