@@ -8,6 +8,7 @@ import {
   countingD1,
   e164,
   expectError,
+  expectUnauthorized,
   PASSWORD,
   requestOtp,
   signUp,
@@ -571,52 +572,80 @@ describe("POST /api/auth/change-password", () => {
 
 describe("bearer tokens", () => {
   it.each([
-    ["no Authorization header", undefined],
-    ["an empty bearer", "Bearer "],
-    ["another scheme", "Basic dXNlcjpwYXNz"],
-    ["garbage", "Bearer not-a-jwt"],
-    ["three garbage parts", "Bearer aaa.bbb.ccc"],
-    ["non-base64 parts", "Bearer %%%.$$$.###"],
-  ])("returns 401 UNAUTHORIZED for %s", async (_label, authorization) => {
+    ["no Authorization header", undefined, /missing/, false],
+    ["another scheme", "Basic dXNlcjpwYXNz", /must be Bearer/, false],
+    ["an empty bearer", "Bearer ", /malformed/, true],
+    ["two tokens", "Bearer abc def", /malformed/, true],
+    ["garbage", "Bearer not-a-jwt", /malformed/, true],
+    ["three garbage parts", "Bearer aaa.bbb.ccc", /malformed/, true],
+    ["non-base64 parts", "Bearer %%%.$$$.###", /malformed/, true],
+  ])("returns 401 UNAUTHORIZED for %s, saying why", async (_label, authorization, because, tokenSent) => {
     const headers: Record<string, string> = authorization === undefined ? {} : { Authorization: authorization };
-    expectError(await call("GET", "/api/user/me", { headers }), 401, "UNAUTHORIZED");
+    expectUnauthorized(await call("GET", "/api/user/me", { headers }), because, { tokenSent });
   });
 
-  it("returns 401 for an alg:none token", async () => {
+  it("returns 401 invalid for an alg:none token", async () => {
     const { user } = await verifiedUser();
     const encode = (value: object) =>
       btoa(JSON.stringify(value)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
     const now = Math.floor(Date.now() / 1000);
     const token = `${encode({ alg: "none", typ: "JWT" })}.${encode({ sub: user.id, ver: 0, iss: "gemini-backend", iat: now, exp: now + 3600 })}.`;
-    expectError(await call("GET", "/api/user/me", { token }), 401, "UNAUTHORIZED");
+    expectUnauthorized(await call("GET", "/api/user/me", { token }), /invalid/);
   });
 
-  it("returns 401 for a token signed with another secret or another HMAC algorithm", async () => {
+  it("returns 401 invalid for a token signed with another secret or another HMAC algorithm", async () => {
     const { user } = await verifiedUser();
     const forged = await signToken(
       { sub: user.id, ver: 0 },
-      { key: new TextEncoder().encode("not-the-server-secret-0123456789") },
+      { key: new TextEncoder().encode("not-the-server-secret-0123456789"), exp: Math.floor(Date.now() / 1000) - 10 },
     );
-    expectError(await call("GET", "/api/user/me", { token: forged }), 401, "UNAUTHORIZED");
+    // The signature is checked first: an expired forgery is called invalid, not expired.
+    expectUnauthorized(await call("GET", "/api/user/me", { token: forged }), /invalid/);
     const hs512 = await signToken({ sub: user.id, ver: 0 }, { alg: "HS512" });
-    expectError(await call("GET", "/api/user/me", { token: hs512 }), 401, "UNAUTHORIZED");
+    expectUnauthorized(await call("GET", "/api/user/me", { token: hs512 }), /invalid/);
     const genuine = await signToken({ sub: user.id, ver: 0 });
     expect((await call("GET", "/api/user/me", { token: genuine })).status).toBe(200);
   });
 
-  it("returns 401 for an expired token and for one without exp", async () => {
+  it("returns 401 expired for an expired token and malformed for one without exp", async () => {
     const { user } = await verifiedUser();
     const expired = await signToken({ sub: user.id, ver: 0 }, { exp: Math.floor(Date.now() / 1000) - 10 });
-    expectError(await call("GET", "/api/user/me", { token: expired }), 401, "UNAUTHORIZED");
+    expectUnauthorized(await call("GET", "/api/user/me", { token: expired }), /expired/);
     const noExp = await signToken({ sub: user.id, ver: 0 }, { exp: null });
-    expectError(await call("GET", "/api/user/me", { token: noExp }), 401, "UNAUTHORIZED");
+    expectUnauthorized(await call("GET", "/api/user/me", { token: noExp }), /malformed/);
+  });
+
+  it("returns 401 revoked once the password changed, for the token used and one minted earlier", async () => {
+    const { token, phoneNumber } = await verifiedUser();
+    const login = await call("POST", "/api/auth/login", { body: { phoneNumber, password: PASSWORD } });
+    const changed = await call("POST", "/api/auth/change-password", {
+      token,
+      body: { currentPassword: PASSWORD, newPassword: "n3wPassword" },
+    });
+    expect(changed.status).toBe(200);
+    expectUnauthorized(await call("GET", "/api/user/me", { token }), /revoked by a password change/);
+    expectUnauthorized(await call("GET", "/api/user/me", { token: login.body.authToken }), /revoked/);
+    expect((await call("GET", "/api/user/me", { token: changed.body.authToken })).status).toBe(200);
   });
 
   it("returns 401 for a well-signed token of a user that does not exist or without a token version", async () => {
     const ghost = await signToken({ sub: crypto.randomUUID(), ver: 0 });
-    expectError(await call("GET", "/api/user/me", { token: ghost }), 401, "UNAUTHORIZED");
+    expectUnauthorized(await call("GET", "/api/user/me", { token: ghost }), /revoked/);
     const { user } = await verifiedUser();
     const unversioned = await signToken({ sub: user.id });
-    expectError(await call("GET", "/api/user/me", { token: unversioned }), 401, "UNAUTHORIZED");
+    expectUnauthorized(await call("GET", "/api/user/me", { token: unversioned }), /malformed/);
+  });
+
+  it("documents the challenge header on every operation that needs auth", async () => {
+    const doc = (await call("GET", "/openapi.json")).body as {
+      paths: Record<string, Record<string, { security?: unknown[]; responses: Record<string, { headers?: object }> }>>;
+    };
+    const secured = Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.entries(methods)
+        .filter(([, operation]) => operation.security?.length)
+        .map(([method, operation]) => [`${method} ${path}`, operation.responses["401"]?.headers] as const),
+    );
+    expect(secured.length).toBeGreaterThan(10);
+    for (const [operation, headers] of secured) expect(headers, operation).toHaveProperty("WWW-Authenticate");
   });
 });

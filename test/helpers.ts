@@ -110,6 +110,20 @@ export function expectError(res: CallResult, status: number, code: string) {
   expect(JSON.stringify(res.body)).not.toMatch(/stack|at .*\(|SQLITE|D1_ERROR/);
 }
 
+/**
+ * A 401 UNAUTHORIZED whose message says why (`because`), with the RFC 6750 challenge: `error="invalid_token"`
+ * and the message as its description when a token or ticket was sent, a bare realm when none was.
+ */
+export function expectUnauthorized(res: CallResult, because: RegExp, options: { tokenSent?: boolean } = {}) {
+  expectError(res, 401, "UNAUTHORIZED");
+  expect(res.body.message).toMatch(because);
+  expect(res.headers.get("WWW-Authenticate")).toBe(
+    options.tokenSent === false
+      ? 'Bearer realm="api"'
+      : `Bearer error="invalid_token", error_description="${res.body.message}"`,
+  );
+}
+
 export { countingD1 } from "../tools/counting-bindings";
 
 /** Wraps the queue producer to record what is sent. */

@@ -20,6 +20,7 @@ export const corsFromEnv = createMiddleware<AppEnv>((c, next) => {
       "RateLimit-Limit",
       "RateLimit-Remaining",
       "RateLimit-Reset",
+      "WWW-Authenticate",
     ],
     maxAge: 600,
   })(c, next);

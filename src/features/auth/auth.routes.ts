@@ -288,7 +288,7 @@ authRoutes.openapi(
     // KV may not have seen a revocation made elsewhere a moment ago; D1 has.
     if (!current || current.tokenVersion !== c.var.tokenVersion) {
       forgetAttempt(c.var.db, c.executionCtx, attempt);
-      throw unauthorized();
+      throw unauthorized("revoked");
     }
     if (!(await verifyPassword(currentPassword, current.passwordHash))) {
       throw new AppError(400, "WRONG_PASSWORD", "The current password is incorrect");

@@ -65,10 +65,12 @@ function hasPendingRevocation(userId: string) {
   return false;
 }
 
+const revokedFailure = (claims: TokenClaims) => unauthorized(claims.fromTicket ? "ticketRevoked" : "revoked");
+
 /** D1 is the record: a token is current when it carries the user's token version. */
 async function ensureCurrentInD1(db: Database, claims: TokenClaims) {
   const current = await findTokenVersion(db, claims.userId);
-  if (current === undefined || claims.tokenVersion !== current) throw unauthorized();
+  if (current === undefined || claims.tokenVersion !== current) throw revokedFailure(claims);
 }
 
 /**
@@ -89,5 +91,5 @@ export async function ensureTokenCurrent(env: Env, db: Database, ctx: WaitUntil,
     console.error(JSON.stringify({ level: "error", message: "KV read failed; checking the token in D1", error }));
     return ensureCurrentInD1(db, claims);
   }
-  if (revoked) throw unauthorized();
+  if (revoked) throw revokedFailure(claims);
 }

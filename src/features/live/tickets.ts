@@ -1,12 +1,13 @@
 import { jwtVerify, SignJWT } from "jose";
 import { hmacSha256 } from "../../lib/crypto";
 import { unauthorized } from "../../lib/errors";
-import type { TokenClaims } from "../auth/tokens";
+import { joseFailure, type TokenClaims } from "../auth/tokens";
 
 /** A stream ticket works this long, any number of times. */
 export const TICKET_TTL_SECONDS = 300;
 const ALGORITHM = "HS256";
 const TYPE = "stream-ticket+jwt";
+const TICKET_FAILURES = { malformed: "ticketMalformed", invalid: "ticketInvalid", expired: "ticketExpired" } as const;
 
 /**
  * Tickets are signed with a key of their own, derived from JWT_SECRET, so a ticket is never accepted
@@ -34,15 +35,11 @@ export async function verifyTicket(env: Env, ticket: string, chatroomId: string)
     algorithms: [ALGORITHM],
     typ: TYPE,
     requiredClaims: ["exp", "sub"],
-  }).catch(() => undefined);
-  const payload = verified?.payload;
-  if (
-    !payload ||
-    typeof payload.sub !== "string" ||
-    !Number.isSafeInteger(payload.ver) ||
-    payload.room !== chatroomId
-  ) {
-    throw unauthorized();
-  }
-  return { userId: payload.sub, tokenVersion: payload.ver as number };
+  }).catch((err: unknown) => {
+    throw unauthorized(joseFailure(err, TICKET_FAILURES));
+  });
+  const payload = verified.payload;
+  if (typeof payload.sub !== "string" || !Number.isSafeInteger(payload.ver)) throw unauthorized("ticketMalformed");
+  if (payload.room !== chatroomId) throw unauthorized("ticketOtherRoom");
+  return { userId: payload.sub, tokenVersion: payload.ver as number, fromTicket: true };
 }
