@@ -30,7 +30,8 @@ async function signToken(
   let jwt = new SignJWT(claims)
     .setProtectedHeader({ alg: options.alg ?? "HS256" })
     .setIssuer("gemini-backend")
-    .setIssuedAt();
+    .setIssuedAt()
+    .setJti(crypto.randomUUID());
   if (options.exp !== null) jwt = jwt.setExpirationTime(options.exp ?? "1h");
   return jwt.sign(options.key ?? secretKey());
 }
@@ -628,12 +629,19 @@ describe("bearer tokens", () => {
     expect((await call("GET", "/api/user/me", { token: changed.body.authToken })).status).toBe(200);
   });
 
-  it("returns 401 for a well-signed token of a user that does not exist or without a token version", async () => {
+  it("returns 401 for a well-signed token of a user that does not exist, or without a token version or jti", async () => {
     const ghost = await signToken({ sub: crypto.randomUUID(), ver: 0 });
     expectUnauthorized(await call("GET", "/api/user/me", { token: ghost }), /revoked/);
     const { user } = await verifiedUser();
     const unversioned = await signToken({ sub: user.id });
     expectUnauthorized(await call("GET", "/api/user/me", { token: unversioned }), /malformed/);
+    const withoutId = await new SignJWT({ sub: user.id, ver: 0 })
+      .setProtectedHeader({ alg: "HS256" })
+      .setIssuer("gemini-backend")
+      .setIssuedAt()
+      .setExpirationTime("1h")
+      .sign(secretKey());
+    expectUnauthorized(await call("GET", "/api/user/me", { token: withoutId }), /malformed/);
   });
 
   it("documents the challenge header on every operation that needs auth", async () => {

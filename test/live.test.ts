@@ -500,6 +500,25 @@ describe("stream tickets", () => {
     expectUnauthorized(await call("GET", `/api/chatroom/${room.id}/events?ticket=${ticket}`), /ticket was revoked/);
   });
 
+  it("stop working after logout of the token that made them, and after logout-all", async () => {
+    const { token, room, phoneNumber } = await roomOfNewUser();
+    const second = await call("POST", "/api/auth/login", { body: { phoneNumber, password: PASSWORD } });
+    const ticketFor = async (bearer: string) =>
+      (await call("POST", `/api/chatroom/${room.id}/stream-ticket`, { token: bearer })).body.ticket as string;
+    const first = await ticketFor(token);
+    const other = await ticketFor(second.body.authToken);
+    const events = (ticket: string) => `/api/chatroom/${room.id}/events?ticket=${ticket}`;
+
+    expect((await call("POST", "/api/auth/logout", { token })).status).toBe(200);
+    expectUnauthorized(await call("GET", events(first)), /ticket was revoked with its token by logout/);
+    const stillOpen = await openStream("GET", events(other));
+    expect(stillOpen.response.status).toBe(200);
+    stillOpen.close();
+
+    expect((await call("POST", "/api/auth/logout-all", { token: second.body.authToken })).status).toBe(200);
+    expectUnauthorized(await call("GET", events(other)), /ticket was revoked .*logout-all/);
+  });
+
   it("answer 401, not 500, on a path that is not valid percent-encoding", async () => {
     const res = await call("GET", "/api/chatroom/%E0%A4%A/events?ticket=abc");
     expectError(res, 401, "UNAUTHORIZED");

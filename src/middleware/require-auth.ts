@@ -40,5 +40,7 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
   await ensureTokenCurrent(c.env, c.var.db, c.executionCtx, claims);
   c.set("userId", claims.userId);
   c.set("tokenVersion", claims.tokenVersion);
+  c.set("tokenId", claims.tokenId);
+  c.set("tokenExpiresAt", claims.fromTicket ? undefined : claims.expiresAt);
   await next();
 });

@@ -13,6 +13,7 @@ import { createRouter } from "../../lib/validate";
 import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
 import {
+  bumpTokenVersion,
   findTakenField,
   insertUser,
   markPhoneVerified,
@@ -36,7 +37,7 @@ import {
 import { issueOtpForPhone, redeemOtp } from "./otp";
 import { burnPasswordCheck, hashPassword, verifyPassword } from "./password";
 import { normalisePhone } from "./phone";
-import { revokeTokenVersion } from "./revocation";
+import { revokeToken, revokeTokenVersion } from "./revocation";
 import { forgetAttempt, forgetAttemptWith, phoneSubject, reserveAttempt, startAttempt, userSubject } from "./throttle";
 import { issueToken } from "./tokens";
 
@@ -315,5 +316,57 @@ authRoutes.openapi(
     await revokeTokenVersion(c.env, c.executionCtx, user.id, user.tokenVersion - 1);
     const token = await issueToken(c.env, { userId: user.id, tokenVersion: user.tokenVersion });
     return c.json({ success: true as const, message: "Password changed", ...token }, 200);
+  },
+);
+
+authRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/logout",
+    operationId: "logOut",
+    tags: ["Auth"],
+    summary: "End this token",
+    description:
+      "The token used for this call stops working, and so do the stream tickets issued with it; the user's other tokens keep working. " +
+      "No body. A second logout with the same token is a 401.",
+    security: bearerAuth,
+    middleware: [requireAuth] as const,
+    responses: {
+      200: jsonResponse(MessageOnlySchema, "Logged out; this token no longer works"),
+      ...errorResponses(authErrors),
+    },
+  }),
+  async (c) => {
+    const { tokenId, tokenExpiresAt } = c.var;
+    // requireAuth only lets bearer tokens (which always carry both) reach this path.
+    if (tokenId === undefined || tokenExpiresAt === undefined) throw unauthorized("malformed");
+    await revokeToken(c.env, c.executionCtx, c.var.userId, tokenId, tokenExpiresAt);
+    return c.json({ success: true as const, message: "Logged out" }, 200);
+  },
+);
+
+authRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/logout-all",
+    operationId: "logOutEverywhere",
+    tags: ["Auth"],
+    summary: "End every token of the user",
+    description:
+      "Every token of the user issued so far stops working, on every device, with their stream tickets, as after a password change; " +
+      "the password stays. No body. Sign in again (login or verify-otp) for a new token.",
+    security: bearerAuth,
+    middleware: [requireAuth] as const,
+    responses: {
+      200: jsonResponse(MessageOnlySchema, "Logged out everywhere; no earlier token works"),
+      ...errorResponses(authErrors),
+    },
+  }),
+  async (c) => {
+    const version = await bumpTokenVersion(c.var.db, c.var.userId, c.var.tokenVersion);
+    // KV may not have seen a revocation made elsewhere a moment ago; D1 has.
+    if (version === undefined) throw unauthorized("revoked");
+    await revokeTokenVersion(c.env, c.executionCtx, c.var.userId, version - 1);
+    return c.json({ success: true as const, message: "Logged out on every device" }, 200);
   },
 );

@@ -12,6 +12,10 @@ export type TokenClaims = {
   issuedBeforeRevocationKeys?: boolean;
   /** A stream ticket's claims, so a 401 speaks of the ticket. */
   fromTicket?: boolean;
+  /** The token's `jti`, which logout revokes; a ticket carries the one of the token it was issued with. */
+  tokenId?: string;
+  /** The token's `exp` (epoch seconds). */
+  expiresAt?: number;
 };
 
 function signingKey(env: Env): Uint8Array {
@@ -62,13 +66,21 @@ export async function verifyToken(env: Env, token: string): Promise<TokenClaims>
   const verified = await jwtVerify(token, key, {
     algorithms: [ALGORITHM],
     issuer: ISSUER,
-    requiredClaims: ["exp", "iat", "sub"],
+    // Every token issueToken ever made has a jti; logout revokes by it.
+    requiredClaims: ["exp", "iat", "sub", "jti"],
   }).catch((err: unknown) => {
     throw unauthorized(joseFailure(err, TOKEN_FAILURES));
   });
   const payload = verified.payload;
-  if (typeof payload.sub !== "string" || !Number.isSafeInteger(payload.ver)) throw unauthorized("malformed");
-  const claims: TokenClaims = { userId: payload.sub, tokenVersion: payload.ver as number };
+  if (typeof payload.sub !== "string" || !Number.isSafeInteger(payload.ver) || typeof payload.jti !== "string") {
+    throw unauthorized("malformed");
+  }
+  const claims: TokenClaims = {
+    userId: payload.sub,
+    tokenVersion: payload.ver as number,
+    tokenId: payload.jti,
+    expiresAt: payload.exp,
+  };
   if (payload.rvk !== 1) claims.issuedBeforeRevocationKeys = true;
   return claims;
 }

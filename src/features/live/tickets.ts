@@ -18,9 +18,12 @@ async function ticketKey(env: Env): Promise<Uint8Array> {
   return new Uint8Array(await hmacSha256(env.JWT_SECRET, "stream-ticket/v1"));
 }
 
-/** A ticket for one user's streams of one chatroom, bound to the token version it was issued under. */
+/**
+ * A ticket for one user's streams of one chatroom, bound to the token it was issued with: its version
+ * (password change, reset, logout-all) and its id (`tid`, logout) revoke the ticket too.
+ */
 export async function issueTicket(env: Env, claims: TokenClaims & { chatroomId: string }) {
-  const ticket = await new SignJWT({ ver: claims.tokenVersion, room: claims.chatroomId })
+  const ticket = await new SignJWT({ ver: claims.tokenVersion, room: claims.chatroomId, tid: claims.tokenId })
     .setProtectedHeader({ alg: ALGORITHM, typ: TYPE })
     .setSubject(claims.userId)
     .setIssuedAt()
@@ -41,5 +44,7 @@ export async function verifyTicket(env: Env, ticket: string, chatroomId: string)
   const payload = verified.payload;
   if (typeof payload.sub !== "string" || !Number.isSafeInteger(payload.ver)) throw unauthorized("ticketMalformed");
   if (payload.room !== chatroomId) throw unauthorized("ticketOtherRoom");
-  return { userId: payload.sub, tokenVersion: payload.ver as number, fromTicket: true };
+  // Tickets issued before they carried `tid` are ended by their version only; they last 300 s.
+  const tokenId = typeof payload.tid === "string" ? payload.tid : undefined;
+  return { userId: payload.sub, tokenVersion: payload.ver as number, tokenId, fromTicket: true };
 }
