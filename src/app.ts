@@ -8,6 +8,7 @@ import { chatroomRoutes } from "./features/chatrooms/chatrooms.routes";
 import { playgroundRoutes } from "./features/playground/playground.routes";
 import { userRoutes } from "./features/users/users.routes";
 import { renderApiReference } from "./lib/api-reference";
+import { canonicalPath } from "./lib/canonical-path";
 import { handleError, handleNotFound } from "./lib/errors";
 import { jsonResponse, MessageOnlySchema } from "./lib/openapi";
 import { createRouter } from "./lib/validate";
@@ -27,7 +28,11 @@ export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
       "Every error has the shape {success:false, message, error:{code, details?, requestId?}}. " +
       "A query parameter an operation does not list is a 400 VALIDATION_FAILED, never silently ignored. " +
       "A listed path asked with a method it does not serve is a 405 METHOD_NOT_ALLOWED whose Allow header lists the ones it does; " +
-      "HEAD is served wherever GET is, and OPTIONS (CORS preflight) everywhere.",
+      "HEAD is served wherever GET is, and OPTIONS (CORS preflight) everywhere. " +
+      "This document lists the canonical /api paths. The original assignment's endpoint table works verbatim too: " +
+      "every path is also served without the /api prefix (/auth/signup, /user/me, /chatroom/{id}/message, …), " +
+      "POST /subscribe/pro, GET /subscription/status and POST /webhook/stripe (signature checked the same) reach " +
+      "the /api/billing/… operations, and a trailing slash is ignored.",
   },
   servers: [{ url: "/", description: "This Worker: paths are relative to where this document is served" }],
   tags: [
@@ -46,7 +51,9 @@ export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
 };
 
 export function createApp() {
-  const app = createRouter<AppEnv>();
+  // Routing uses the canonical path, so the brief's paths without /api (and with a trailing slash) reach
+  // the same routes, middleware and guards, including the webhook mounted before the body guard.
+  const app = createRouter<AppEnv>({ getPath: canonicalPath });
 
   app.use("*", requestId(), requestLog, secureHeaders(), corsFromEnv, routeGuard(app), async (c, next) => {
     c.set("db", createDb(c.env.DB));
