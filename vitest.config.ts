@@ -16,6 +16,8 @@ export default defineConfig(async () => {
             TEST_MIGRATIONS: migrations,
             // Deploys default to webhook delivery; tests read OTPs from the body unless they say otherwise.
             OTP_DELIVERY: "response",
+            // uniquePhone() makes numbers without + on purpose; tests of the E.164-only default clear it.
+            DEFAULT_CALLING_CODE: "91",
             PUBLIC_BASE_URL: "http://localhost",
             JWT_SECRET: "test-secret-for-vitest-only-0123456789abcdef",
             GEMINI_API_KEY: "",

@@ -7,6 +7,7 @@ import { chatroomRoutes } from "./features/chatrooms/chatrooms.routes";
 import { playgroundRoutes } from "./features/playground/playground.routes";
 import { userRoutes } from "./features/users/users.routes";
 import { renderApiReference } from "./lib/api-reference";
+import { canonicalPath } from "./lib/canonical-path";
 import { handleError, handleNotFound } from "./lib/errors";
 import { jsonResponse, MessageOnlySchema } from "./lib/openapi";
 import { createRouter } from "./lib/validate";
@@ -29,7 +30,11 @@ export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
       "A listed path asked with a method it does not serve is a 405 METHOD_NOT_ALLOWED whose Allow header lists the ones it does; " +
       "HEAD is served wherever GET is, and OPTIONS (CORS preflight) everywhere. " +
       "Every answer carries an x-d1-bookmark header (a D1 Sessions bookmark); a client that sends back the last one it got lets " +
-      "its reads be served by a nearby D1 replica that has caught up to it, so it still reads its own writes. Without it, a request starts at the primary.",
+      "its reads be served by a nearby D1 replica that has caught up to it, so it still reads its own writes. Without it, a request starts at the primary. " +
+      "This document lists the canonical /api paths. The original assignment's endpoint table works verbatim too: " +
+      "every path is also served without the /api prefix (/auth/signup, /user/me, /chatroom/{id}/message, …), " +
+      "POST /subscribe/pro, GET /subscription/status and POST /webhook/stripe (signature checked the same) reach " +
+      "the /api/billing/… operations, and a trailing slash is ignored.",
   },
   servers: [{ url: "/", description: "This Worker: paths are relative to where this document is served" }],
   tags: [
@@ -48,7 +53,9 @@ export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
 };
 
 export function createApp() {
-  const app = createRouter<AppEnv>();
+  // Routing uses the canonical path, so the brief's paths without /api (and with a trailing slash) reach
+  // the same routes, middleware and guards, including the webhook mounted before the body guard.
+  const app = createRouter<AppEnv>({ getPath: canonicalPath });
 
   app.use("*", requestId(), requestLog, secureHeaders(), corsFromEnv, routeGuard(app), d1Session);
   // Registered before the JSON body guard, so Hono runs it first and the guard never sees its body:

@@ -9,5 +9,9 @@ export type AppEnv = {
     userId: string;
     /** Set by requireAuth: the token version the caller authenticated with. */
     tokenVersion: number;
+    /** Set by requireAuth: the `jti` of the bearer token (of the token a stream ticket came from, if known). */
+    tokenId: string | undefined;
+    /** Set by requireAuth: when the bearer token expires (epoch seconds); unset for a stream ticket. */
+    tokenExpiresAt: number | undefined;
   };
 };

@@ -222,6 +222,74 @@ describe("app shell", () => {
   });
 });
 
+describe("the original assignment's paths", () => {
+  it("serves every route without /api, with the same answers", async () => {
+    const phoneNumber = uniquePhone();
+    const signup = await call("POST", "/auth/signup", { body: { phoneNumber, password: PASSWORD } });
+    expect(signup.status).toBe(201);
+    const otp = (await call("POST", "/auth/send-otp", { body: { phoneNumber } })).body.otp;
+    const verified = await call("POST", "/auth/verify-otp", { body: { phoneNumber, otp } });
+    expect(verified.status).toBe(200);
+    const token = verified.body.authToken as string;
+    const me = await call("GET", "/user/me", { token });
+    expect(me.body.user).toEqual((await call("GET", "/api/user/me", { token })).body.user);
+    const room = await call("POST", "/chatroom", { token, body: { name: "Brief paths" } });
+    expect(room.status).toBe(201);
+    const sent = await call("POST", `/chatroom/${room.body.chatroom.id}/message`, {
+      token,
+      body: { userMessage: "Hello" },
+    });
+    expect(sent.status).toBe(202);
+    const listed = await call("GET", "/chatroom", { token });
+    expect(listed.body.chatrooms.map((r: { id: string }) => r.id)).toContain(room.body.chatroom.id);
+  });
+
+  it("reaches billing's handlers at the brief's /subscribe/pro and /subscription/status", async () => {
+    const { token } = await verifiedUser();
+    const status = await call("GET", "/subscription/status", { token });
+    expect(status.status).toBe(200);
+    expect(status.body.tier).toBe("basic");
+    // Auth runs there as on /api/billing/subscribe/pro (without Stripe keys the handler would answer 503).
+    expectError(await call("POST", "/subscribe/pro"), 401, "UNAUTHORIZED");
+    expectError(await call("POST", "/subscribe/pro", { token }), 503, "BILLING_NOT_CONFIGURED");
+  });
+
+  it("ignores a trailing slash, on /api paths and their aliases", async () => {
+    const { token } = await verifiedUser();
+    expect((await call("GET", "/api/user/me/", { token })).status).toBe(200);
+    expect((await call("GET", "/user/me/", { token })).status).toBe(200);
+    expect((await call("POST", "/chatroom/", { token, body: { name: "Slash" } })).status).toBe(201);
+    expect((await call("GET", "/subscription/status/", { token })).status).toBe(200);
+    expect((await call("GET", "/docs/")).status).toBe(200);
+  });
+
+  it("answers 404 and 405 for aliases as for the canonical paths, before auth", async () => {
+    const notFound = await call("GET", "/nope");
+    expectError(notFound, 404, "NOT_FOUND");
+    expect(notFound.body.message).toBe("No route for GET /nope");
+    const wrongMethod = await call("PUT", "/chatroom/");
+    expectError(wrongMethod, 405, "METHOD_NOT_ALLOWED");
+    expect(wrongMethod.headers.get("Allow")).toBe("GET, HEAD, POST, OPTIONS");
+    expectError(await call("GET", "/portal"), 404, "NOT_FOUND");
+  });
+
+  it("opens a chatroom's stream with a ticket on the path without /api", async () => {
+    const { token } = await verifiedUser();
+    const [mine, other] = [await createChatroom(token), await createChatroom(token)];
+    const { ticket } = (await call("POST", `/chatroom/${mine.id}/stream-ticket`, { token })).body;
+    const res = await call("GET", `/chatroom/${other.id}/events?ticket=${ticket}`);
+    expectError(res, 401, "UNAUTHORIZED");
+    expect(res.body.message).toMatch(/another chatroom/);
+  });
+
+  it("lists only the canonical /api paths in the OpenAPI document, and says so", async () => {
+    const doc = (await call("GET", "/openapi.json")).body;
+    expect(Object.keys(doc.paths).filter((path) => path !== "/" && !path.startsWith("/api/"))).toEqual([]);
+    expect(doc.info.description).toContain("without the /api prefix");
+    expect(doc.info.description).toContain("POST /webhook/stripe");
+  });
+});
+
 describe("API documentation", () => {
   it("serves an OpenAPI 3.1 document generated from the route schemas, with bearer auth declared", async () => {
     const res = await call("GET", "/openapi.json");

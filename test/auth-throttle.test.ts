@@ -5,6 +5,7 @@ import {
   type CallResult,
   call,
   countingD1,
+  e164,
   expectError,
   PASSWORD,
   requestOtp,
@@ -81,7 +82,7 @@ describe("guessing throttle per phone number", () => {
   });
 
   it("throttles an unknown phone number the same way, so the answer reveals nothing", async () => {
-    const phoneNumber = `+${uniquePhone()}`;
+    const phoneNumber = e164(uniquePhone());
     for (let i = 0; i < 10; i++) expectError(await login(phoneNumber, WRONG), 401, "INVALID_CREDENTIALS");
     expectThrottled(await login(phoneNumber, PASSWORD));
   });
@@ -170,7 +171,7 @@ describe("guessing throttle per client IP", () => {
     const limited = ipEnv("3");
     const ip = uniqueIp();
     for (let i = 0; i < 3; i++) {
-      expectError(await login(`+${uniquePhone()}`, WRONG, { ip, env: limited }), 401, "INVALID_CREDENTIALS");
+      expectError(await login(e164(uniquePhone()), WRONG, { ip, env: limited }), 401, "INVALID_CREDENTIALS");
     }
     const { phoneNumber, token } = await verifiedUser();
     expectThrottled(await login(phoneNumber, PASSWORD, { ip, env: limited }), 900);
@@ -188,8 +189,8 @@ describe("guessing throttle per client IP", () => {
   it("counts an IPv6 client by its /64", async () => {
     const limited = ipEnv("2");
     const prefix = uniqueIp().replace(/::1$/, "");
-    await login(`+${uniquePhone()}`, WRONG, { ip: `${prefix}::1`, env: limited });
-    await login(`+${uniquePhone()}`, WRONG, { ip: `${prefix}:0:0:0:2`, env: limited });
+    await login(e164(uniquePhone()), WRONG, { ip: `${prefix}::1`, env: limited });
+    await login(e164(uniquePhone()), WRONG, { ip: `${prefix}:0:0:0:2`, env: limited });
     const { phoneNumber } = await verifiedUser();
     expectThrottled(await login(phoneNumber, PASSWORD, { ip: `${prefix}:abcd:1:2:3`, env: limited }));
   });
@@ -197,7 +198,7 @@ describe("guessing throttle per client IP", () => {
   it("counts IPv4 clients by address", async () => {
     const limited = ipEnv("1");
     const a = `203.0.113.${Math.floor(Math.random() * 250)}`;
-    await login(`+${uniquePhone()}`, WRONG, { ip: a, env: limited });
+    await login(e164(uniquePhone()), WRONG, { ip: a, env: limited });
     const { phoneNumber } = await verifiedUser();
     expectThrottled(await login(phoneNumber, PASSWORD, { ip: a, env: limited }));
   });

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:test";
+import { decodeJwt } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { call, countingD1, expectError, PASSWORD, requestOtp, verifiedUser } from "./helpers";
+import { call, countingD1, expectError, expectUnauthorized, PASSWORD, requestOtp, verifiedUser } from "./helpers";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -48,6 +49,7 @@ function faultyKv(kv: KVNamespace, faults: KvFaults) {
 
 const withKv = (kv: KVNamespace): Env => ({ ...env, CACHE: kv });
 const revokedKey = (userId: string, version: number) => `auth:revoked:${userId}:${version}`;
+const loggedOutKey = (token: string) => `auth:logout:${decodeJwt(token).jti}`;
 
 async function changePassword(token: string, options: { env?: Env; newPassword?: string } = {}) {
   return call("POST", "/api/auth/change-password", {
@@ -119,6 +121,7 @@ describe("token revocation in KV", () => {
       .setIssuer("gemini-backend")
       .setIssuedAt()
       .setExpirationTime("1h")
+      .setJti(crypto.randomUUID())
       .sign(new TextEncoder().encode(env.JWT_SECRET));
     expect((await call("GET", "/api/user/me", { token: legacy })).status).toBe(200);
     expect((await changePassword(token)).status).toBe(200);
@@ -245,5 +248,93 @@ describe("concurrent password changes", () => {
     const { token } = await verifiedUser();
     expect((await changePassword(token)).status).toBe(200);
     expectError(await changePassword(token, { newPassword: "thirdPass3" }), 401, "UNAUTHORIZED");
+  });
+});
+
+async function logIn(phoneNumber: string) {
+  const res = await call("POST", "/api/auth/login", { body: { phoneNumber, password: PASSWORD } });
+  expect(res.status).toBe(200);
+  return res.body.authToken as string;
+}
+
+describe("POST /api/auth/logout", () => {
+  it("ends this token until it expires and leaves the user's other tokens working", async () => {
+    const { phoneNumber, token } = await verifiedUser();
+    const other = await logIn(phoneNumber);
+    const res = await call("POST", "/api/auth/logout", { token });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ success: true, message: expect.any(String) });
+    expectUnauthorized(await call("GET", "/api/user/me", { token }), /revoked by logout/);
+    expectUnauthorized(await call("POST", "/api/auth/logout", { token }), /revoked by logout/);
+    expect((await call("GET", "/api/user/me", { token: other })).status).toBe(200);
+    const { keys } = await env.CACHE.list({ prefix: loggedOutKey(token) });
+    expect(keys[0]?.expiration).toBe(decodeJwt(token).exp);
+  });
+
+  it("requires a token", async () => {
+    expectUnauthorized(await call("POST", "/api/auth/logout"), /missing/, { tokenSent: false });
+  });
+
+  it("still authenticates with one KV request (both revocation keys in one read) and no D1 round trip", async () => {
+    const { phoneNumber, token } = await verifiedUser();
+    expect((await call("POST", "/api/auth/logout", { token: await logIn(phoneNumber) })).status).toBe(200);
+    const kv = faultyKv(env.CACHE, {});
+    const d1 = countingD1(env.DB);
+    const res = await call("GET", "/api/user/me", { token, env: { ...env, CACHE: kv.binding, DB: d1.binding } });
+    expect(res.status).toBe(200);
+    expect(kv.calls).toEqual({ get: 1, put: 0 });
+    expect(d1.counter.roundTrips).toBe(1); // the route's own read
+  });
+
+  it("answers 200 when every KV write fails, and the token is refused from then on", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const { token } = await verifiedUser();
+    const broken = faultyKv(env.CACHE, { failPuts: Number.POSITIVE_INFINITY });
+    const res = await call("POST", "/api/auth/logout", { token, env: withKv(broken.binding) });
+    expect(res.status).toBe(200);
+    expect(broken.calls.put).toBeGreaterThanOrEqual(2);
+    expect(await env.CACHE.get(loggedOutKey(token))).toBeNull();
+    // KV has no revocation yet: this isolate remembers the token and retries the write.
+    expectUnauthorized(await call("GET", "/api/user/me", { token }), /revoked by logout/);
+    expect(await env.CACHE.get(loggedOutKey(token))).not.toBeNull();
+    expectUnauthorized(await call("GET", "/api/user/me", { token }), /revoked by logout/);
+  });
+});
+
+describe("POST /api/auth/logout-all", () => {
+  it("ends every token of the user, as a password change does, and the password keeps working", async () => {
+    const { phoneNumber, token, user } = await verifiedUser();
+    const other = await logIn(phoneNumber);
+    const res = await call("POST", "/api/auth/logout-all", { token });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ success: true, message: expect.any(String) });
+    expect(await env.CACHE.get(revokedKey(user.id, 0))).not.toBeNull();
+    expectUnauthorized(await call("GET", "/api/user/me", { token }), /logout-all/);
+    expectUnauthorized(await call("GET", "/api/user/me", { token: other }), /logout-all/);
+    expect((await call("GET", "/api/user/me", { token: await logIn(phoneNumber) })).status).toBe(200);
+  });
+
+  it("answers 401 revoked, changing nothing, when D1 has moved past the token's version and KV has not heard yet", async () => {
+    const { token, user } = await verifiedUser();
+    await env.DB.prepare("UPDATE users SET token_version = token_version + 1 WHERE id = ?").bind(user.id).run();
+    expectUnauthorized(await call("POST", "/api/auth/logout-all", { token }), /revoked/);
+    const row = await env.DB.prepare("SELECT token_version FROM users WHERE id = ?")
+      .bind(user.id)
+      .first<{ token_version: number }>();
+    expect(row?.token_version).toBe(1);
+  });
+
+  it("answers 200 when every KV write fails, and the old tokens are refused from then on", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const { phoneNumber, token } = await verifiedUser();
+    const other = await logIn(phoneNumber);
+    const broken = faultyKv(env.CACHE, { failPuts: Number.POSITIVE_INFINITY });
+    expect((await call("POST", "/api/auth/logout-all", { token, env: withKv(broken.binding) })).status).toBe(200);
+    expectUnauthorized(await call("GET", "/api/user/me", { token: other }), /revoked/);
+    expectUnauthorized(await call("GET", "/api/user/me", { token }), /revoked/);
+  });
+
+  it("requires a token", async () => {
+    expectUnauthorized(await call("POST", "/api/auth/logout-all"), /missing/, { tokenSent: false });
   });
 });

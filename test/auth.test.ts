@@ -6,7 +6,9 @@ import {
   ageOtps,
   call,
   countingD1,
+  e164,
   expectError,
+  expectUnauthorized,
   PASSWORD,
   requestOtp,
   signUp,
@@ -28,7 +30,8 @@ async function signToken(
   let jwt = new SignJWT(claims)
     .setProtectedHeader({ alg: options.alg ?? "HS256" })
     .setIssuer("gemini-backend")
-    .setIssuedAt();
+    .setIssuedAt()
+    .setJti(crypto.randomUUID());
   if (options.exp !== null) jwt = jwt.setExpirationTime(options.exp ?? "1h");
   return jwt.sign(options.key ?? secretKey());
 }
@@ -43,7 +46,7 @@ describe("POST /api/auth/signup", () => {
     expect(res.body.success).toBe(true);
     expect(res.body.user).toEqual({
       id: expect.any(String),
-      phoneNumber: `+${phone}`,
+      phoneNumber: e164(phone),
       email: "asha.rao@example.com",
       fullName: "Asha Rao",
       verifiedAt: null,
@@ -70,14 +73,14 @@ describe("POST /api/auth/signup", () => {
     expect(PBKDF2_ITERATIONS).toBeLessThanOrEqual(100_000);
   });
 
-  it("returns 409 PHONE_TAKEN for a phone already registered, with or without the plus", async () => {
+  it("returns 409 PHONE_TAKEN for a phone already registered, in E.164 or without + and country code", async () => {
     const { phoneNumber } = await signUp();
     expectError(
       await call("POST", "/api/auth/signup", { body: { phoneNumber, password: PASSWORD } }),
       409,
       "PHONE_TAKEN",
     );
-    const bare = phoneNumber.slice(1);
+    const bare = phoneNumber.slice("+91".length);
     expectError(
       await call("POST", "/api/auth/signup", { body: { phoneNumber: bare, password: PASSWORD } }),
       409,
@@ -118,6 +121,66 @@ describe("POST /api/auth/signup", () => {
     const res = await call("POST", "/api/auth/signup", { body });
     expectError(res, 400, "VALIDATION_FAILED");
     expect(res.body.error.details.map((d: { path: string }) => d.path)).toContain(path);
+  });
+});
+
+describe("phone numbers", () => {
+  const e164Only: Env = { ...env, DEFAULT_CALLING_CODE: "" };
+
+  it("stores an E.164 number as sent, whatever DEFAULT_CALLING_CODE says", async () => {
+    const phoneNumber = `+1${uniquePhone().slice(1)}`;
+    const res = await call("POST", "/api/auth/signup", { env: e164Only, body: { phoneNumber, password: PASSWORD } });
+    expect(res.status).toBe(201);
+    expect(res.body.user.phoneNumber).toBe(phoneNumber);
+  });
+
+  it("refuses a number without + when DEFAULT_CALLING_CODE is not set, showing the expected form", async () => {
+    const phoneNumber = uniquePhone();
+    const res = await call("POST", "/api/auth/signup", { env: e164Only, body: { phoneNumber, password: PASSWORD } });
+    expectError(res, 400, "VALIDATION_FAILED");
+    expect(res.body.message).toContain("+919876543210");
+    expect(res.body.error.details).toEqual([{ path: "phoneNumber", message: res.body.message }]);
+    // Nothing was stored under the misread +98… either.
+    const stored = await env.DB.prepare("SELECT count(*) AS n FROM users WHERE phone_number IN (?1, ?2)")
+      .bind(`+${phoneNumber}`, e164(phoneNumber))
+      .first<{ n: number }>();
+    expect(stored?.n).toBe(0);
+  });
+
+  it.each([
+    ["send-otp", "/api/auth/send-otp", {}],
+    ["verify-otp", "/api/auth/verify-otp", { otp: "123456" }],
+    ["login", "/api/auth/login", { password: PASSWORD }],
+    ["forgot-password", "/api/auth/forgot-password", {}],
+    ["reset-password", "/api/auth/reset-password", { otp: "123456", newPassword: "n3wPassword" }],
+  ])("%s refuses a number without + when DEFAULT_CALLING_CODE is not set", async (_name, path, fields) => {
+    const res = await call("POST", path, { env: e164Only, body: { phoneNumber: "9876543210", ...fields } });
+    expectError(res, 400, "VALIDATION_FAILED");
+    expect(res.body.error.details[0].path).toBe("phoneNumber");
+  });
+
+  it("reads 9876543210 as +91 9876543210 with DEFAULT_CALLING_CODE=91, in every auth flow", async () => {
+    const national = uniquePhone();
+    const signup = await call("POST", "/api/auth/signup", { body: { phoneNumber: national, password: PASSWORD } });
+    expect(signup.body.user.phoneNumber).toBe(e164(national));
+    const otp = await requestOtp(national);
+    const verified = await call("POST", "/api/auth/verify-otp", { body: { phoneNumber: national, otp } });
+    expect(verified.status).toBe(200);
+    const login = await call("POST", "/api/auth/login", { body: { phoneNumber: national, password: PASSWORD } });
+    expect(login.status).toBe(200);
+    const sameUser = await call("POST", "/api/auth/login", {
+      body: { phoneNumber: e164(national), password: PASSWORD },
+    });
+    expect(sameUser.body.user.id).toBe(login.body.user.id);
+  });
+
+  it("refuses a national number that would make more than 15 digits with the calling code", async () => {
+    const res = await call("POST", "/api/auth/signup", {
+      env: { ...env, DEFAULT_CALLING_CODE: "971" },
+      body: { phoneNumber: "9876543210987", password: PASSWORD },
+    });
+    expectError(res, 400, "VALIDATION_FAILED");
+    expect(res.body.error.details[0].path).toBe("phoneNumber");
   });
 });
 
@@ -355,9 +418,9 @@ describe("POST /api/auth/verify-otp", () => {
 });
 
 describe("POST /api/auth/login", () => {
-  it("returns a token for a verified user, with the phone given with or without the plus", async () => {
+  it("returns a token for a verified user, with the phone in E.164 or without + and country code", async () => {
     const { phoneNumber } = await verifiedUser();
-    for (const phone of [phoneNumber, phoneNumber.slice(1)]) {
+    for (const phone of [phoneNumber, phoneNumber.slice("+91".length)]) {
       const res = await call("POST", "/api/auth/login", { body: { phoneNumber: phone, password: PASSWORD } });
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({ tokenType: "Bearer", expiresIn: 86_400, user: { phoneNumber } });
@@ -510,52 +573,87 @@ describe("POST /api/auth/change-password", () => {
 
 describe("bearer tokens", () => {
   it.each([
-    ["no Authorization header", undefined],
-    ["an empty bearer", "Bearer "],
-    ["another scheme", "Basic dXNlcjpwYXNz"],
-    ["garbage", "Bearer not-a-jwt"],
-    ["three garbage parts", "Bearer aaa.bbb.ccc"],
-    ["non-base64 parts", "Bearer %%%.$$$.###"],
-  ])("returns 401 UNAUTHORIZED for %s", async (_label, authorization) => {
+    ["no Authorization header", undefined, /missing/, false],
+    ["another scheme", "Basic dXNlcjpwYXNz", /must be Bearer/, false],
+    ["an empty bearer", "Bearer ", /malformed/, true],
+    ["two tokens", "Bearer abc def", /malformed/, true],
+    ["garbage", "Bearer not-a-jwt", /malformed/, true],
+    ["three garbage parts", "Bearer aaa.bbb.ccc", /malformed/, true],
+    ["non-base64 parts", "Bearer %%%.$$$.###", /malformed/, true],
+  ])("returns 401 UNAUTHORIZED for %s, saying why", async (_label, authorization, because, tokenSent) => {
     const headers: Record<string, string> = authorization === undefined ? {} : { Authorization: authorization };
-    expectError(await call("GET", "/api/user/me", { headers }), 401, "UNAUTHORIZED");
+    expectUnauthorized(await call("GET", "/api/user/me", { headers }), because, { tokenSent });
   });
 
-  it("returns 401 for an alg:none token", async () => {
+  it("returns 401 invalid for an alg:none token", async () => {
     const { user } = await verifiedUser();
     const encode = (value: object) =>
       btoa(JSON.stringify(value)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
     const now = Math.floor(Date.now() / 1000);
     const token = `${encode({ alg: "none", typ: "JWT" })}.${encode({ sub: user.id, ver: 0, iss: "gemini-backend", iat: now, exp: now + 3600 })}.`;
-    expectError(await call("GET", "/api/user/me", { token }), 401, "UNAUTHORIZED");
+    expectUnauthorized(await call("GET", "/api/user/me", { token }), /invalid/);
   });
 
-  it("returns 401 for a token signed with another secret or another HMAC algorithm", async () => {
+  it("returns 401 invalid for a token signed with another secret or another HMAC algorithm", async () => {
     const { user } = await verifiedUser();
     const forged = await signToken(
       { sub: user.id, ver: 0 },
-      { key: new TextEncoder().encode("not-the-server-secret-0123456789") },
+      { key: new TextEncoder().encode("not-the-server-secret-0123456789"), exp: Math.floor(Date.now() / 1000) - 10 },
     );
-    expectError(await call("GET", "/api/user/me", { token: forged }), 401, "UNAUTHORIZED");
+    // The signature is checked first: an expired forgery is called invalid, not expired.
+    expectUnauthorized(await call("GET", "/api/user/me", { token: forged }), /invalid/);
     const hs512 = await signToken({ sub: user.id, ver: 0 }, { alg: "HS512" });
-    expectError(await call("GET", "/api/user/me", { token: hs512 }), 401, "UNAUTHORIZED");
+    expectUnauthorized(await call("GET", "/api/user/me", { token: hs512 }), /invalid/);
     const genuine = await signToken({ sub: user.id, ver: 0 });
     expect((await call("GET", "/api/user/me", { token: genuine })).status).toBe(200);
   });
 
-  it("returns 401 for an expired token and for one without exp", async () => {
+  it("returns 401 expired for an expired token and malformed for one without exp", async () => {
     const { user } = await verifiedUser();
     const expired = await signToken({ sub: user.id, ver: 0 }, { exp: Math.floor(Date.now() / 1000) - 10 });
-    expectError(await call("GET", "/api/user/me", { token: expired }), 401, "UNAUTHORIZED");
+    expectUnauthorized(await call("GET", "/api/user/me", { token: expired }), /expired/);
     const noExp = await signToken({ sub: user.id, ver: 0 }, { exp: null });
-    expectError(await call("GET", "/api/user/me", { token: noExp }), 401, "UNAUTHORIZED");
+    expectUnauthorized(await call("GET", "/api/user/me", { token: noExp }), /malformed/);
   });
 
-  it("returns 401 for a well-signed token of a user that does not exist or without a token version", async () => {
+  it("returns 401 revoked once the password changed, for the token used and one minted earlier", async () => {
+    const { token, phoneNumber } = await verifiedUser();
+    const login = await call("POST", "/api/auth/login", { body: { phoneNumber, password: PASSWORD } });
+    const changed = await call("POST", "/api/auth/change-password", {
+      token,
+      body: { currentPassword: PASSWORD, newPassword: "n3wPassword" },
+    });
+    expect(changed.status).toBe(200);
+    expectUnauthorized(await call("GET", "/api/user/me", { token }), /revoked by a password change/);
+    expectUnauthorized(await call("GET", "/api/user/me", { token: login.body.authToken }), /revoked/);
+    expect((await call("GET", "/api/user/me", { token: changed.body.authToken })).status).toBe(200);
+  });
+
+  it("returns 401 for a well-signed token of a user that does not exist, or without a token version or jti", async () => {
     const ghost = await signToken({ sub: crypto.randomUUID(), ver: 0 });
-    expectError(await call("GET", "/api/user/me", { token: ghost }), 401, "UNAUTHORIZED");
+    expectUnauthorized(await call("GET", "/api/user/me", { token: ghost }), /revoked/);
     const { user } = await verifiedUser();
     const unversioned = await signToken({ sub: user.id });
-    expectError(await call("GET", "/api/user/me", { token: unversioned }), 401, "UNAUTHORIZED");
+    expectUnauthorized(await call("GET", "/api/user/me", { token: unversioned }), /malformed/);
+    const withoutId = await new SignJWT({ sub: user.id, ver: 0 })
+      .setProtectedHeader({ alg: "HS256" })
+      .setIssuer("gemini-backend")
+      .setIssuedAt()
+      .setExpirationTime("1h")
+      .sign(secretKey());
+    expectUnauthorized(await call("GET", "/api/user/me", { token: withoutId }), /malformed/);
+  });
+
+  it("documents the challenge header on every operation that needs auth", async () => {
+    const doc = (await call("GET", "/openapi.json")).body as {
+      paths: Record<string, Record<string, { security?: unknown[]; responses: Record<string, { headers?: object }> }>>;
+    };
+    const secured = Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.entries(methods)
+        .filter(([, operation]) => operation.security?.length)
+        .map(([method, operation]) => [`${method} ${path}`, operation.responses["401"]?.headers] as const),
+    );
+    expect(secured.length).toBeGreaterThan(10);
+    for (const [operation, headers] of secured) expect(headers, operation).toHaveProperty("WWW-Authenticate");
   });
 });

@@ -49,10 +49,10 @@ function stripeEvent(type: string, object: Record<string, unknown>, created = no
   };
 }
 
-async function deliver(event: unknown, options: { header?: string; env?: Env; body?: string } = {}) {
+async function deliver(event: unknown, options: { header?: string; env?: Env; body?: string; path?: string } = {}) {
   const payload = options.body ?? JSON.stringify(event);
   const header = options.header ?? (await stripeSignature(payload)).header;
-  return call("POST", "/api/billing/webhook/stripe", {
+  return call("POST", options.path ?? "/api/billing/webhook/stripe", {
     rawBody: payload,
     headers: { "Content-Type": "application/json; charset=utf-8", "Stripe-Signature": header },
     env: options.env ?? billingEnv(),
@@ -89,6 +89,18 @@ describe("POST /api/billing/webhook/stripe signature", () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ success: true, received: true });
   });
+
+  it.each(["/webhook/stripe", "/webhook/stripe/", "/api/billing/webhook/stripe/"])(
+    "is served at the brief's %s too, checking the signature the same way",
+    async (path) => {
+      const accepted = await deliver(unknownEvent(), { path });
+      expect(accepted.status).toBe(200);
+      expect(accepted.body).toMatchObject({ success: true, received: true });
+      const event = unknownEvent();
+      const header = (await stripeSignature(JSON.stringify(event), "whsec_wrong")).header;
+      expectError(await deliver(event, { path, header }), 400, "INVALID_SIGNATURE");
+    },
+  );
 
   it("accepts a timestamp up to exactly 300 s old or ahead (Stripe's tolerance)", async () => {
     vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });

@@ -1,6 +1,7 @@
 import { createExecutionContext, env } from "cloudflare:test";
 import { type Schema, Validator } from "@cfworker/json-schema";
 import worker from "../src/index";
+import { canonicalPath } from "../src/lib/canonical-path";
 
 /**
  * Checks answers against the OpenAPI document the Worker serves: the status must be documented for the
@@ -94,14 +95,9 @@ function validate(schema: Schema, value: unknown, doc: Document): string[] {
   return result.valid ? [] : result.errors.map((error) => `${error.instanceLocation}: ${error.error}`);
 }
 
-/** The documented path template for a request path, trying the contract's aliases without `/api`. */
-function findTemplate(pathname: string, templates: { path: string; pattern: RegExp }[]) {
-  const path = pathname.length > 1 ? pathname.replace(/\/+$/, "") : pathname;
-  for (const candidate of [path, `/api${path}`, `/api/billing${path}`]) {
-    const found = templates.find((template) => template.pattern.test(candidate));
-    if (found) return found.path;
-  }
-  return undefined;
+/** The documented path template for a canonical path (the contract's aliases mapped as the Worker maps them). */
+function findTemplate(path: string, templates: { path: string; pattern: RegExp }[]) {
+  return templates.find((template) => template.pattern.test(path))?.path;
 }
 
 function parseEvents(text: string): unknown[] {
@@ -123,8 +119,10 @@ function parseEvents(text: string): unknown[] {
 export async function expectDocumented(method: string, url: string, response: Checked) {
   if (method === "OPTIONS") return; // CORS preflights, answered before routing.
   const { doc, templates } = await load();
-  const { pathname } = new URL(url, "http://localhost");
-  const label = `${method} ${pathname} → ${response.status}`;
+  const requested = new URL(url, "http://localhost");
+  // Routed as the Worker routes it: the paths without /api and with a trailing slash are the same operations.
+  const pathname = canonicalPath(new Request(requested));
+  const label = `${method} ${requested.pathname} → ${response.status}`;
   const mediaType = (response.headers.get("Content-Type") ?? "").split(";")[0]?.trim() ?? "";
   const errorEnvelope = { $ref: "#/$defs/Error" } as Schema;
   const fail = (problems: string[]) => {

@@ -51,14 +51,20 @@ export async function call(method: string, path: string, options: CallOptions = 
 
 let phoneCounter = 0;
 
-/** A phone number no other test uses (E.164 without the plus, so normalisation is exercised too). */
+/**
+ * A phone number no other test uses, without + and country code (as the original's clients send it), so
+ * DEFAULT_CALLING_CODE (91 in vitest.config.ts) is exercised too; `e164()` gives the number stored.
+ */
 export function uniquePhone(): string {
   phoneCounter += 1;
   const random = Math.floor(Math.random() * 1e6)
     .toString()
     .padStart(6, "0");
-  return `91${random}${String(phoneCounter).padStart(4, "0")}`;
+  return `9${random}${String(phoneCounter).padStart(4, "0")}`;
 }
+
+/** The number the API stores for a `uniquePhone()`, with the test pool's DEFAULT_CALLING_CODE. */
+export const e164 = (national: string) => `+91${national}`;
 
 export const PASSWORD = "s3cretPass";
 
@@ -66,7 +72,7 @@ export async function signUp(overrides: Record<string, unknown> = {}) {
   const phoneNumber = uniquePhone();
   const res = await call("POST", "/api/auth/signup", { body: { phoneNumber, password: PASSWORD, ...overrides } });
   if (res.status !== 201) throw new Error(`signup failed: ${res.status} ${JSON.stringify(res.body)}`);
-  return { phoneNumber: `+${phoneNumber}`, user: res.body.user };
+  return { phoneNumber: e164(phoneNumber), user: res.body.user };
 }
 
 export async function requestOtp(phoneNumber: string, path = "/api/auth/send-otp") {
@@ -102,6 +108,20 @@ export function expectError(res: CallResult, status: number, code: string) {
   });
   expect(typeof res.body.message).toBe("string");
   expect(JSON.stringify(res.body)).not.toMatch(/stack|at .*\(|SQLITE|D1_ERROR/);
+}
+
+/**
+ * A 401 UNAUTHORIZED whose message says why (`because`), with the RFC 6750 challenge: `error="invalid_token"`
+ * and the message as its description when a token or ticket was sent, a bare realm when none was.
+ */
+export function expectUnauthorized(res: CallResult, because: RegExp, options: { tokenSent?: boolean } = {}) {
+  expectError(res, 401, "UNAUTHORIZED");
+  expect(res.body.message).toMatch(because);
+  expect(res.headers.get("WWW-Authenticate")).toBe(
+    options.tokenSent === false
+      ? 'Bearer realm="api"'
+      : `Bearer error="invalid_token", error_description="${res.body.message}"`,
+  );
 }
 
 export { countingD1 } from "../tools/counting-bindings";

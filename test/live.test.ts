@@ -2,7 +2,16 @@ import { createExecutionContext, env, runInDurableObject } from "cloudflare:test
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
 import { expectDocumentedEvent } from "./documented";
-import { call, createChatroom, expectError, PASSWORD, runConsumer, sendPrompt, verifiedUser } from "./helpers";
+import {
+  call,
+  createChatroom,
+  expectError,
+  expectUnauthorized,
+  PASSWORD,
+  runConsumer,
+  sendPrompt,
+  verifiedUser,
+} from "./helpers";
 import { geminiOverloaded, geminiStream, geminiText, stubGemini } from "./stubs";
 
 afterEach(() => {
@@ -475,10 +484,12 @@ describe("stream tickets", () => {
     expect(perPrompt.response.status).toBe(200);
     perPrompt.close();
 
-    expectError(await call("GET", `/api/chatroom/${other.id}/events?ticket=${ticket}`), 401, "UNAUTHORIZED");
-    expectError(await call("GET", `/api/chatroom/${room.id}?ticket=${ticket}`), 401, "UNAUTHORIZED");
-    expectError(await call("GET", "/api/user/me", { token: ticket }), 401, "UNAUTHORIZED");
-    expectError(await call("GET", `/api/chatroom/${room.id}/events?ticket=${token}`), 401, "UNAUTHORIZED");
+    expectUnauthorized(await call("GET", `/api/chatroom/${other.id}/events?ticket=${ticket}`), /another chatroom/);
+    expectUnauthorized(await call("GET", `/api/chatroom/${room.id}?ticket=${ticket}`), /only opens/, {
+      tokenSent: false,
+    });
+    expectUnauthorized(await call("GET", "/api/user/me", { token: ticket }), /token is invalid/);
+    expectUnauthorized(await call("GET", `/api/chatroom/${room.id}/events?ticket=${token}`), /ticket is invalid/);
 
     const changed = await call("POST", "/api/auth/change-password", {
       token,
@@ -486,7 +497,26 @@ describe("stream tickets", () => {
     });
     expect(changed.status).toBe(200);
     expect(phoneNumber).toBeTruthy();
-    expectError(await call("GET", `/api/chatroom/${room.id}/events?ticket=${ticket}`), 401, "UNAUTHORIZED");
+    expectUnauthorized(await call("GET", `/api/chatroom/${room.id}/events?ticket=${ticket}`), /ticket was revoked/);
+  });
+
+  it("stop working after logout of the token that made them, and after logout-all", async () => {
+    const { token, room, phoneNumber } = await roomOfNewUser();
+    const second = await call("POST", "/api/auth/login", { body: { phoneNumber, password: PASSWORD } });
+    const ticketFor = async (bearer: string) =>
+      (await call("POST", `/api/chatroom/${room.id}/stream-ticket`, { token: bearer })).body.ticket as string;
+    const first = await ticketFor(token);
+    const other = await ticketFor(second.body.authToken);
+    const events = (ticket: string) => `/api/chatroom/${room.id}/events?ticket=${ticket}`;
+
+    expect((await call("POST", "/api/auth/logout", { token })).status).toBe(200);
+    expectUnauthorized(await call("GET", events(first)), /ticket was revoked with its token by logout/);
+    const stillOpen = await openStream("GET", events(other));
+    expect(stillOpen.response.status).toBe(200);
+    stillOpen.close();
+
+    expect((await call("POST", "/api/auth/logout-all", { token: second.body.authToken })).status).toBe(200);
+    expectUnauthorized(await call("GET", events(other)), /ticket was revoked .*logout-all/);
   });
 
   it("answer 401, not 500, on a path that is not valid percent-encoding", async () => {
@@ -499,7 +529,7 @@ describe("stream tickets", () => {
     const ticket = (await call("POST", `/api/chatroom/${room.id}/stream-ticket`, { token })).body.ticket as string;
     vi.useFakeTimers({ toFake: ["Date"] });
     vi.setSystemTime(Date.now() + 301_000);
-    expectError(await call("GET", `/api/chatroom/${room.id}/events?ticket=${ticket}`), 401, "UNAUTHORIZED");
+    expectUnauthorized(await call("GET", `/api/chatroom/${room.id}/events?ticket=${ticket}`), /ticket has expired/);
   });
 });
 

@@ -85,6 +85,25 @@ async function runtimeChecks(baseUrl) {
   return ok;
 }
 
+/**
+ * What other people's collections for the assignment send: the brief's paths (no /api, a trailing slash)
+ * and a phone number without + (read with DEFAULT_CALLING_CODE=91, as dev and dev:offline set it).
+ */
+async function briefChecks(baseUrl) {
+  const phoneNumber = `9${String(Date.now()).slice(-9)}`;
+  const response = await fetch(`${baseUrl}/auth/signup/`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ phoneNumber, password: "s3cretPass" }),
+  });
+  const body = await response.json().catch(() => ({}));
+  const passed = response.status === 201 && body.user?.phoneNumber === `+91${phoneNumber}`;
+  console.log(
+    `e2e: ${passed ? "ok" : "FAILED"} POST /auth/signup/ with ${phoneNumber} → ${response.status} ${body.user?.phoneNumber ?? ""}`,
+  );
+  return passed;
+}
+
 const persistTo = mkdtempSync(join(tmpdir(), "gemini-backend-e2e-"));
 let stack;
 let failed = false;
@@ -117,6 +136,7 @@ try {
   if (!pro) failed = true;
 
   const hardy = await runtimeChecks(stack.baseUrl);
+  const brief = await briefChecks(stack.baseUrl);
   // The cron trigger, fired the way `wrangler dev --test-scheduled` allows.
   const cron = await fetch(`${stack.baseUrl}/__scheduled?cron=${encodeURIComponent("*/15 * * * *")}`);
   const scheduled = cron.status === 200;
@@ -127,8 +147,8 @@ try {
   console.log(
     `e2e: ${requests.total} requests, ${assertions.total - assertions.failed} of ${assertions.total} assertions passed, Pro after webhook: ${pro ? "yes" : "no"}`,
   );
-  if (!hardy || !scheduled) failed = true;
-  const extra = [answered, pro, hardy, scheduled];
+  if (!hardy || !scheduled || !brief) failed = true;
+  const extra = [answered, pro, hardy, scheduled, brief];
   const passed = assertions.total - assertions.failed + extra.filter(Boolean).length;
   console.log(`${passed} passed, ${assertions.failed + extra.filter((ok) => !ok).length} failed`);
 } catch (err) {

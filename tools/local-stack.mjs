@@ -63,6 +63,8 @@ export async function startLocalStack(options = {}) {
     ...OFFLINE_SECRETS,
     // The mocked SMS: OTPs come back in the body, as the Postman collection and the playground expect.
     OTP_DELIVERY: "response",
+    // Numbers without + (the original collection's 9876543210) are read as Indian numbers, as in .dev.vars.
+    DEFAULT_CALLING_CODE: "91",
     PUBLIC_BASE_URL: baseUrl,
     GEMINI_BASE_URL: gemini.url,
     STRIPE_API_BASE: stripe.url,

@@ -20,7 +20,41 @@ export class AppError extends Error {
   }
 }
 
-export const unauthorized = () => new AppError(401, "UNAUTHORIZED", "Missing, invalid or expired token");
+/**
+ * Why a request is not authenticated: each 401 says which in `message` (API.md Conventions). Kept to
+ * printable ASCII without quotes or backslashes, since each is also the RFC 6750 `error_description`.
+ */
+export const AUTH_FAILURES = {
+  missing: "The Authorization header is missing; send Authorization: Bearer <authToken>",
+  notBearer: "The Authorization header must be Bearer <authToken>; no other scheme is accepted",
+  ticketNotHere:
+    "A stream ticket only opens its chatroom's events and message streams; send Authorization: Bearer <authToken>",
+  malformed: "The token is malformed; send the authToken from login or verify-otp as it was given",
+  invalid: "The token is invalid: its signature or issuer does not match, so this server did not issue it",
+  expired: "The token has expired; sign in again",
+  revoked: "The token was revoked by a password change or reset, or by logout-all; sign in again",
+  loggedOut: "The token was revoked by logout; sign in again",
+  ticketMalformed: "The stream ticket is malformed; pass the ticket from POST stream-ticket as it was given",
+  ticketInvalid: "The stream ticket is invalid: this server did not issue it",
+  ticketExpired: "The stream ticket has expired (they last 300 s); ask for a new one",
+  ticketOtherRoom: "The stream ticket is for another chatroom",
+  ticketRevoked:
+    "The stream ticket was revoked with its token by a password change or reset, or by logout-all; sign in again",
+  ticketLoggedOut: "The stream ticket was revoked with its token by logout; sign in again",
+} as const;
+
+export type AuthFailure = keyof typeof AUTH_FAILURES;
+
+/** Failures where no bearer token (or ticket for this path) was sent: RFC 6750 then names no error. */
+const NO_CREDENTIAL: ReadonlySet<AuthFailure> = new Set(["missing", "notBearer", "ticketNotHere"]);
+
+export function unauthorized(reason: AuthFailure) {
+  const message = AUTH_FAILURES[reason];
+  const challenge = NO_CREDENTIAL.has(reason)
+    ? 'Bearer realm="api"'
+    : `Bearer error="invalid_token", error_description="${message}"`;
+  return new AppError(401, "UNAUTHORIZED", message, undefined, { "WWW-Authenticate": challenge });
+}
 export const notFound = (what = "Resource") => new AppError(404, "NOT_FOUND", `${what} not found`);
 export const invalidJson = () => new AppError(400, "INVALID_JSON", "Request body is not valid JSON");
 export const payloadTooLarge = (limitBytes: number) =>
@@ -58,7 +92,7 @@ function fromHttpException(err: HTTPException): AppError | undefined {
       // Hono's validator throws this for a body it cannot parse as JSON.
       return invalidJson();
     case 401:
-      return unauthorized();
+      return unauthorized("missing");
     case 404:
       return notFound();
     case 413:

@@ -41,10 +41,27 @@ export const jsonResponse = <T extends ZodType>(schema: T, description: string) 
   description,
 });
 
-/** Documents the error statuses a route can answer; each body is the error envelope. */
+const BEARER_CHALLENGE = {
+  "WWW-Authenticate": {
+    description:
+      'RFC 6750. No token sent: Bearer realm="api". A token sent but refused: Bearer error="invalid_token", error_description="<the message>".',
+    schema: { type: "string" as const },
+  },
+};
+
+/**
+ * Documents the error statuses a route can answer; each body is the error envelope, and the 401 of
+ * `authErrors` its WWW-Authenticate header.
+ */
 export function errorResponses<S extends number>(described: Record<S, string>) {
   return Object.fromEntries(
-    Object.entries(described).map(([status, description]) => [status, jsonResponse(ErrorSchema, String(description))]),
+    Object.entries(described).map(([status, description]) => [
+      status,
+      {
+        ...jsonResponse(ErrorSchema, String(description)),
+        ...(description === authErrors[401] ? { headers: BEARER_CHALLENGE } : {}),
+      },
+    ]),
   ) as Record<S, ReturnType<typeof jsonResponse<typeof ErrorSchema>>>;
 }
 
@@ -60,4 +77,8 @@ export const bodyErrors = {
   415: "UNSUPPORTED_MEDIA_TYPE: body is not JSON",
 } as const;
 
-export const authErrors = { 401: "UNAUTHORIZED: missing, malformed, expired, forged or revoked token" } as const;
+export const authErrors = {
+  401:
+    "UNAUTHORIZED; the message says which: the token (or stream ticket) is missing, malformed, invalid (not issued by this server), " +
+    "expired, or revoked (by a password change or reset, logout or logout-all). WWW-Authenticate carries the RFC 6750 challenge.",
+} as const;

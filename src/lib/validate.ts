@@ -47,8 +47,9 @@ function rejectUnknownQuery(route: RouteConfig): MiddlewareHandler {
  * middleware, such as auth, like the other validators), and documents that 400 and the 500 any
  * request can meet.
  */
-export function createRouter<E extends Env>() {
+export function createRouter<E extends Env>(options: { getPath?: (request: Request) => string } = {}) {
   const router = new OpenAPIHono<E>({
+    ...options,
     defaultHook: (result) => {
       if (!result.success) throw validationFailed(result.error);
     },

@@ -21,6 +21,7 @@ export const corsFromEnv = createMiddleware<AppEnv>((c, next) => {
       "RateLimit-Limit",
       "RateLimit-Remaining",
       "RateLimit-Reset",
+      "WWW-Authenticate",
     ],
     maxAge: 600,
   })(c, next);

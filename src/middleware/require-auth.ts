@@ -11,6 +11,16 @@ import type { AppEnv } from "../types";
  */
 const TICKET_PATH = /\/chatroom\/([^/]+)\/(?:events|message\/[^/]+\/stream)\/?$/;
 
+/** The bearer token in an Authorization header; a 401 saying what is wrong with the header otherwise. */
+function bearerToken(header: string | undefined, ticketSent: boolean): string {
+  if (!header) throw unauthorized(ticketSent ? "ticketNotHere" : "missing");
+  const [scheme = "", ...rest] = header.trim().split(/ +/);
+  if (scheme.toLowerCase() !== "bearer") throw unauthorized("notBearer");
+  const [token] = rest;
+  if (!token || rest.length > 1) throw unauthorized("malformed");
+  return token;
+}
+
 export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
   const header = c.req.header("Authorization");
   const ticket = c.req.query("ticket");
@@ -21,16 +31,16 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
     try {
       room = decodeURIComponent(ticketRoom);
     } catch {
-      throw unauthorized();
+      throw unauthorized("ticketOtherRoom");
     }
     claims = await verifyTicket(c.env, ticket, room);
   } else {
-    const match = /^Bearer +([^\s]+) *$/i.exec(header ?? "");
-    if (!match?.[1]) throw unauthorized();
-    claims = await verifyToken(c.env, match[1]);
+    claims = await verifyToken(c.env, bearerToken(header, ticket !== undefined));
   }
   await ensureTokenCurrent(c.env, c.var.db, c.executionCtx, claims);
   c.set("userId", claims.userId);
   c.set("tokenVersion", claims.tokenVersion);
+  c.set("tokenId", claims.tokenId);
+  c.set("tokenExpiresAt", claims.fromTicket ? undefined : claims.expiresAt);
   await next();
 });

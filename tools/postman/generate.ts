@@ -179,6 +179,18 @@ const MORE: Step[] = [
     name: "Log in with password",
     tests: [...expectStatus(200), store("authToken", "pm.response.json().authToken")],
   },
+  { key: "post /api/auth/logout", name: "Log out (ends this token)", tests: expectStatus(200) },
+  {
+    key: "post /api/auth/login",
+    name: "Log in again after logging out",
+    tests: [...expectStatus(200), store("authToken", "pm.response.json().authToken")],
+  },
+  { key: "post /api/auth/logout-all", name: "Log out everywhere (ends every token)", tests: expectStatus(200) },
+  {
+    key: "post /api/auth/login",
+    name: "Log in again after logging out everywhere",
+    tests: [...expectStatus(200), store("authToken", "pm.response.json().authToken")],
+  },
   {
     key: "post /api/auth/change-password",
     name: "Change password (stores the fresh token)",

@@ -164,3 +164,17 @@ export function replacePassword(
     )
     .returning();
 }
+
+/**
+ * Moves the user past the token version `expectedTokenVersion` (logout-all), revoking every token issued
+ * before. Conditional, like a password change: it returns the new version, or undefined when that version
+ * is no longer current (the caller's token was revoked meanwhile).
+ */
+export async function bumpTokenVersion(db: Database, userId: string, expectedTokenVersion: number) {
+  const [row] = await db
+    .update(users)
+    .set({ tokenVersion: sql`${users.tokenVersion} + 1` })
+    .where(and(eq(users.id, userId), eq(users.tokenVersion, expectedTokenVersion)))
+    .returning({ tokenVersion: users.tokenVersion });
+  return row?.tokenVersion;
+}

@@ -13,6 +13,7 @@ import { createRouter } from "../../lib/validate";
 import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
 import {
+  bumpTokenVersion,
   findTakenField,
   insertUser,
   markPhoneVerified,
@@ -35,7 +36,8 @@ import {
 } from "./auth.schemas";
 import { issueOtpForPhone, redeemOtp } from "./otp";
 import { burnPasswordCheck, hashPassword, verifyPassword } from "./password";
-import { revokeTokenVersion } from "./revocation";
+import { normalisePhone } from "./phone";
+import { revokeToken, revokeTokenVersion } from "./revocation";
 import { forgetAttempt, forgetAttemptWith, phoneSubject, reserveAttempt, startAttempt, userSubject } from "./throttle";
 import { issueToken } from "./tokens";
 
@@ -88,11 +90,12 @@ authRoutes.openapi(
   }),
   async (c) => {
     const body = c.req.valid("json");
+    const phoneNumber = normalisePhone(c.env, body.phoneNumber);
     const now = new Date();
     const email = body.email ?? null;
     const user = await insertUser(c.var.db, {
       id: crypto.randomUUID(),
-      phoneNumber: body.phoneNumber,
+      phoneNumber,
       email,
       fullName: body.fullName ?? null,
       passwordHash: await hashPassword(body.password),
@@ -100,7 +103,7 @@ authRoutes.openapi(
       updatedAt: now,
     });
     if (!user) {
-      const taken = await findTakenField(c.var.db, body.phoneNumber, email);
+      const taken = await findTakenField(c.var.db, phoneNumber, email);
       throw taken === "email"
         ? new AppError(409, "EMAIL_TAKEN", "An account with this email already exists")
         : new AppError(409, "PHONE_TAKEN", "An account with this phone number already exists");
@@ -133,7 +136,8 @@ authRoutes.openapi(
     },
   }),
   async (c) => {
-    const issued = await issueOtpForPhone(c.env, c.var.db, c.req.valid("json").phoneNumber, "login");
+    const phoneNumber = normalisePhone(c.env, c.req.valid("json").phoneNumber);
+    const issued = await issueOtpForPhone(c.env, c.var.db, phoneNumber, "login");
     return c.json({ success: true as const, message: "OTP sent", ...issued }, 200);
   },
 );
@@ -155,7 +159,8 @@ authRoutes.openapi(
     },
   }),
   async (c) => {
-    const { phoneNumber, otp } = c.req.valid("json");
+    const { otp } = c.req.valid("json");
+    const phoneNumber = normalisePhone(c.env, c.req.valid("json").phoneNumber);
     const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), phoneSubject(phoneNumber));
     const owner = await redeemOtp(c.env, c.var.db, attempt, phoneNumber, "login", otp);
     const [verified] = await forgetAttemptWith(c.var.db, attempt, markPhoneVerified(c.var.db, owner.id, new Date()));
@@ -186,7 +191,8 @@ authRoutes.openapi(
     },
   }),
   async (c) => {
-    const { phoneNumber, password } = c.req.valid("json");
+    const { password } = c.req.valid("json");
+    const phoneNumber = normalisePhone(c.env, c.req.valid("json").phoneNumber);
     const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), phoneSubject(phoneNumber));
     const [[user]] = await reserveAttempt(c.var.db, attempt, [selectUserByPhone(c.var.db, phoneNumber)]);
     const valid = user ? await verifyPassword(password, user.passwordHash) : await burnPasswordCheck(password);
@@ -216,7 +222,8 @@ authRoutes.openapi(
     },
   }),
   async (c) => {
-    const issued = await issueOtpForPhone(c.env, c.var.db, c.req.valid("json").phoneNumber, "reset");
+    const phoneNumber = normalisePhone(c.env, c.req.valid("json").phoneNumber);
+    const issued = await issueOtpForPhone(c.env, c.var.db, phoneNumber, "reset");
     return c.json({ success: true as const, message: "Password reset OTP sent", ...issued }, 200);
   },
 );
@@ -238,7 +245,8 @@ authRoutes.openapi(
     },
   }),
   async (c) => {
-    const { phoneNumber, otp, newPassword } = c.req.valid("json");
+    const { otp, newPassword } = c.req.valid("json");
+    const phoneNumber = normalisePhone(c.env, c.req.valid("json").phoneNumber);
     const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), phoneSubject(phoneNumber));
     const owner = await redeemOtp(c.env, c.var.db, attempt, phoneNumber, "reset", otp);
     const passwordHash = await hashPassword(newPassword);
@@ -281,7 +289,7 @@ authRoutes.openapi(
     // KV may not have seen a revocation made elsewhere a moment ago; D1 has.
     if (!current || current.tokenVersion !== c.var.tokenVersion) {
       forgetAttempt(c.var.db, c.executionCtx, attempt);
-      throw unauthorized();
+      throw unauthorized("revoked");
     }
     if (!(await verifyPassword(currentPassword, current.passwordHash))) {
       throw new AppError(400, "WRONG_PASSWORD", "The current password is incorrect");
@@ -308,5 +316,57 @@ authRoutes.openapi(
     await revokeTokenVersion(c.env, c.executionCtx, user.id, user.tokenVersion - 1);
     const token = await issueToken(c.env, { userId: user.id, tokenVersion: user.tokenVersion });
     return c.json({ success: true as const, message: "Password changed", ...token }, 200);
+  },
+);
+
+authRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/logout",
+    operationId: "logOut",
+    tags: ["Auth"],
+    summary: "End this token",
+    description:
+      "The token used for this call stops working, and so do the stream tickets issued with it; the user's other tokens keep working. " +
+      "No body. A second logout with the same token is a 401.",
+    security: bearerAuth,
+    middleware: [requireAuth] as const,
+    responses: {
+      200: jsonResponse(MessageOnlySchema, "Logged out; this token no longer works"),
+      ...errorResponses(authErrors),
+    },
+  }),
+  async (c) => {
+    const { tokenId, tokenExpiresAt } = c.var;
+    // requireAuth only lets bearer tokens (which always carry both) reach this path.
+    if (tokenId === undefined || tokenExpiresAt === undefined) throw unauthorized("malformed");
+    await revokeToken(c.env, c.executionCtx, c.var.userId, tokenId, tokenExpiresAt);
+    return c.json({ success: true as const, message: "Logged out" }, 200);
+  },
+);
+
+authRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/logout-all",
+    operationId: "logOutEverywhere",
+    tags: ["Auth"],
+    summary: "End every token of the user",
+    description:
+      "Every token of the user issued so far stops working, on every device, with their stream tickets, as after a password change; " +
+      "the password stays. No body. Sign in again (login or verify-otp) for a new token.",
+    security: bearerAuth,
+    middleware: [requireAuth] as const,
+    responses: {
+      200: jsonResponse(MessageOnlySchema, "Logged out everywhere; no earlier token works"),
+      ...errorResponses(authErrors),
+    },
+  }),
+  async (c) => {
+    const version = await bumpTokenVersion(c.var.db, c.var.userId, c.var.tokenVersion);
+    // KV may not have seen a revocation made elsewhere a moment ago; D1 has.
+    if (version === undefined) throw unauthorized("revoked");
+    await revokeTokenVersion(c.env, c.executionCtx, c.var.userId, version - 1);
+    return c.json({ success: true as const, message: "Logged out on every device" }, 200);
   },
 );

@@ -3,13 +3,20 @@ import type { User } from "../../db/schema";
 import { successSchema } from "../../lib/openapi";
 import { textField } from "../../lib/text";
 import { toIso } from "../../lib/time";
+import { PHONE_FORM } from "./phone";
 
 export const PhoneNumberSchema = z
   .string()
   .trim()
-  .regex(/^\+?[1-9]\d{7,14}$/, "Phone number must be 8 to 15 digits, optionally starting with +")
-  .transform((phone) => (phone.startsWith("+") ? phone : `+${phone}`))
-  .openapi({ example: "+919876543210", description: "Stored normalised with a leading +" });
+  // Both forms pass here; normalisePhone (phone.ts) decides about a number without + from env.
+  .regex(/^\+?[1-9]\d{7,14}$/, `Phone number must be ${PHONE_FORM}`)
+  .openapi({
+    example: "+919876543210",
+    description:
+      "E.164: + and the country code, then the number (^\\+[1-9]\\d{7,14}$). A number without + (^[1-9]\\d{7,14}$, e.g. 9876543210) " +
+      "is accepted only when the server sets DEFAULT_CALLING_CODE (e.g. 91) and is then stored as +<code><number> (+919876543210); " +
+      "otherwise it is a 400 VALIDATION_FAILED that shows the expected form.",
+  });
 
 export const PasswordSchema = z
   .string()

@@ -1,5 +1,5 @@
 import { jwtVerify, SignJWT } from "jose";
-import { unauthorized } from "../../lib/errors";
+import { type AuthFailure, unauthorized } from "../../lib/errors";
 
 const ALGORITHM = "HS256";
 const ISSUER = "gemini-backend";
@@ -10,6 +10,12 @@ export type TokenClaims = {
   tokenVersion: number;
   /** Minted before revocations were stored per version (no `rvk` claim): checked against D1 instead. */
   issuedBeforeRevocationKeys?: boolean;
+  /** A stream ticket's claims, so a 401 speaks of the ticket. */
+  fromTicket?: boolean;
+  /** The token's `jti`, which logout revokes; a ticket carries the one of the token it was issued with. */
+  tokenId?: string;
+  /** The token's `exp` (epoch seconds). */
+  expiresAt?: number;
 };
 
 function signingKey(env: Env): Uint8Array {
@@ -39,18 +45,42 @@ export async function issueToken(env: Env, claims: TokenClaims) {
   return { authToken, tokenType: "Bearer" as const, expiresIn };
 }
 
-/** Verifies signature, algorithm and expiry; any failure is a 401, never a 500. */
+/**
+ * Which 401 a jose failure is. jose checks the signature before the claims, so a forged token is
+ * "invalid" even when its claims have expired too.
+ */
+export function joseFailure(err: unknown, as: { malformed: AuthFailure; invalid: AuthFailure; expired: AuthFailure }) {
+  const { code, claim } = (err ?? {}) as { code?: string; claim?: string };
+  if (code === "ERR_JWT_EXPIRED") return as.expired;
+  if (code === "ERR_JWS_SIGNATURE_VERIFICATION_FAILED" || code === "ERR_JOSE_ALG_NOT_ALLOWED") return as.invalid;
+  if (code === "ERR_JWT_CLAIM_VALIDATION_FAILED" && (claim === "iss" || claim === "typ")) return as.invalid;
+  return as.malformed;
+}
+
+const TOKEN_FAILURES = { malformed: "malformed", invalid: "invalid", expired: "expired" } as const;
+
+/** Verifies signature, algorithm and expiry; any failure is a 401 saying which, never a 500. */
 export async function verifyToken(env: Env, token: string): Promise<TokenClaims> {
   const key = signingKey(env);
   // Everything jwtVerify can throw here comes from the token itself (malformed, forged, expired).
   const verified = await jwtVerify(token, key, {
     algorithms: [ALGORITHM],
     issuer: ISSUER,
-    requiredClaims: ["exp", "iat", "sub"],
-  }).catch(() => undefined);
-  const payload = verified?.payload;
-  if (!payload || typeof payload.sub !== "string" || !Number.isSafeInteger(payload.ver)) throw unauthorized();
-  const claims: TokenClaims = { userId: payload.sub, tokenVersion: payload.ver as number };
+    // Every token issueToken ever made has a jti; logout revokes by it.
+    requiredClaims: ["exp", "iat", "sub", "jti"],
+  }).catch((err: unknown) => {
+    throw unauthorized(joseFailure(err, TOKEN_FAILURES));
+  });
+  const payload = verified.payload;
+  if (typeof payload.sub !== "string" || !Number.isSafeInteger(payload.ver) || typeof payload.jti !== "string") {
+    throw unauthorized("malformed");
+  }
+  const claims: TokenClaims = {
+    userId: payload.sub,
+    tokenVersion: payload.ver as number,
+    tokenId: payload.jti,
+    expiresAt: payload.exp,
+  };
   if (payload.rvk !== 1) claims.issuedBeforeRevocationKeys = true;
   return claims;
 }

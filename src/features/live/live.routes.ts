@@ -168,6 +168,7 @@ liveRoutes.openapi(
     const { ticket } = await issueTicket(c.env, {
       userId: c.var.userId,
       tokenVersion: c.var.tokenVersion,
+      tokenId: c.var.tokenId,
       chatroomId: id,
     });
     return c.json({ success: true as const, message: "Stream ticket", ticket, expiresIn: 300 as const }, 200);

@@ -1,12 +1,13 @@
 import { jwtVerify, SignJWT } from "jose";
 import { hmacSha256 } from "../../lib/crypto";
 import { unauthorized } from "../../lib/errors";
-import type { TokenClaims } from "../auth/tokens";
+import { joseFailure, type TokenClaims } from "../auth/tokens";
 
 /** A stream ticket works this long, any number of times. */
 export const TICKET_TTL_SECONDS = 300;
 const ALGORITHM = "HS256";
 const TYPE = "stream-ticket+jwt";
+const TICKET_FAILURES = { malformed: "ticketMalformed", invalid: "ticketInvalid", expired: "ticketExpired" } as const;
 
 /**
  * Tickets are signed with a key of their own, derived from JWT_SECRET, so a ticket is never accepted
@@ -17,9 +18,12 @@ async function ticketKey(env: Env): Promise<Uint8Array> {
   return new Uint8Array(await hmacSha256(env.JWT_SECRET, "stream-ticket/v1"));
 }
 
-/** A ticket for one user's streams of one chatroom, bound to the token version it was issued under. */
+/**
+ * A ticket for one user's streams of one chatroom, bound to the token it was issued with: its version
+ * (password change, reset, logout-all) and its id (`tid`, logout) revoke the ticket too.
+ */
 export async function issueTicket(env: Env, claims: TokenClaims & { chatroomId: string }) {
-  const ticket = await new SignJWT({ ver: claims.tokenVersion, room: claims.chatroomId })
+  const ticket = await new SignJWT({ ver: claims.tokenVersion, room: claims.chatroomId, tid: claims.tokenId })
     .setProtectedHeader({ alg: ALGORITHM, typ: TYPE })
     .setSubject(claims.userId)
     .setIssuedAt()
@@ -34,15 +38,13 @@ export async function verifyTicket(env: Env, ticket: string, chatroomId: string)
     algorithms: [ALGORITHM],
     typ: TYPE,
     requiredClaims: ["exp", "sub"],
-  }).catch(() => undefined);
-  const payload = verified?.payload;
-  if (
-    !payload ||
-    typeof payload.sub !== "string" ||
-    !Number.isSafeInteger(payload.ver) ||
-    payload.room !== chatroomId
-  ) {
-    throw unauthorized();
-  }
-  return { userId: payload.sub, tokenVersion: payload.ver as number };
+  }).catch((err: unknown) => {
+    throw unauthorized(joseFailure(err, TICKET_FAILURES));
+  });
+  const payload = verified.payload;
+  if (typeof payload.sub !== "string" || !Number.isSafeInteger(payload.ver)) throw unauthorized("ticketMalformed");
+  if (payload.room !== chatroomId) throw unauthorized("ticketOtherRoom");
+  // Tickets issued before they carried `tid` are ended by their version only; they last 300 s.
+  const tokenId = typeof payload.tid === "string" ? payload.tid : undefined;
+  return { userId: payload.sub, tokenVersion: payload.ver as number, tokenId, fromTicket: true };
 }

@@ -25,7 +25,7 @@ userRoutes.openapi(
   async (c) => {
     const now = new Date();
     const found = await findUserWithQuota(c.var.db, c.var.userId, utcDay(now), now);
-    if (!found) throw unauthorized();
+    if (!found) throw unauthorized("revoked");
     const user = { ...toUserResponse(found.user), ...tierAndUsage(found, now) };
     return c.json({ success: true as const, message: "Current user", user }, 200);
   },
