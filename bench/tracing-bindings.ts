@@ -16,6 +16,8 @@ export type TracedCall = {
   /** D1 parameters, one array per statement (for the floor Worker's replay). */
   params?: unknown[][];
   at: number;
+  /** Whether the call had finished (false while in flight, e.g. one handed to waitUntil). */
+  done: boolean;
 };
 
 export type LatencyModel = Partial<Record<TraceKind, number>>;
@@ -38,7 +40,8 @@ export class Tracer {
   async record<T>(kind: TraceKind, what: string[], params: unknown[][] | undefined, run: () => Promise<T>) {
     if (this.inFlight === 0) this.level++;
     this.inFlight++;
-    this.calls.push({ kind, level: this.level, what, params, at: Date.now() });
+    const call: TracedCall = { kind, level: this.level, what, params, at: Date.now(), done: false };
+    this.calls.push(call);
     if (kind === "kv.put") for (const key of what) this.kvWrites.push({ key, at: Date.now() });
     try {
       const delay = this.model[kind] ?? 0;
@@ -46,6 +49,7 @@ export class Tracer {
       return await run();
     } finally {
       this.inFlight--;
+      call.done = true;
     }
   }
 }

@@ -37,10 +37,36 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
   } else {
     claims = await verifyToken(c.env, bearerToken(header, ticket !== undefined));
   }
-  await ensureTokenCurrent(c.env, c.var.db, c.executionCtx, claims);
+  const current = ensureTokenCurrent(c.env, c.var.db, c.executionCtx, claims);
   c.set("userId", claims.userId);
   c.set("tokenVersion", claims.tokenVersion);
   c.set("tokenId", claims.tokenId);
   c.set("tokenExpiresAt", claims.fromTicket ? undefined : claims.expiresAt);
+  if (!readsOnly(c.req.raw)) {
+    await current;
+    return next();
+  }
+  // A plain read changes nothing, so it runs while the revocation check (a KV read) is in flight,
+  // saving a round trip; its answer is thrown away if the token turns out to be revoked.
+  const revoked = current.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   await next();
+  const failure = await revoked;
+  if (failure) {
+    await c.res.body?.cancel().catch(() => {});
+    throw failure;
+  }
 });
+
+/**
+ * GET and HEAD requests that answer at once: not a stream, WebSocket or long-poll, which hold
+ * something open and must not start for a revoked token.
+ */
+function readsOnly(request: Request): boolean {
+  if (request.method !== "GET" && request.method !== "HEAD") return false;
+  if (request.headers.get("Upgrade") || request.headers.get("Accept")?.includes("text/event-stream")) return false;
+  const url = new URL(request.url);
+  return !url.searchParams.has("wait") && !/\/(events|stream)\/?$/.test(url.pathname);
+}

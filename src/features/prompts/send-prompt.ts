@@ -156,11 +156,17 @@ export async function sendPrompt(
     createdAt: now.toISOString(),
     reply: null,
   };
+  // The list changed whatever the queue says (a refused prompt is stored as failed): its stamp is
+  // written beside the announcement and the enqueue, not after them.
+  const listBumped = bumpChatroomList(env.CACHE, userId, input.defer);
   try {
     await enqueueOrFail(env, db, pending, { userId, day, incarnation: 0 });
   } catch (err) {
     // The prompt was settled as failed: a retry with the same key must be able to send it again.
-    if (prompt.idempotency) await releaseIdempotencyKey(db, userId, prompt.idempotency.key, prompt.id);
+    await Promise.all([
+      listBumped,
+      prompt.idempotency && releaseIdempotencyKey(db, userId, prompt.idempotency.key, prompt.id),
+    ]);
     throw err;
   }
   const answer = accepted(
@@ -170,9 +176,10 @@ export async function sendPrompt(
     now,
     "Prompt accepted; the reply will arrive asynchronously",
   );
-  if (prompt.idempotency)
-    await saveIdempotentResponse(db, userId, prompt.idempotency.key, prompt.id, JSON.stringify(answer));
-  await bumpChatroomList(env.CACHE, userId, input.defer);
+  await Promise.all([
+    listBumped,
+    prompt.idempotency && saveIdempotentResponse(db, userId, prompt.idempotency.key, prompt.id, JSON.stringify(answer)),
+  ]);
   return answer;
 }
 
