@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { documentedRequestProblems } from "./documented";
+import { documentedRequestProblems, documentedResponseProblems } from "./documented";
 import { call, createChatroom, expectError, PASSWORD, uniquePhone, verifiedUser } from "./helpers";
 
 describe("app shell", () => {
@@ -401,6 +401,57 @@ describe("API documentation", () => {
     expect(events.map((match) => match[1])).toEqual(["prompt", "delta", "retrying", "reply", "reset", "deleted"]);
   });
 
+  it("shows each JSON success response's fields and an example that the response schema accepts", async () => {
+    const html: string = (await call("GET", "/docs")).body;
+    const doc = (await call("GET", "/openapi.json")).body as {
+      paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, unknown> }> }>>;
+    };
+    let checked = 0;
+    for (const [path, methods] of Object.entries(doc.paths)) {
+      for (const [method, operation] of Object.entries(methods)) {
+        const section = docsSection(html, method, path);
+        const items = section.slice(section.indexOf("<h4>Responses</h4>")).split("<li><b>").slice(1);
+        for (const [status, response] of Object.entries(operation.responses)) {
+          if (!status.startsWith("2") || !response.content?.["application/json"]) continue;
+          const label = `${method.toUpperCase()} ${path} ${status}`;
+          const item = items.find((candidate) => candidate.startsWith(`${status}</b>`)) ?? "";
+          const example = exampleIn(item);
+          expect(example, label).toBeDefined();
+          expect(await documentedResponseProblems(method, path, status, example), label).toEqual([]);
+          expect(JSON.stringify(example), `${label}: a field without an example`).not.toContain('"string"');
+          for (const field of fieldNames(example))
+            expect(item, `${label}: ${field}`).toContain(`<code>${field}</code>`);
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(20);
+  });
+
+  it("shows an example JSON body that the operation accepts, with the password rule where a password is set", async () => {
+    const html: string = (await call("GET", "/docs")).body;
+    const doc = (await call("GET", "/openapi.json")).body as {
+      paths: Record<string, Record<string, { requestBody?: { content?: Record<string, unknown> } }>>;
+    };
+    let checked = 0;
+    for (const [path, methods] of Object.entries(doc.paths)) {
+      for (const [method, operation] of Object.entries(methods)) {
+        if (!operation.requestBody?.content?.["application/json"]) continue;
+        const section = docsSection(html, method, path);
+        const example = exampleIn(
+          section.slice(section.indexOf("<h4>JSON body</h4>"), section.indexOf("<h4>Responses</h4>")),
+        );
+        expect(await documentedRequestProblems(method, path, example), path).toEqual([]);
+        expect(JSON.stringify(example), `${path}: a field without an example`).not.toContain('"string"');
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(10);
+    for (const path of ["/api/auth/signup", "/api/auth/reset-password", "/api/auth/change-password"]) {
+      expect(docsSection(html, "post", path), path).toContain("8–72 characters with at least one letter and one digit");
+    }
+  });
+
   it("groups the /docs operations under their tags, in the document's tag order", async () => {
     const html: string = (await call("GET", "/docs")).body;
     const headings = [...html.matchAll(/<h2>([^<]+)<\/h2>/g)].map((match) => match[1]);
@@ -432,3 +483,25 @@ describe("D1 sessions", () => {
     }
   });
 });
+
+/** One operation's part of the /docs page. */
+function docsSection(html: string, method: string, path: string): string {
+  const start = html.indexOf(`id="${method}-${path}"`);
+  expect(start, `${method} ${path} in /docs`).toBeGreaterThan(-1);
+  return html.slice(start, html.indexOf("</section>", start));
+}
+
+/** The first example in a piece of the /docs page, parsed. */
+function exampleIn(fragment: string): unknown {
+  const code = /<pre class="example"><code>([\s\S]*?)<\/code><\/pre>/.exec(fragment)?.[1];
+  return code === undefined
+    ? undefined
+    : JSON.parse(code.replace(/&#(\d+);/g, (_, char: string) => String.fromCharCode(Number(char))));
+}
+
+/** Every property name in a JSON value, at any depth. */
+function fieldNames(value: unknown): string[] {
+  if (Array.isArray(value)) return value.flatMap(fieldNames);
+  if (!value || typeof value !== "object") return [];
+  return Object.entries(value).flatMap(([name, child]) => [name, ...fieldNames(child)]);
+}

@@ -326,7 +326,9 @@ describe("GET /api/chatroom/:id/events", () => {
     const socket = res.webSocket as WebSocket;
     socket.accept();
     const messages: SseEvent[] = [];
-    socket.addEventListener("message", (e) => messages.push(JSON.parse(e.data as string)));
+    socket.addEventListener("message", (e) => {
+      messages.push(JSON.parse(e.data as string));
+    });
     const id = await sendPrompt(token, room.id, "over ws");
     await vi.waitUntil(() => messages.length >= 1, { timeout: 3_000 });
     expect(messages[0]).toMatchObject({ id: expect.any(String), event: "prompt", data: { prompt: { id } } });

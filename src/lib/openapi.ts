@@ -22,11 +22,13 @@ export const ErrorSchema = z
   })
   .openapi("Error");
 
+const HumanMessageSchema = z.string().openapi({ description: "A human-readable summary; its wording may change" });
+
 /** The success envelope: `{ success: true, message, ...payload }`. */
 export function successSchema<T extends ZodRawShape>(
   shape: T,
 ): ZodObject<T & { success: z.ZodLiteral<true>; message: z.ZodString }> {
-  return z.object({ success: z.literal(true), message: z.string(), ...shape });
+  return z.object({ success: z.literal(true), message: HumanMessageSchema, ...shape });
 }
 
 export const MessageOnlySchema = successSchema({});

@@ -62,28 +62,48 @@ export const ResetPasswordBodySchema = z
   .openapi("ResetPasswordRequest");
 
 export const ChangePasswordBodySchema = z
-  .object({ currentPassword: z.string().min(1).max(1024), newPassword: PasswordSchema })
+  .object({
+    currentPassword: z.string().min(1).max(1024).openapi({ example: "s3cretPass" }),
+    newPassword: PasswordSchema.openapi({ example: "n3wPassw0rd" }),
+  })
   .openapi("ChangePasswordRequest");
 
+const exampleUser = {
+  id: "0198a9e2-3c41-7b52-8d63-1f2e3d4c5b6a",
+  phoneNumber: "+919876543210",
+  email: "asha@example.com",
+  fullName: "Asha Rao",
+  verifiedAt: "2026-08-15T09:12:40.000Z",
+  createdAt: "2026-08-15T09:12:03.000Z",
+  updatedAt: "2026-08-15T09:12:40.000Z",
+};
+
+// Examples per field: an object-level one would be inherited by the schemas that extend User.
 export const UserSchema = z
   .object({
-    id: z.string(),
-    phoneNumber: z.string(),
-    email: z.string().nullable(),
-    fullName: z.string().nullable(),
-    verifiedAt: z.string().nullable(),
-    createdAt: z.string(),
-    updatedAt: z.string(),
+    id: z.string().openapi({ example: exampleUser.id }),
+    phoneNumber: z.string().openapi({ example: exampleUser.phoneNumber }),
+    email: z.string().nullable().openapi({ example: exampleUser.email }),
+    fullName: z.string().nullable().openapi({ example: exampleUser.fullName }),
+    verifiedAt: z.string().nullable().openapi({ example: exampleUser.verifiedAt }),
+    createdAt: z.string().openapi({ example: exampleUser.createdAt }),
+    updatedAt: z.string().openapi({ example: exampleUser.updatedAt }),
   })
   .openapi("User");
 
 export const TokenFields = {
-  authToken: z.string(),
+  authToken: z.string().openapi({ example: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIwMTk4YTllMiJ9.c2lnbmF0dXJl" }),
   tokenType: z.literal("Bearer"),
-  expiresIn: z.number().int().openapi({ description: "Seconds until the token expires" }),
+  expiresIn: z.number().int().openapi({ description: "Seconds until the token expires", example: 86400 }),
 };
 
-export const UserResponseSchema = successSchema({ user: UserSchema });
+export const UserResponseSchema = successSchema({ user: UserSchema }).openapi({
+  example: {
+    success: true,
+    message: "Account created; verify your phone number with an OTP",
+    user: { ...exampleUser, verifiedAt: null, updatedAt: exampleUser.createdAt },
+  },
+});
 export const AuthResponseSchema = successSchema({ ...TokenFields, user: UserSchema }).openapi("AuthResponse");
 export const TokenResponseSchema = successSchema(TokenFields);
 export const OtpIssuedSchema = successSchema({

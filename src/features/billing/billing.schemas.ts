@@ -18,8 +18,11 @@ export const ReturnUrlBodySchema = z
   .openapi("ReturnUrlRequest");
 
 export const CheckoutResponseSchema = successSchema({
-  url: z.string().openapi({ description: "Stripe Checkout page to send the user to" }),
-  sessionId: z.string(),
+  url: z.string().openapi({
+    description: "Stripe Checkout page to send the user to",
+    example: "https://checkout.stripe.com/c/pay/cs_test_a1B2c3D4e5F6g7H8",
+  }),
+  sessionId: z.string().openapi({ example: "cs_test_a1B2c3D4e5F6g7H8" }),
 }).openapi("CheckoutSession");
 
 export const CheckoutReturnQuerySchema = z.object({
@@ -30,14 +33,17 @@ export const CheckoutReturnQuerySchema = z.object({
 });
 
 export const PortalResponseSchema = successSchema({
-  url: z.string().openapi({ description: "Stripe Billing Portal page to manage or cancel" }),
+  url: z.string().openapi({
+    description: "Stripe Billing Portal page to manage or cancel",
+    example: "https://billing.stripe.com/p/session/test_YWNjdF8xUHJv",
+  }),
 });
 
 export const SubscriptionSchema = z
   .object({
     status: z.string().openapi({ example: "active", description: "Stripe's subscription status" }),
-    currentPeriodEnd: z.string().nullable(),
-    cancelAtPeriodEnd: z.boolean(),
+    currentPeriodEnd: z.string().nullable().openapi({ example: "2026-09-15T09:40:00.000Z" }),
+    cancelAtPeriodEnd: z.boolean().openapi({ example: false }),
   })
   .openapi("Subscription");
 
@@ -45,7 +51,15 @@ export const SubscriptionStatusResponseSchema = successSchema({
   tier: TierSchema,
   subscription: z.union([SubscriptionSchema, z.null()]),
   usage: UsageSchema,
-}).openapi("SubscriptionStatus");
+}).openapi("SubscriptionStatus", {
+  example: {
+    success: true,
+    message: "Subscription status",
+    tier: "pro",
+    subscription: { status: "active", currentPeriodEnd: "2026-09-15T09:40:00.000Z", cancelAtPeriodEnd: false },
+    usage: { used: 12, limit: null, remaining: null, resetsAt: "2026-08-16T00:00:00.000Z" },
+  },
+});
 
 export const WebhookReceivedSchema = successSchema({ received: z.literal(true) });
 
@@ -57,7 +71,15 @@ export const StripeEventSchema = z
     created: z.number().int(),
     data: z.object({ object: z.record(z.string(), z.unknown()) }),
   })
-  .openapi({ description: "A Stripe event; only the fields listed are read" });
+  .openapi({
+    description: "A Stripe event; only the fields listed are read",
+    example: {
+      id: "evt_1PqR2s3T4u5V6w7X",
+      type: "checkout.session.completed",
+      created: 1786786200,
+      data: { object: { id: "cs_test_a1B2c3D4e5F6g7H8", object: "checkout.session", mode: "subscription" } },
+    },
+  });
 
 /** The header is checked by the handler; a missing one is INVALID_SIGNATURE like any other bad signature. */
 export const StripeSignatureHeaderSchema = z.object({

@@ -3,7 +3,7 @@ import type { Chatroom } from "../../db/schema";
 import { successSchema } from "../../lib/openapi";
 import { textField } from "../../lib/text";
 import { toIso } from "../../lib/time";
-import { MessageSchema } from "../prompts/prompts.schemas";
+import { exampleChatroomId, exampleMessages, MessageSchema } from "../prompts/prompts.schemas";
 
 export const ChatroomNameSchema = textField({ field: "name", min: 1, max: 100, trim: true }).openapi({
   example: "Trip planning",
@@ -15,20 +15,22 @@ export const ChatroomBodySchema = z.object({ name: ChatroomNameSchema }).openapi
 
 export const ChatroomSchema = z
   .object({
-    id: z.string(),
-    name: z.string(),
-    createdAt: z.string(),
-    updatedAt: z.string(),
-    lastMessageAt: z.string().nullable(),
+    id: z.string().openapi({ example: exampleChatroomId }),
+    name: z.string().openapi({ example: "Trip planning" }),
+    createdAt: z.string().openapi({ example: "2026-08-15T09:20:00.000Z" }),
+    updatedAt: z.string().openapi({ example: "2026-08-15T09:30:06.000Z" }),
+    lastMessageAt: z.string().nullable().openapi({ example: "2026-08-15T09:30:06.000Z" }),
   })
   .openapi("Chatroom");
 
 export const ChatroomDetailSchema = ChatroomSchema.extend({
-  messages: z.array(MessageSchema).openapi({ description: "The last 20 messages, oldest first" }),
+  messages: z
+    .array(MessageSchema)
+    .openapi({ description: "The last 20 messages, oldest first", example: exampleMessages }),
 }).openapi("ChatroomDetail");
 
 export const ChatroomIdParamsSchema = z.object({
-  id: z.string().openapi({ param: { name: "id", in: "path" }, example: "0193a1c2-7d6e-7f00-8a1b-2c3d4e5f6a7b" }),
+  id: z.string().openapi({ param: { name: "id", in: "path" }, example: exampleChatroomId }),
 });
 
 export const MessageParamsSchema = ChatroomIdParamsSchema.extend({
@@ -72,8 +74,11 @@ export const ChatroomResponseSchema = successSchema({ chatroom: ChatroomSchema }
 export const ChatroomDetailResponseSchema = successSchema({ chatroom: ChatroomDetailSchema });
 export const ChatroomListResponseSchema = successSchema({ chatrooms: z.array(ChatroomSchema) });
 export const MessagePageResponseSchema = successSchema({
-  messages: z.array(MessageSchema).openapi({ description: "Oldest first" }),
-  nextCursor: z.string().nullable().openapi({ description: "Pass as `before` for older messages; null at the start" }),
+  messages: z.array(MessageSchema).openapi({ description: "Oldest first", example: exampleMessages }),
+  nextCursor: z.string().nullable().openapi({
+    description: "Pass as `before` for older messages; null at the start",
+    example: exampleMessages[0]?.id,
+  }),
 });
 
 export type ChatroomDto = z.infer<typeof ChatroomSchema>;

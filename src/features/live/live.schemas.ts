@@ -54,7 +54,10 @@ export const sseResponse = (description: string) => ({
 });
 
 export const StreamTicketResponseSchema = successSchema({
-  ticket: z.string().openapi({ description: "Pass as ?ticket= to this chatroom's events and …/stream endpoints" }),
+  ticket: z.string().openapi({
+    description: "Pass as ?ticket= to this chatroom's events and …/stream endpoints",
+    example: "eyJhbGciOiJIUzI1NiIsInR5cCI6InN0cmVhbS10aWNrZXQrand0In0.eyJyb29tIjoiMDE5M2ExYzIifQ.c2lnbmF0dXJl",
+  }),
   expiresIn: z.literal(300).openapi({ description: "Seconds the ticket works for, any number of times" }),
 }).openapi("StreamTicket");
 

@@ -5,6 +5,39 @@ import type { MessageRow, PromptWithReplyRow } from "./prompts.repo";
 
 export const TierSchema = z.enum(["basic", "pro"]).openapi("Tier");
 
+/** The OpenAPI examples' exchange: a prompt and Gemini's completed reply, in one chatroom. */
+export const exampleChatroomId = "0193a1c2-7d6e-7f00-8a1b-2c3d4e5f6a7b";
+const examplePrompt = {
+  id: "0198a9e4-0b6f-7a10-9c21-3d4e5f6a7b8c",
+  role: "user",
+  content: "Explain Cloudflare Queues in two sentences.",
+  status: "completed",
+  createdAt: "2026-08-15T09:30:00.000Z",
+} as const;
+const exampleReply = {
+  id: "0198a9e4-2a1d-7e44-8b55-6c7d8e9f0a1b",
+  role: "assistant",
+  content:
+    "Cloudflare Queues lets one Worker hand messages to another for processing later, with retries and batching. " +
+    "Producers send, and a consumer Worker receives them in batches, acknowledging or retrying each.",
+  status: "completed",
+  createdAt: "2026-08-15T09:30:04.000Z",
+  replyTo: examplePrompt.id,
+  tokens: { prompt: 11, completion: 46 },
+} as const;
+/** A chatroom's messages as the API lists them (oldest first), for examples. */
+export const exampleMessages = [examplePrompt, exampleReply];
+const exampleUsage = { used: 1, limit: 5, remaining: 4, resetsAt: "2026-08-16T00:00:00.000Z" };
+const examplePromptWith = (status: (typeof MESSAGE_STATUSES)[number], reply: typeof exampleReply | null) => ({
+  id: examplePrompt.id,
+  chatroomId: exampleChatroomId,
+  role: "user",
+  content: examplePrompt.content,
+  status,
+  createdAt: examplePrompt.createdAt,
+  reply,
+});
+
 export const UsageSchema = z
   .object({
     used: z.number().int().openapi({ description: "Prompts counted today (UTC)" }),
@@ -12,7 +45,7 @@ export const UsageSchema = z
     remaining: z.number().int().nullable().openapi({ description: "null for Pro (unlimited)" }),
     resetsAt: z.string().openapi({ description: "Next 00:00 UTC, when the count starts again" }),
   })
-  .openapi("Usage");
+  .openapi("Usage", { example: exampleUsage });
 
 export const MessageSchema = z
   .object({
@@ -29,7 +62,7 @@ export const MessageSchema = z
       .optional()
       .openapi({ description: "On assistant replies from Gemini: usageMetadata token counts" }),
   })
-  .openapi("Message");
+  .openapi("Message", { example: exampleReply });
 
 export const PromptSchema = z
   .object({
@@ -45,7 +78,7 @@ export const PromptSchema = z
         "The assistant's reply once the prompt is answered; null while pending, and for a prompt cancelled before any text",
     }),
   })
-  .openapi("Prompt");
+  .openapi("Prompt", { example: examplePromptWith("completed", exampleReply) });
 
 export const SendMessageBodySchema = z
   .object({
@@ -59,11 +92,20 @@ export const SendMessageBodySchema = z
 
 export const PromptAcceptedSchema = z
   .object({ success: z.literal(true), message: z.string(), prompt: PromptSchema, usage: UsageSchema })
-  .openapi("PromptAccepted");
+  .openapi("PromptAccepted", {
+    example: {
+      success: true,
+      message: "Prompt accepted; the reply will arrive asynchronously",
+      prompt: examplePromptWith("pending", null),
+      usage: exampleUsage,
+    },
+  });
 
 export const PromptResponseSchema = z
   .object({ success: z.literal(true), message: z.string(), prompt: PromptSchema })
-  .openapi("PromptResponse");
+  .openapi("PromptResponse", {
+    example: { success: true, message: "Prompt", prompt: examplePromptWith("completed", exampleReply) },
+  });
 
 export type MessageDto = z.infer<typeof MessageSchema>;
 export type PromptDto = z.infer<typeof PromptSchema>;
