@@ -3,6 +3,7 @@
 // figure. Counts go out in response headers; `GET /__bench/trace` gives the last request's calls and
 // `GET /__bench/kv-writes` every KV write since the last `?reset`. Never deployed.
 import worker from "../src/index";
+import { type FloorPlan, floor } from "./floor";
 import { type LatencyModel, Tracer, tracedD1, tracedDurableObjects, tracedKv, tracedQueue } from "./tracing-bindings";
 
 export { ChatroomHub } from "../src/index";
@@ -11,6 +12,8 @@ type BenchEnv = Env & { BENCH_LATENCY?: string };
 
 let tracer: Tracer | undefined;
 let lastTrace: Tracer["calls"] = [];
+/** Floor plans by name: `POST /__bench/floor/<name>` keeps the last request's trace as one. */
+const floorPlans = new Map<string, FloorPlan>();
 
 function traced(env: BenchEnv): Env {
   tracer ??= new Tracer(env.BENCH_LATENCY ? (JSON.parse(env.BENCH_LATENCY) as LatencyModel) : {});
@@ -27,6 +30,16 @@ export default {
   async fetch(request, env, ctx) {
     const url = new URL(request.url);
     if (url.pathname === "/__bench/trace") return Response.json(lastTrace);
+    const planName = /^\/__bench\/floor\/(.+)$/.exec(url.pathname)?.[1];
+    if (planName && request.method === "POST") {
+      floorPlans.set(planName, { calls: lastTrace });
+      return Response.json({ calls: lastTrace.length });
+    }
+    const floorName = /^\/__floor\/(.+)$/.exec(url.pathname)?.[1];
+    if (floorName) {
+      const plan = floorPlans.get(floorName);
+      return plan ? floor(request, env, plan) : new Response("no such floor plan", { status: 404 });
+    }
     if (url.pathname === "/__bench/kv-writes") {
       const writes = tracer?.kvWrites ?? [];
       if (url.searchParams.has("reset") && tracer) tracer.kvWrites = [];
@@ -42,6 +55,10 @@ export default {
     headers.set("X-Bench-D1", String(calls.filter((c) => c.kind === "d1").length));
     headers.set("X-Bench-KV", String(calls.filter((c) => c.kind.startsWith("kv.")).length));
     headers.set("X-Bench-Trips", String(calls.length));
+    headers.set(
+      "X-Bench-D1-Statements",
+      String(calls.filter((c) => c.kind === "d1").reduce((sum, c) => sum + c.what.length, 0)),
+    );
     // The critical path: levels of the calls the answer waited for. A call still in flight when the answer
     // is ready was handed to waitUntil (with the latency model on, every call takes long enough to tell).
     headers.set("X-Bench-Sequential", String(Math.max(0, ...calls.filter((c) => c.done).map((c) => c.level))));

@@ -646,6 +646,7 @@ async function latencyModel(instrumented) {
         trips = {
           sequentialTrips: Number(response.headers.get("X-Bench-Sequential")),
           totalTrips: Number(response.headers.get("X-Bench-Trips")),
+          d1Statements: Number(response.headers.get("X-Bench-D1-Statements")),
         };
       }
       figures.set(endpoint.name, { p50: percentile(times, 50), ...trips });
@@ -670,6 +671,12 @@ async function kvBurst(instrumented) {
     const user = await api.user();
     await api.makePro(user.id);
     const { roomId } = await api.withRoom(user, "Burst");
+    const pages = async () => {
+      const count = await db.prepare("PRAGMA page_count").first();
+      const size = await db.prepare("PRAGMA page_size").first();
+      return Object.values(count)[0] * Object.values(size)[0];
+    };
+    const bytesBefore = await pages();
     await fetch(`${server.url}/__bench/kv-writes?reset`);
     const sends = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
@@ -692,6 +699,7 @@ async function kvBurst(instrumented) {
     }
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     const writes = await (await fetch(`${server.url}/__bench/kv-writes`)).json();
+    const bytesPerPrompt = (await pages()) / 1 - bytesBefore;
     let max = 0;
     let busiest = "(none)";
     const byKey = Map.groupBy(writes, (w) => w.key);
@@ -705,10 +713,52 @@ async function kvBurst(instrumented) {
         }
       }
     }
-    return { max, key: busiest, writes: writes.length };
+    return { max, key: busiest, writes: writes.length, bytesPerPrompt: Math.round(bytesPerPrompt / 20) };
   } finally {
     await Promise.all([server.mf.dispose(), gemini.close()]);
   }
+}
+
+/** The hot reads whose throughput is compared with their binding floor. */
+const HOT_READS = [
+  ["GET /api/user/me", () => "/api/user/me"],
+  ["GET /api/chatroom (cached)", () => "/api/chatroom"],
+  ["GET /api/chatroom/:id", (f) => `/api/chatroom/${f.basic.roomId}`],
+  ["GET /api/chatroom/:id/messages", (f) => `/api/chatroom/${f.basic.roomId}/messages?limit=20`],
+];
+
+/**
+ * For each hot read: its throughput on the instrumented build, and that of the floor replaying exactly
+ * the binding calls one such request made (bench/floor.ts), in the same runtime and on the same data.
+ * The instrumented build's own tracing counts against us, so the share is if anything understated.
+ */
+async function floorShares(instrumented) {
+  const gemini = await startGeminiStub();
+  const server = await serveWorker(instrumented, { geminiUrl: gemini.url, consume: false });
+  const shares = new Map();
+  try {
+    await migrate(server.mf);
+    const api = client(server.url);
+    const fixtures = await api.fixtures();
+    const headers = { Authorization: `Bearer ${fixtures.basic.token}` };
+    for (const [name, pathOf] of HOT_READS) {
+      const path = pathOf(fixtures);
+      // Warm (a list is cached after its first read), then trace one request as the floor's plan.
+      for (let i = 0; i < 3; i++) {
+        await fetch(`${server.url}${path}`, { headers }).then((r) => r.arrayBuffer());
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const slug = encodeURIComponent(name);
+      await fetch(`${server.url}/__bench/floor/${slug}`, { method: "POST" });
+      const ours = await load(`${server.url}${path}`, headers);
+      const floorLoad = await load(`${server.url}/__floor/${slug}`, headers);
+      shares.set(name, { ours: ours.rps, floor: floorLoad.rps, share: ours.rps / floorLoad.rps });
+      log(`  ${name}: ${ours.rps.toFixed(0)} req/s, floor ${floorLoad.rps.toFixed(0)} req/s`);
+    }
+  } finally {
+    await Promise.all([server.mf.dispose(), gemini.close()]);
+  }
+  return shares;
 }
 
 /** Global-scope CPU of the bundle, from `wrangler check startup`'s profile (busy samples), median of 3. */
@@ -805,6 +855,8 @@ async function main() {
   log("queue drain: 100 prompts from 10 Pro users, Gemini stub answering after 500 ms");
   const drain = await queueDrain(plain);
 
+  log(`binding floor: ${HOT_READS.length} hot reads against the same binding calls alone, ${CONNECTIONS} connections`);
+  const floors = await floorShares(instrumented);
   log(`latency model: each binding call delayed (${JSON.stringify(LATENCY_MODEL)}), p50 of 50 calls per endpoint`);
   const modelled = await latencyModel(instrumented);
   log("KV write budget: a burst of 20 prompts into one chatroom");
@@ -838,7 +890,13 @@ async function main() {
     "",
     `**Startup** (\`wrangler check startup\`, median of ${startup.runs.length}): **${startup.median.toFixed(1)} ms** global-scope CPU (budget 25 ms${startup.median <= 25 ? "" : `: over by ${(startup.median - 25).toFixed(1)} ms`}).`,
     "",
-    `**KV write budget**: a burst of 20 prompts into one chatroom (and their 20 replies) wrote the busiest key **${burst.max}** times within one second (\`${burst.key}\`; KV takes about 1 write per second per key).`,
+    `**KV write budget**: a burst of 20 prompts into one chatroom (and their 20 replies) wrote the busiest key **${burst.max}** times within one second (\`${burst.key}\`; KV takes about 1 write per second per key). D1 grew by about ${burst.bytesPerPrompt} bytes per prompt with its reply (pages, indexes included).`,
+    "",
+    `| Hot read, ${CONNECTIONS} connections (instrumented build) | requests/s | its binding floor, requests/s | share of the floor (target ≥ 85%) |`,
+    "|---|---:|---:|---:|",
+    ...[...floors].map(
+      ([name, f]) => `| ${name} | ${f.ours.toFixed(0)} | ${f.floor.toFixed(0)} | **${(f.share * 100).toFixed(0)}%** |`,
+    ),
     "",
     "| Endpoint | sequential trips | total trips | D1 | KV ops | p50 ms under the latency model | CPU ms/request | × trivial Worker |",
     "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -869,6 +927,7 @@ async function main() {
     latencyModelMs: LATENCY_MODEL,
     startupCpuMs: Number(startup.median.toFixed(1)),
     maxKvWritesPerKeyPerSecond: burst.max,
+    d1BytesPerPromptWithReply: burst.bytesPerPrompt,
     firstDeltaOverheadMsP50: live.timed.firstDeltaOverhead.p50,
     endpoints: Object.fromEntries(
       rows
@@ -879,7 +938,9 @@ async function main() {
             sequentialTrips: modelled.get(r.name)?.sequentialTrips,
             totalTrips: modelled.get(r.name)?.totalTrips,
             modelP50Ms: Number((modelled.get(r.name)?.p50 ?? 0).toFixed(1)),
+            d1Statements: modelled.get(r.name)?.d1Statements,
             cpuMs: Number(r.cpu.toFixed(2)),
+            ...(floors.has(r.name) ? { floorShare: Number(floors.get(r.name).share.toFixed(3)) } : {}),
             ...(loadRows.find((l) => l.name === r.name)
               ? { requestsPerSecond: Math.round(loadRows.find((l) => l.name === r.name).rps) }
               : {}),

@@ -15,6 +15,8 @@ export type TracedCall = {
   what: string[];
   /** D1 parameters, one array per statement (for the floor Worker's replay). */
   params?: unknown[][];
+  /** A D1 batch (rather than one statement run on its own). */
+  batch?: boolean;
   at: number;
   /** Whether the call had finished (false while in flight, e.g. one handed to waitUntil). */
   done: boolean;
@@ -37,10 +39,16 @@ export class Tracer {
     this.level = 0;
   }
 
-  async record<T>(kind: TraceKind, what: string[], params: unknown[][] | undefined, run: () => Promise<T>) {
+  async record<T>(
+    kind: TraceKind,
+    what: string[],
+    params: unknown[][] | undefined,
+    run: () => Promise<T>,
+    batch = false,
+  ) {
     if (this.inFlight === 0) this.level++;
     this.inFlight++;
-    const call: TracedCall = { kind, level: this.level, what, params, at: Date.now(), done: false };
+    const call: TracedCall = { kind, level: this.level, what, params, batch, at: Date.now(), done: false };
     this.calls.push(call);
     if (kind === "kv.put") for (const key of what) this.kvWrites.push({ key, at: Date.now() });
     try {
@@ -91,6 +99,7 @@ export function tracedD1(d1: D1Database, tracer: Tracer): D1Database {
               known.map((s) => s?.sql ?? "?"),
               known.map((s) => s?.params ?? []),
               () => d1Like.batch(statements.map((s, i) => known[i]?.statement ?? s)),
+              true,
             );
           };
         }
@@ -116,9 +125,14 @@ export function tracedKv(kv: KVNamespace, tracer: Tracer): KVNamespace {
       if (typeof value !== "function") return value;
       const kind = kinds[String(property)];
       if (!kind) return value.bind(target);
+      // A bulk read (an array of keys) is one call: recorded with all its keys, as a batch.
       return (key: unknown, ...rest: unknown[]) =>
-        tracer.record(kind, [String(key)], undefined, () =>
-          (value as (...a: unknown[]) => Promise<unknown>).call(target, key, ...rest),
+        tracer.record(
+          kind,
+          Array.isArray(key) ? key.map(String) : [String(key)],
+          undefined,
+          () => (value as (...a: unknown[]) => Promise<unknown>).call(target, key, ...rest),
+          Array.isArray(key),
         );
     },
   });
