@@ -16,6 +16,9 @@ export const users = sqliteTable(
     // Bumped on every password change or reset; tokens carry the version they were issued for,
     // so a token minted before the change is refused even within the same second.
     tokenVersion: integer("token_version").notNull().default(0),
+    // Bumped (by triggers on chatrooms, in the same transaction) whenever any of the user's chatrooms is
+    // created, changed or deleted, a send and a reply included: the version the cached list is keyed by.
+    listVersion: integer("list_version").notNull().default(0),
     verifiedAt: timestamp("verified_at"),
     createdAt: timestamp("created_at").notNull(),
     updatedAt: timestamp("updated_at").notNull(),

@@ -1,7 +1,7 @@
 import { and, desc, eq, lt, ne, notExists, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import type { Database } from "../../db/client";
-import { type Chatroom, chatrooms, messages } from "../../db/schema";
+import { type Chatroom, chatrooms, messages, users } from "../../db/schema";
 
 export const nameKeyOf = (name: string) => name.toLowerCase();
 
@@ -22,6 +22,12 @@ export async function insertChatroom(db: Database, room: { id: string; userId: s
     .onConflictDoNothing()
     .returning();
   return created;
+}
+
+/** The version the user's cached chatroom list is keyed by (bumped by triggers on any room change). */
+export async function findListVersion(db: Database, userId: string): Promise<number> {
+  const [row] = await db.select({ version: users.listVersion }).from(users).where(eq(users.id, userId));
+  return row?.version ?? 0;
 }
 
 export async function listChatrooms(db: Database, userId: string): Promise<Chatroom[]> {

@@ -1,5 +1,4 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { deferTo } from "../../lib/defer";
 import { AppError, notFound } from "../../lib/errors";
 import { uuidv7 } from "../../lib/ids";
 import {
@@ -26,10 +25,11 @@ import {
   toPromptResponse,
 } from "../prompts/prompts.schemas";
 import { retryPrompt, sendPrompt } from "../prompts/send-prompt";
-import { bumpChatroomList, readChatroomList, storeChatroomList } from "./chatrooms.cache";
+import { readChatroomList, storeChatroomList } from "./chatrooms.cache";
 import {
   deleteChatroom,
   findChatroomWithMessages,
+  findListVersion,
   findMessagePage,
   insertChatroom,
   listChatrooms,
@@ -91,7 +91,6 @@ chatroomRoutes.openapi(
     const { name } = c.req.valid("json");
     const room = await insertChatroom(c.var.db, { id: uuidv7(), userId: c.var.userId, name, now: new Date() });
     if (!room) throw nameTaken();
-    await bumpChatroomList(c.env.CACHE, c.var.userId, deferTo(c));
     return c.json({ success: true as const, message: "Chatroom created", chatroom: toChatroomResponse(room) }, 201);
   },
 );
@@ -115,13 +114,14 @@ chatroomRoutes.openapi(
     },
   }),
   async (c) => {
-    const cached = await readChatroomList(c.env.CACHE, c.var.userId);
-    if (cached.chatrooms) {
+    const version = await findListVersion(c.var.db, c.var.userId);
+    const cached = await readChatroomList(c.env.CACHE, c.var.userId, version);
+    if (cached) {
       c.header("X-Cache", "HIT");
-      return c.json({ success: true as const, message: "Chatrooms", chatrooms: cached.chatrooms }, 200);
+      return c.json({ success: true as const, message: "Chatrooms", chatrooms: cached }, 200);
     }
     const rooms = (await listChatrooms(c.var.db, c.var.userId)).map(toChatroomResponse);
-    if (!cached.failed) c.executionCtx.waitUntil(storeChatroomList(c.env.CACHE, c.var.userId, cached.stamp, rooms));
+    c.executionCtx.waitUntil(storeChatroomList(c.env.CACHE, c.var.userId, version, rooms));
     c.header("X-Cache", "MISS");
     return c.json({ success: true as const, message: "Chatrooms", chatrooms: rooms }, 200);
   },
@@ -178,7 +178,6 @@ chatroomRoutes.openapi(
     );
     if (result.kind === "not-found") throw chatroomNotFound();
     if (result.kind === "taken") throw nameTaken();
-    await bumpChatroomList(c.env.CACHE, c.var.userId, deferTo(c));
     return c.json(
       { success: true as const, message: "Chatroom renamed", chatroom: toChatroomResponse(result.room) },
       200,
@@ -203,7 +202,7 @@ chatroomRoutes.openapi(
   async (c) => {
     const { id } = c.req.valid("param");
     if (!(await deleteChatroom(c.var.db, c.var.userId, id))) throw chatroomNotFound();
-    await Promise.all([bumpChatroomList(c.env.CACHE, c.var.userId, deferTo(c)), announceChatroomDeleted(c.env, id)]);
+    await announceChatroomDeleted(c.env, id);
     return c.json({ success: true as const, message: "Chatroom deleted" }, 200);
   },
 );
@@ -291,7 +290,6 @@ chatroomRoutes.openapi(
       chatroomId: c.req.valid("param").id,
       content: c.req.valid("json").userMessage,
       idempotencyKey: c.req.valid("header")["idempotency-key"],
-      defer: deferTo(c),
     });
     const headers: Record<string, string> = {
       ...answer.headers,
@@ -367,7 +365,6 @@ chatroomRoutes.openapi(
       userId: c.var.userId,
       chatroomId: id,
       promptId: messageId,
-      defer: deferTo(c),
     });
     for (const [name, value] of Object.entries(answer.headers)) c.header(name, value);
     return c.json(answer.body, 202);

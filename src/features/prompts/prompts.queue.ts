@@ -1,6 +1,5 @@
 import { createDb, type Database } from "../../db/client";
 import { uuidv7 } from "../../lib/ids";
-import { bumpChatroomList } from "../chatrooms/chatrooms.cache";
 import { DeltaPublisher } from "../live/delta-publisher";
 import { announceReply, generationChannel, isGenerating } from "../live/hub";
 import { AiFailure, type ChatTurn, streamReply } from "./gemini";
@@ -43,18 +42,15 @@ export async function settlePrompt(
   const now = new Date();
   const stored = await storeReply(db, { ...reply, replyId, now });
   if (!stored) return false;
-  await Promise.all([
-    bumpChatroomList(env.CACHE, reply.prompt.user_id),
-    announceReply(
-      env,
-      toSettledPrompt(reply.prompt, reply.outcome, {
-        id: replyId,
-        content: reply.content,
-        createdAt: now,
-        tokens: reply.tokens,
-      }),
-    ),
-  ]);
+  await announceReply(
+    env,
+    toSettledPrompt(reply.prompt, reply.outcome, {
+      id: replyId,
+      content: reply.content,
+      createdAt: now,
+      tokens: reply.tokens,
+    }),
+  );
   return true;
 }
 
@@ -65,10 +61,7 @@ export async function settlePrompt(
 export async function settleCancelled(env: Env, db: Database, prompt: SettleablePrompt, text: string) {
   if (text) return settlePrompt(env, db, { prompt, content: text, outcome: "cancelled" });
   if (!(await cancelWithoutReply(db, prompt, new Date()))) return false;
-  await Promise.all([
-    bumpChatroomList(env.CACHE, prompt.user_id),
-    announceReply(env, toSettledPrompt(prompt, "cancelled", null)),
-  ]);
+  await announceReply(env, toSettledPrompt(prompt, "cancelled", null));
   return true;
 }
 

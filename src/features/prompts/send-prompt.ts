@@ -1,10 +1,8 @@
 import type { Database } from "../../db/client";
 import { toHex } from "../../lib/crypto";
-import type { Defer } from "../../lib/defer";
 import { AppError, notFound } from "../../lib/errors";
 import { uuidv7 } from "../../lib/ids";
 import { nextUtcMidnight, secondsUntil } from "../../lib/time";
-import { bumpChatroomList } from "../chatrooms/chatrooms.cache";
 import { announcePrompt } from "../live/hub";
 import { enqueuePrompt, settlePrompt } from "./prompts.queue";
 import {
@@ -107,7 +105,7 @@ async function enqueueOrFail(
 export async function sendPrompt(
   env: Env,
   db: Database,
-  input: { userId: string; chatroomId: string; content: string; idempotencyKey?: string; defer?: Defer },
+  input: { userId: string; chatroomId: string; content: string; idempotencyKey?: string },
 ): Promise<PromptAnswer & { replayed?: true }> {
   const now = new Date();
   const day = utcDay(now);
@@ -156,17 +154,11 @@ export async function sendPrompt(
     createdAt: now.toISOString(),
     reply: null,
   };
-  // The list changed whatever the queue says (a refused prompt is stored as failed): its stamp is
-  // written beside the announcement and the enqueue, not after them.
-  const listBumped = bumpChatroomList(env.CACHE, userId, input.defer);
   try {
     await enqueueOrFail(env, db, pending, { userId, day, incarnation: 0 });
   } catch (err) {
     // The prompt was settled as failed: a retry with the same key must be able to send it again.
-    await Promise.all([
-      listBumped,
-      prompt.idempotency && releaseIdempotencyKey(db, userId, prompt.idempotency.key, prompt.id),
-    ]);
+    if (prompt.idempotency) await releaseIdempotencyKey(db, userId, prompt.idempotency.key, prompt.id);
     throw err;
   }
   const answer = accepted(
@@ -176,17 +168,15 @@ export async function sendPrompt(
     now,
     "Prompt accepted; the reply will arrive asynchronously",
   );
-  await Promise.all([
-    listBumped,
-    prompt.idempotency && saveIdempotentResponse(db, userId, prompt.idempotency.key, prompt.id, JSON.stringify(answer)),
-  ]);
+  if (prompt.idempotency)
+    await saveIdempotentResponse(db, userId, prompt.idempotency.key, prompt.id, JSON.stringify(answer));
   return answer;
 }
 
 export async function retryPrompt(
   env: Env,
   db: Database,
-  input: { userId: string; chatroomId: string; promptId: string; defer?: Defer },
+  input: { userId: string; chatroomId: string; promptId: string },
 ): Promise<PromptAnswer> {
   const now = new Date();
   const day = utcDay(now);
@@ -207,6 +197,5 @@ export async function retryPrompt(
     reply: null,
   };
   await enqueueOrFail(env, db, pending, { userId, day, incarnation: retried.incarnation });
-  await bumpChatroomList(env.CACHE, userId, input.defer);
   return accepted(pending, retried.pro, retried.used, now, "Prompt queued again");
 }
