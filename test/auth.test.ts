@@ -541,8 +541,14 @@ describe("POST /api/auth/change-password", () => {
     });
     expectError(create, 401, "UNAUTHORIZED");
     expect(counter.roundTrips).toBe(0);
-    // A plain read runs beside the check (one round trip saved), and its answer is thrown away.
+    // A plain read runs beside the check (one round trip saved), and its answer is thrown away, headers
+    // and all.
     expectError(await call("GET", "/api/user/me", { token }), 401, "UNAUTHORIZED");
+    const list = await call("GET", "/api/chatroom", { token });
+    expectError(list, 401, "UNAUTHORIZED");
+    expect(list.headers.get("X-Cache")).toBeNull();
+    expect(list.headers.get("WWW-Authenticate")).toContain('error="invalid_token"');
+    expect(list.headers.get("X-Request-Id")).toBeTruthy();
     expect((await call("GET", "/api/user/me", { token: res.body.authToken })).status).toBe(200);
   });
 

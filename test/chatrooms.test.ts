@@ -102,6 +102,17 @@ describe("GET /api/chatroom (KV-cached list)", () => {
     expect(await names()).toEqual(["Beta"]);
   });
 
+  it("keeps the triggers that version the cached list (a table rebuild would drop them silently)", async () => {
+    const triggers = await env.DB.prepare(
+      "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'chatrooms' ORDER BY name",
+    ).all<{ name: string }>();
+    expect(triggers.results.map((row) => row.name)).toEqual([
+      "chatrooms_list_version_delete",
+      "chatrooms_list_version_insert",
+      "chatrooms_list_version_update",
+    ]);
+  });
+
   it("serves a cached list with one D1 round trip (the list version) and no list query", async () => {
     const { token } = await verifiedUser();
     await createChatroom(token);

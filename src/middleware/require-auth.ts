@@ -1,4 +1,5 @@
 import { createMiddleware } from "hono/factory";
+import { createDb } from "../db/client";
 import { ensureTokenCurrent } from "../features/auth/revocation";
 import { verifyToken } from "../features/auth/tokens";
 import { verifyTicket } from "../features/live/tickets";
@@ -37,15 +38,21 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
   } else {
     claims = await verifyToken(c.env, bearerToken(header, ticket !== undefined));
   }
-  const current = ensureTokenCurrent(c.env, c.var.db, c.executionCtx, claims);
-  c.set("userId", claims.userId);
-  c.set("tokenVersion", claims.tokenVersion);
-  c.set("tokenId", claims.tokenId);
-  c.set("tokenExpiresAt", claims.fromTicket ? undefined : claims.expiresAt);
-  if (!readsOnly(c.req.raw)) {
+  // Whether the token is current is asked of the primary (when KV cannot answer), never of a replica
+  // the client's bookmark may point at.
+  const current = ensureTokenCurrent(c.env, createDb(c.env.DB), c.executionCtx, claims);
+  const authenticate = () => {
+    c.set("userId", claims.userId);
+    c.set("tokenVersion", claims.tokenVersion);
+    c.set("tokenId", claims.tokenId);
+    c.set("tokenExpiresAt", claims.fromTicket ? undefined : claims.expiresAt);
+  };
+  if (!readsOnly(c.req.method, c.req.path, c.req.raw.headers, c.req.query("wait"))) {
     await current;
+    authenticate();
     return next();
   }
+  authenticate();
   // A plain read changes nothing, so it runs while the revocation check (a KV read) is in flight,
   // saving a round trip; its answer is thrown away if the token turns out to be revoked.
   const revoked = current.then(
@@ -56,17 +63,26 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
   const failure = await revoked;
   if (failure) {
     await c.res.body?.cancel().catch(() => {});
+    // Nothing of the discarded answer (its headers included) goes out with the 401, nor is the
+    // request logged as the token's user.
+    for (const name of [...c.res.headers.keys()]) {
+      if (!KEPT_ON_DISCARD.test(name)) c.res.headers.delete(name);
+    }
+    c.set("userId", undefined as unknown as string);
     throw failure;
   }
 });
+
+/** Headers of a discarded answer that belong to the request, not to the answer (Hono copies the rest). */
+const KEPT_ON_DISCARD = /^(access-control-|x-request-id$|vary$)/i;
 
 /**
  * GET and HEAD requests that answer at once: not a stream, WebSocket or long-poll, which hold
  * something open and must not start for a revoked token.
  */
-function readsOnly(request: Request): boolean {
-  if (request.method !== "GET" && request.method !== "HEAD") return false;
-  if (request.headers.get("Upgrade") || request.headers.get("Accept")?.includes("text/event-stream")) return false;
-  const url = new URL(request.url);
-  return !url.searchParams.has("wait") && !/\/(events|stream)\/?$/.test(url.pathname);
+function readsOnly(method: string, path: string, headers: Headers, wait: string | undefined): boolean {
+  if (method !== "GET" && method !== "HEAD") return false;
+  if (headers.get("Upgrade") || headers.get("Accept")?.includes("text/event-stream")) return false;
+  // The decoded path, as routing sees it (`…/even%74s` is `…/events`).
+  return wait === undefined && !/\/(events|stream)\/?$/.test(path);
 }

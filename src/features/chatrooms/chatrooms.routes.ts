@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { createDb } from "../../db/client";
 import { AppError, notFound } from "../../lib/errors";
 import { uuidv7 } from "../../lib/ids";
 import {
@@ -114,13 +115,16 @@ chatroomRoutes.openapi(
     },
   }),
   async (c) => {
-    const version = await findListVersion(c.var.db, c.var.userId);
+    // Version and list from the primary: replies are written by the queue consumer, outside any
+    // client's session, and a list must never be stored under a version newer than what it shows.
+    const primary = createDb(c.env.DB);
+    const version = await findListVersion(primary, c.var.userId);
     const cached = await readChatroomList(c.env.CACHE, c.var.userId, version);
     if (cached) {
       c.header("X-Cache", "HIT");
       return c.json({ success: true as const, message: "Chatrooms", chatrooms: cached }, 200);
     }
-    const rooms = (await listChatrooms(c.var.db, c.var.userId)).map(toChatroomResponse);
+    const rooms = (await listChatrooms(primary, c.var.userId)).map(toChatroomResponse);
     c.executionCtx.waitUntil(storeChatroomList(c.env.CACHE, c.var.userId, version, rooms));
     c.header("X-Cache", "MISS");
     return c.json({ success: true as const, message: "Chatrooms", chatrooms: rooms }, 200);
@@ -334,7 +338,8 @@ chatroomRoutes.openapi(
     if (!row) throw notFound("Message");
     if (row.status === "pending" && Date.now() < deadline) {
       row =
-        (await waitUntilSettled(c.env, c.var.db, {
+        // At the primary: the reply is written by the queue consumer, outside this request's session.
+        (await waitUntilSettled(c.env, createDb(c.env.DB), {
           userId: c.var.userId,
           chatroomId: id,
           promptId: messageId,

@@ -1,6 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { Database } from "../../db/client";
+import { createDb, type Database } from "../../db/client";
 import { AppError, notFound } from "../../lib/errors";
 import { authErrors, bearerAuth, bearerOrTicketAuth, errorResponses, jsonResponse } from "../../lib/openapi";
 import { createRouter } from "../../lib/validate";
@@ -45,7 +45,9 @@ export async function promptStream(
   const first = subscription ? await subscription.next(5_000) : undefined;
   const snapshot = typeof first === "object" && "kind" in first ? first : undefined;
   const head = snapshot?.head ?? "0";
-  const db = c.var.db;
+  // The reply is written by the queue consumer, outside this request's D1 session: read it at the
+  // primary, where it lands first, not at a replica the session's bookmark allows.
+  const db = createDb(c.env.DB);
   const userId = c.var.userId;
   let prompt = input.known;
   if (!prompt) {
