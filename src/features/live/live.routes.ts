@@ -113,6 +113,7 @@ export async function waitUntilSettled(
   }
 }
 
+/** Mounted at /api/chatroom behind requireAuth (src/app.ts), which also admits the streams' tickets. */
 export const liveRoutes = createRouter<AppEnv>();
 
 liveRoutes.openapi(
