@@ -6,8 +6,8 @@ import { createRouter } from "../../lib/validate";
 import type { AppEnv } from "../../types";
 import { findMessagePage } from "../chatrooms/chatrooms.repo";
 import { ChatroomIdParamsSchema, MessageParamsSchema } from "../chatrooms/chatrooms.schemas";
-import { promptStream, waitUntilSettled } from "../live/live.routes";
 import { sseResponse } from "../live/live.schemas";
+import { promptStream, waitUntilSettled } from "../live/prompt-stream";
 import { findPromptWithReply } from "./prompts.repo";
 import {
   MessagePageResponseSchema,
