@@ -13,8 +13,8 @@ import {
 } from "../../lib/openapi";
 import { createRouter } from "../../lib/validate";
 import type { AppEnv } from "../../types";
-import { announceChatroomDeleted } from "../live/hub";
-import { toMessageResponse } from "../prompts/prompts.schemas";
+import { announceChatroomDeleted } from "../live";
+import { toMessageResponse } from "../prompts";
 import { bumpChatroomList, readChatroomList, storeChatroomList } from "./chatrooms.cache";
 import {
   deleteChatroom,

@@ -3,11 +3,14 @@ import { AppError, notFound } from "../../lib/errors";
 import { authErrors, bearerAuth, bearerOrTicketAuth, errorResponses, jsonResponse } from "../../lib/openapi";
 import { createRouter } from "../../lib/validate";
 import type { AppEnv } from "../../types";
-import { chatroomExists } from "../chatrooms/chatrooms.repo";
-import { ChatroomIdParamsSchema, MessageParamsSchema } from "../chatrooms/chatrooms.schemas";
-import { settleCancelled } from "../prompts/prompts.queue";
-import { findOwnedPrompt, findPromptWithReply } from "../prompts/prompts.repo";
-import { PromptResponseSchema, toPromptResponse } from "../prompts/prompts.schemas";
+import { ChatroomIdParamsSchema, chatroomExists, MessageParamsSchema } from "../chatrooms";
+import {
+  findOwnedPrompt,
+  findPromptWithReply,
+  PromptResponseSchema,
+  settleCancelled,
+  toPromptResponse,
+} from "../prompts";
 import { forwardWebSocket, freezeForCancel, HubSubscription } from "./hub";
 import { EventsQuerySchema, StreamTicketResponseSchema, sseResponse, TicketQuerySchema } from "./live.schemas";
 import { heartbeatMs, liveStreamResponse } from "./live-stream";

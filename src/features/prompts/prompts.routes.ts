@@ -4,10 +4,8 @@ import { notFound } from "../../lib/errors";
 import { authErrors, bearerAuth, bodyErrors, errorResponses, jsonBody, jsonResponse } from "../../lib/openapi";
 import { createRouter } from "../../lib/validate";
 import type { AppEnv } from "../../types";
-import { findMessagePage } from "../chatrooms/chatrooms.repo";
-import { ChatroomIdParamsSchema, MessageParamsSchema } from "../chatrooms/chatrooms.schemas";
-import { sseResponse } from "../live/live.schemas";
-import { promptStream, waitUntilSettled } from "../live/prompt-stream";
+import { ChatroomIdParamsSchema, findMessagePage, MessageParamsSchema } from "../chatrooms";
+import { promptStream, sseResponse, waitUntilSettled } from "../live";
 import { findPromptWithReply } from "./prompts.repo";
 import {
   MessagePageResponseSchema,

@@ -4,8 +4,8 @@ import type { Defer } from "../../lib/defer";
 import { AppError, notFound } from "../../lib/errors";
 import { uuidv7 } from "../../lib/ids";
 import { nextUtcMidnight, secondsUntil } from "../../lib/time";
-import { bumpChatroomList } from "../chatrooms/chatrooms.cache";
-import { announcePrompt } from "../live/hub";
+import { bumpChatroomList } from "../chatrooms";
+import { announcePrompt } from "../live";
 import { enqueuePrompt, settlePrompt } from "./prompts.queue";
 import {
   type NewPrompt,

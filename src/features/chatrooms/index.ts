@@ -1,0 +1,4 @@
+// What other features may use of chatrooms; everything else here is chatrooms' own.
+export { bumpChatroomList } from "./chatrooms.cache";
+export { chatroomExists, findMessagePage } from "./chatrooms.repo";
+export { ChatroomIdParamsSchema, MessageParamsSchema } from "./chatrooms.schemas";
