@@ -5,13 +5,14 @@
 // a small machine and would measure itself. All traffic goes to 127.0.0.1. Figures are medians of
 // several runs, each compared with a trivial Worker measured in the same run.
 import { spawnSync } from "node:child_process";
-import { createHmac, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { freePort } from "../tools/local-stack.mjs";
 import { startGeminiStub } from "../tools/stubs/gemini.mjs";
+import { signStripePayload } from "../tools/stubs/stripe-signature.mjs";
 
 const BUILD = "bench/.build";
 const RUNS = 3;
@@ -163,7 +164,7 @@ function client(base) {
     },
     /** Turns the user Pro the way Stripe would: a signed subscription event. */
     async makePro(userId) {
-      const { payload, header } = proEvent(userId);
+      const { payload, header } = await proEvent(userId);
       await request("POST", "/api/billing/webhook/stripe", { body: payload, headers: { "Stripe-Signature": header } });
     },
     async withRoom(user, name) {
@@ -180,7 +181,7 @@ function client(base) {
   };
 }
 
-function signedEvent(type, object) {
+async function signedEvent(type, object) {
   const event = {
     id: `evt_bench_${randomBytes(8).toString("hex")}`,
     object: "event",
@@ -189,9 +190,8 @@ function signedEvent(type, object) {
     data: { object },
   };
   const payload = JSON.stringify(event);
-  const t = Math.floor(Date.now() / 1000);
-  const signature = createHmac("sha256", WEBHOOK_SECRET).update(`${t}.${payload}`).digest("hex");
-  return { payload, header: `t=${t},v1=${signature}` };
+  const { header } = await signStripePayload(payload, WEBHOOK_SECRET);
+  return { payload, header };
 }
 
 const proEvent = (userId) =>

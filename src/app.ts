@@ -4,7 +4,9 @@ import { secureHeaders } from "hono/secure-headers";
 import { authRoutes } from "./features/auth/auth.routes";
 import { billingRoutes, stripeWebhookRoutes } from "./features/billing/billing.routes";
 import { chatroomRoutes } from "./features/chatrooms/chatrooms.routes";
+import { liveRoutes } from "./features/live/live.routes";
 import { playgroundRoutes } from "./features/playground/playground.routes";
+import { promptRoutes } from "./features/prompts/prompts.routes";
 import { userRoutes } from "./features/users/users.routes";
 import { renderApiReference } from "./lib/api-reference";
 import { canonicalPath } from "./lib/canonical-path";
@@ -15,6 +17,7 @@ import { corsFromEnv } from "./middleware/cors";
 import { d1Session } from "./middleware/d1-session";
 import { jsonBody } from "./middleware/json-body";
 import { requestLog } from "./middleware/request-log";
+import { requireAuth } from "./middleware/require-auth";
 import { routeGuard } from "./middleware/route-guard";
 import type { AppEnv } from "./types";
 
@@ -78,7 +81,12 @@ export function createApp() {
 
   app.route("/api/auth", authRoutes);
   app.route("/api/user", userRoutes);
+  // Rooms, their messages and live replies: every path under /api/chatroom needs a token (the two
+  // stream GETs take a stream ticket instead), checked once before whichever router serves it.
+  app.use("/api/chatroom/*", requireAuth);
   app.route("/api/chatroom", chatroomRoutes);
+  app.route("/api/chatroom", promptRoutes);
+  app.route("/api/chatroom", liveRoutes);
   app.route("/api/billing", billingRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {

@@ -124,7 +124,56 @@ export function expectUnauthorized(res: CallResult, because: RegExp, options: { 
   );
 }
 
-export { countingD1 } from "../tools/counting-bindings";
+/**
+ * Wraps a D1 binding to count round trips: every executed statement and every batch is one (a network
+ * hop in production). For the tests' round-trip assertions.
+ */
+export function countingD1(d1: D1Database, counter = { roundTrips: 0 }) {
+  const originals = new WeakMap<object, D1PreparedStatement>();
+  const wrap = (statement: D1PreparedStatement): D1PreparedStatement => {
+    const proxy = new Proxy(statement, {
+      get(target, property) {
+        if (property === "bind") return (...values: unknown[]) => wrap(target.bind(...values));
+        if (property === "first" || property === "run" || property === "all" || property === "raw") {
+          return (...args: unknown[]) => {
+            counter.roundTrips += 1;
+            return (target[property] as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    originals.set(proxy, statement);
+    return proxy;
+  };
+  // A D1 database or one of its sessions (withSession): both prepare and batch the same way.
+  const wrapDatabase = <T extends object>(database: T): T =>
+    new Proxy(database, {
+      get(target, property) {
+        const d1Like = target as unknown as D1Database;
+        if (property === "withSession")
+          return (...args: unknown[]) =>
+            wrapDatabase((d1Like.withSession as (...a: unknown[]) => object).apply(target, args));
+        if (property === "prepare") return (query: string) => wrap(d1Like.prepare(query));
+        if (property === "batch") {
+          return (statements: D1PreparedStatement[]) => {
+            counter.roundTrips += 1;
+            return d1Like.batch(statements.map((statement) => originals.get(statement) ?? statement));
+          };
+        }
+        if (property === "exec") {
+          return (query: string) => {
+            counter.roundTrips += 1;
+            return d1Like.exec(query);
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  return { binding: wrapDatabase(d1), counter };
+}
 
 /** Wraps the queue producer to record what is sent. */
 export function recordingQueue(queue: Queue) {

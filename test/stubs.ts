@@ -1,4 +1,5 @@
 import { vi } from "vitest";
+import { type GeminiUsage, geminiBlocked, geminiChunk, geminiSseEvent } from "../tools/stubs/gemini-chunks.mjs";
 
 /** The host the Gemini SDK calls by default; tests point GEMINI_BASE_URL nowhere else. */
 export const GEMINI_HOST = "generativelanguage.googleapis.com";
@@ -11,44 +12,18 @@ export type GeminiCall = {
   signal: AbortSignal | null;
 };
 type GeminiAnswer = Response | "network-error";
-type GeminiUsage = { promptTokenCount: number; candidatesTokenCount: number };
 
 const DEFAULT_USAGE: GeminiUsage = { promptTokenCount: 11, candidatesTokenCount: 7 };
-const SAFETY_RATINGS = [{ category: "HARM_CATEGORY_HARASSMENT", probability: "NEGLIGIBLE" }];
-
-/** One server-sent event exactly as the streaming API writes it (one JSON line, then a CRLF blank line). */
-const sseEvent = (chunk: unknown) => `data: ${JSON.stringify(chunk)}\r\n\r\n`;
 
 const sseResponse = (body: BodyInit) =>
   new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } });
-
-/** One streamGenerateContent chunk carrying `text`; the last one also carries finishReason and usage. */
-function geminiChunk(text: string, last?: { finishReason: string; usage: GeminiUsage }) {
-  return {
-    candidates: [
-      {
-        content: { parts: [{ text }], role: "model" },
-        ...(last && { finishReason: last.finishReason }),
-        index: 0,
-        safetyRatings: SAFETY_RATINGS,
-      },
-    ],
-    ...(last && {
-      usageMetadata: {
-        ...last.usage,
-        totalTokenCount: last.usage.promptTokenCount + last.usage.candidatesTokenCount,
-      },
-    }),
-    modelVersion: "gemini-2.5-flash",
-  };
-}
 
 /**
  * A streamGenerateContent?alt=sse answer shaped exactly like the Gemini REST API's, the whole `text`
  * in one event (finishReason STOP, usageMetadata).
  */
 export function geminiText(text: string, usage: GeminiUsage = DEFAULT_USAGE) {
-  return sseResponse(sseEvent(geminiChunk(text, { finishReason: "STOP", usage })));
+  return sseResponse(geminiSseEvent(geminiChunk(text, { finishReason: "STOP", usage })));
 }
 
 export type GeminiStreamOptions = {
@@ -79,8 +54,8 @@ export function geminiStream(pieces: string[], options: GeminiStreamOptions = {}
       // Erroring in a later pull than the last enqueue, so the pieces already sent stay readable.
       if (sent === dropAfter) return controller.error(new TypeError("Network connection lost."));
       const index = sent++;
-      const last = index >= pieces.length - 1 ? { finishReason, usage } : undefined;
-      controller.enqueue(encoder.encode(sseEvent(geminiChunk(pieces[index] ?? "", last))));
+      const last = index >= pieces.length - 1 ? { finishReason, usage } : {};
+      controller.enqueue(encoder.encode(geminiSseEvent(geminiChunk(pieces[index] ?? "", last))));
       onChunk?.(index);
       if (sent >= pieces.length && sent !== dropAfter) controller.close();
     },
@@ -100,16 +75,7 @@ export const geminiOverloaded = () =>
 
 /** A prompt refused by the safety filters, streamed as the API does: one event, no candidates. */
 export function geminiPromptBlocked() {
-  return sseResponse(
-    sseEvent({
-      promptFeedback: {
-        blockReason: "SAFETY",
-        safetyRatings: [{ category: "HARM_CATEGORY_DANGEROUS_CONTENT", probability: "HIGH", blocked: true }],
-      },
-      usageMetadata: { promptTokenCount: 9, totalTokenCount: 9 },
-      modelVersion: "gemini-2.5-flash",
-    }),
-  );
+  return sseResponse(geminiSseEvent(geminiBlocked({ promptTokenCount: 9 })));
 }
 
 /**

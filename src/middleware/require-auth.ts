@@ -1,8 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import { createDb } from "../db/client";
-import { ensureTokenCurrent } from "../features/auth/revocation";
-import { verifyToken } from "../features/auth/tokens";
-import { verifyTicket } from "../features/live/tickets";
+import { ensureTokenCurrent, verifyToken } from "../features/auth";
+import { verifyTicket } from "../features/live";
 import { unauthorized } from "../lib/errors";
 import type { AppEnv } from "../types";
 

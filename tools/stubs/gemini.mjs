@@ -3,6 +3,7 @@
 // product code.
 import { createServer } from "node:http";
 import { pathToFileURL } from "node:url";
+import { geminiBlocked, geminiChunk, geminiSseEvent } from "./gemini-chunks.mjs";
 import { listen } from "./listen.mjs";
 
 /** How many request timings `timings` and `GET /__timings` keep (most recent last). */
@@ -34,9 +35,6 @@ const send = (res, status, body) => {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** One server-sent event as the real API writes it: `data: <one JSON line>` and a CRLF blank line. */
-const sseEvent = (body) => `data: ${JSON.stringify(body)}\r\n\r\n`;
-
 /** Splits `text` by words (whitespace kept) into 5–8 pieces, fewer only for a text of fewer words. */
 function splitIntoPieces(text) {
   const words = text.split(/(?<=\s)(?=\S)/);
@@ -48,14 +46,6 @@ function splitIntoPieces(text) {
 
 const OVERLOADED = {
   error: { code: 503, message: "The model is overloaded. Please try again later.", status: "UNAVAILABLE" },
-};
-
-const BLOCKED = {
-  promptFeedback: {
-    blockReason: "SAFETY",
-    safetyRatings: [{ category: "HARM_CATEGORY_DANGEROUS_CONTENT", probability: "HIGH", blocked: true }],
-  },
-  usageMetadata: { promptTokenCount: 4, totalTokenCount: 4 },
 };
 
 /**
@@ -116,39 +106,21 @@ export function startGeminiStub({ port = 0, host = "127.0.0.1", delayMs = 0, chu
     const text = `(offline Gemini stub, ${model}, ${turns.length} turn${turns.length === 1 ? "" : "s"}) You said: ${last}`;
     const promptTokenCount = Math.ceil(JSON.stringify(turns).length / 4);
     const candidatesTokenCount = Math.ceil(text.length / 4);
-    const usageMetadata = {
-      promptTokenCount,
-      candidatesTokenCount,
-      totalTokenCount: promptTokenCount + candidatesTokenCount,
-    };
+    const usage = { promptTokenCount, candidatesTokenCount };
+    const blocked = () => geminiBlocked({ model, promptTokenCount: 4 });
 
     if (!streaming) {
       const now = Date.now();
       record(last, now, now);
-      if (last.includes("[block]")) return send(res, 200, BLOCKED);
-      return send(res, 200, {
-        candidates: [{ content: { role: "model", parts: [{ text }] }, finishReason: "STOP", index: 0 }],
-        usageMetadata,
-        modelVersion: model,
-      });
+      if (last.includes("[block]")) return send(res, 200, blocked());
+      return send(res, 200, geminiChunk(text, { model, finishReason: "STOP", usage }));
     }
 
     const chunks = last.includes("[block]")
-      ? [{ ...BLOCKED, modelVersion: model }]
-      : splitIntoPieces(text).map((piece, i, pieces) => {
-          const final = i === pieces.length - 1;
-          return {
-            candidates: [
-              {
-                content: { role: "model", parts: [{ text: piece }] },
-                ...(final && { finishReason: "STOP" }),
-                index: 0,
-              },
-            ],
-            ...(final && { usageMetadata }),
-            modelVersion: model,
-          };
-        });
+      ? [blocked()]
+      : splitIntoPieces(text).map((piece, i, pieces) =>
+          geminiChunk(piece, { model, ...(i === pieces.length - 1 && { finishReason: "STOP", usage }) }),
+        );
     // Without alt=sse the real API answers the same chunks as one JSON array.
     if (url.searchParams.get("alt") !== "sse") {
       const now = Date.now();
@@ -170,7 +142,7 @@ export function startGeminiStub({ port = 0, host = "127.0.0.1", delayMs = 0, chu
         res.socket?.destroy();
         break;
       }
-      res.write(sseEvent(chunk));
+      res.write(geminiSseEvent(chunk));
       lastChunkAt = Date.now();
       firstChunkAt ||= lastChunkAt;
     }

@@ -2,18 +2,14 @@
 // (form-encoded requests, JSON objects back), so the real `stripe` SDK runs against it. Its Checkout
 // "page" completes the payment at once and sends a signed checkout.session.completed webhook, the way
 // Stripe would. Dev tool, not product code.
-import { createHmac, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import { pathToFileURL } from "node:url";
 import { listen } from "./listen.mjs";
+import { signStripePayload } from "./stripe-signature.mjs";
 
 const id = (prefix) => `${prefix}_${randomBytes(12).toString("hex")}`;
 const now = () => Math.floor(Date.now() / 1000);
-
-function signStripePayload(payload, secret, timestamp = now()) {
-  const signature = createHmac("sha256", secret).update(`${timestamp}.${payload}`).digest("hex");
-  return `t=${timestamp},v1=${signature}`;
-}
 
 export function startStripeStub({ port = 0, host = "127.0.0.1", webhookUrl, webhookSecret } = {}) {
   const customers = new Map();
@@ -60,7 +56,7 @@ export function startStripeStub({ port = 0, host = "127.0.0.1", webhookUrl, webh
       method: "POST",
       headers: {
         "Content-Type": "application/json; charset=utf-8",
-        "Stripe-Signature": signStripePayload(payload, webhookSecret),
+        "Stripe-Signature": (await signStripePayload(payload, webhookSecret)).header,
       },
       body: payload,
     });

@@ -15,7 +15,7 @@ import { createRouter, validationFailed } from "../../lib/validate";
 import { emptyBodyIsNone } from "../../middleware/json-body";
 import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
-import { currentUsage } from "../prompts/quota";
+import { currentUsage } from "../prompts";
 import { findBillingAccount } from "./billing.repo";
 import {
   CheckoutResponseSchema,

@@ -1,6 +1,6 @@
 import type { Database } from "../../db/client";
 import { AppError } from "../../lib/errors";
-import { findUserById } from "../auth/auth.repo";
+import { findUserById } from "../auth";
 import { findBillingAccount, saveCustomerId } from "./billing.repo";
 import { billingNotConfigured, callStripe, createStripe } from "./stripe";
 

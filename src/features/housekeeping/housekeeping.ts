@@ -1,6 +1,5 @@
 import { createDb } from "../../db/client";
-import { settleAbandonedPrompt } from "../prompts/prompts.queue";
-import { utcDay } from "../prompts/quota";
+import { settleAbandonedPrompt, utcDay } from "../prompts";
 import { deleteExpiredRows, findStalePendingPrompts } from "./housekeeping.repo";
 
 const MINUTE = 60_000;

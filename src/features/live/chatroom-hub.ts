@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import type { PromptDto } from "../prompts/prompts.schemas";
+import type { PromptDto } from "../prompts";
 import {
   formatEventId,
   type LiveEvent,

@@ -1,4 +1,4 @@
-import type { PromptDto } from "../prompts/prompts.schemas";
+import type { PromptDto } from "../prompts";
 import type { BeginAnswer, CancelAnswer, GenerationAnswer } from "./chatroom-hub";
 import type { HubMessage } from "./live.events";
 

@@ -1,4 +1,4 @@
-import type { PromptDto, UsageDto } from "../prompts/prompts.schemas";
+import type { PromptDto, UsageDto } from "../prompts";
 
 /** The events of the "Live replies" contract, with the data each carries. */
 export type LiveEventData = {

@@ -1,7 +1,7 @@
 import { jwtVerify, SignJWT } from "jose";
 import { hmacSha256 } from "../../lib/crypto";
 import { unauthorized } from "../../lib/errors";
-import { joseFailure, type TokenClaims } from "../auth/tokens";
+import { joseFailure, type TokenClaims } from "../auth";
 
 /** A stream ticket works this long, any number of times. */
 export const TICKET_TTL_SECONDS = 300;

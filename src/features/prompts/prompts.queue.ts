@@ -1,7 +1,6 @@
 import { createDb, type Database } from "../../db/client";
 import { uuidv7 } from "../../lib/ids";
-import { DeltaPublisher } from "../live/delta-publisher";
-import { announceReply, generationChannel, isGenerating } from "../live/hub";
+import { announceReply, DeltaPublisher, generationChannel, isGenerating } from "../live";
 import { AiFailure, type ChatTurn, streamReply } from "./gemini";
 import { cancelWithoutReply, loadPromptContext, type MessageRow, type ReplyToStore, storeReply } from "./prompts.repo";
 import { toSettledPrompt } from "./prompts.schemas";

@@ -1,7 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Database, toStatement } from "../../db/client";
 import { chatrooms, idempotencyKeys, type MESSAGE_STATUSES, messages, promptUsage } from "../../db/schema";
-import { proCondition } from "../billing/billing.repo";
+import { proCondition } from "../billing";
 import { BASIC_DAILY_PROMPT_LIMIT } from "./quota";
 
 type MessageStatus = (typeof MESSAGE_STATUSES)[number];

@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { MESSAGE_STATUSES, type Message } from "../../db/schema";
+import { successSchema } from "../../lib/openapi";
 import { textField } from "../../lib/text";
 import type { MessageRow, PromptWithReplyRow } from "./prompts.repo";
 
@@ -106,6 +107,47 @@ export const PromptResponseSchema = z
   .openapi("PromptResponse", {
     example: { success: true, message: "Prompt", prompt: examplePromptWith("completed", exampleReply) },
   });
+
+/**
+ * A whole number in the query string. Digits only: `wait=`, `wait=null` and `wait=1.5` are a 400 alike
+ * (a plain coercion would read the empty value as 0).
+ */
+const queryInteger = (name: string, min: number, max: number) =>
+  z.preprocess(
+    (value) => (typeof value === "string" && /^-?\d+$/.test(value) ? Number(value) : value),
+    z
+      .int({ error: `${name} must be a whole number from ${min} to ${max}` })
+      .min(min)
+      .max(max),
+  );
+
+export const MessagesQuerySchema = z.object({
+  limit: queryInteger("limit", 1, 100)
+    .default(50)
+    .openapi({ param: { name: "limit", in: "query" }, description: "1–100; out of range is a 400, not a clamp" }),
+  before: z
+    .string()
+    .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/, "before must be a nextCursor value")
+    .optional()
+    .openapi({ param: { name: "before", in: "query" }, description: "nextCursor from the previous page" }),
+});
+
+export const WaitQuerySchema = z.object({
+  wait: queryInteger("wait", 0, 25)
+    .default(0)
+    .openapi({
+      param: { name: "wait", in: "query" },
+      description: "Seconds (0–25) to hold the request until the prompt leaves pending",
+    }),
+});
+
+export const MessagePageResponseSchema = successSchema({
+  messages: z.array(MessageSchema).openapi({ description: "Oldest first", example: exampleMessages }),
+  nextCursor: z.string().nullable().openapi({
+    description: "Pass as `before` for older messages; null at the start",
+    example: exampleMessages[0]?.id,
+  }),
+});
 
 export type MessageDto = z.infer<typeof MessageSchema>;
 export type PromptDto = z.infer<typeof PromptSchema>;

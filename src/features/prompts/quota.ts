@@ -1,6 +1,4 @@
-import type { Database } from "../../db/client";
 import { nextUtcMidnight } from "../../lib/time";
-import { readQuotaState } from "./prompts.repo";
 
 export const BASIC_DAILY_PROMPT_LIMIT = 5;
 
@@ -23,8 +21,4 @@ export const utcDay = (now: Date) => now.toISOString().slice(0, 10);
 export function tierAndUsage(quota: { pro: boolean; used: number }, now: Date) {
   const tier: Tier = quota.pro ? "pro" : "basic";
   return { tier, usage: describeUsage(tier, quota.used, now) };
-}
-
-export async function currentUsage(db: Database, userId: string, now: Date) {
-  return tierAndUsage(await readQuotaState(db, userId, utcDay(now), now), now);
 }

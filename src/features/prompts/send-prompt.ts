@@ -3,7 +3,7 @@ import { toHex } from "../../lib/crypto";
 import { AppError, notFound } from "../../lib/errors";
 import { uuidv7 } from "../../lib/ids";
 import { nextUtcMidnight, secondsUntil } from "../../lib/time";
-import { announcePrompt } from "../live/hub";
+import { announcePrompt } from "../live";
 import { enqueuePrompt, settlePrompt } from "./prompts.queue";
 import {
   type NewPrompt,

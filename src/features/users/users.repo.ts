@@ -1,7 +1,7 @@
 import { eq, sql } from "drizzle-orm";
 import type { Database } from "../../db/client";
 import { promptUsage, users } from "../../db/schema";
-import { proCondition } from "../billing/billing.repo";
+import { proCondition } from "../billing";
 
 /** The user with today's prompt count and the Pro flag, in one query (one D1 round trip). */
 export async function findUserWithQuota(db: Database, userId: string, day: string, now: Date) {

@@ -4,8 +4,8 @@ import { authErrors, bearerAuth, errorResponses, jsonResponse } from "../../lib/
 import { createRouter } from "../../lib/validate";
 import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
-import { toUserResponse } from "../auth/auth.schemas";
-import { tierAndUsage, utcDay } from "../prompts/quota";
+import { toUserResponse } from "../auth";
+import { tierAndUsage, utcDay } from "../prompts";
 import { findUserWithQuota } from "./users.repo";
 import { MeResponseSchema } from "./users.schemas";
 

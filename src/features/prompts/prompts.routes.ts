@@ -1,0 +1,210 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { createDb } from "../../db/client";
+import { notFound } from "../../lib/errors";
+import { authErrors, bearerAuth, bodyErrors, errorResponses, jsonBody, jsonResponse } from "../../lib/openapi";
+import { createRouter } from "../../lib/validate";
+import type { AppEnv } from "../../types";
+import { ChatroomIdParamsSchema, findMessagePage, MessageParamsSchema } from "../chatrooms";
+import { promptStream, sseResponse, waitUntilSettled } from "../live";
+import { findPromptWithReply } from "./prompts.repo";
+import {
+  MessagePageResponseSchema,
+  MessagesQuerySchema,
+  PromptAcceptedSchema,
+  PromptResponseSchema,
+  SendMessageBodySchema,
+  toMessageResponse,
+  toPromptResponse,
+  WaitQuerySchema,
+} from "./prompts.schemas";
+import { retryPrompt, sendPrompt } from "./send-prompt";
+
+const promptErrors = {
+  ...bodyErrors,
+  ...authErrors,
+  404: "NOT_FOUND: no such chatroom (or prompt) for this user",
+  429: "DAILY_LIMIT_REACHED: 5 prompts per UTC day on Basic; Retry-After is the seconds until 00:00 UTC, and error.usage says the same as GET /user/me's usage",
+  503: "QUEUE_UNAVAILABLE: the prompt could not be queued; it is stored as failed and can be retried",
+} as const;
+
+const rateLimitHeaders = z.object({
+  "RateLimit-Limit": z.string().optional().openapi({ description: "5 for Basic; absent for Pro" }),
+  "RateLimit-Remaining": z.string().optional(),
+  "RateLimit-Reset": z.string().optional().openapi({ description: "Seconds until 00:00 UTC" }),
+});
+
+/**
+ * A chatroom's messages: its history, sending a prompt, one prompt with its reply, retrying one. Mounted
+ * at /api/chatroom behind requireAuth (src/app.ts).
+ */
+export const promptRoutes = createRouter<AppEnv>();
+
+promptRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/{id}/messages",
+    operationId: "listMessages",
+    tags: ["Messages"],
+    summary: "Page through a chatroom's messages, newest page first, each page oldest first",
+    security: bearerAuth,
+    request: { params: ChatroomIdParamsSchema, query: MessagesQuerySchema },
+    responses: {
+      200: jsonResponse(MessagePageResponseSchema, "A page of messages"),
+      ...errorResponses({
+        ...authErrors,
+        400: "VALIDATION_FAILED: limit out of 1–100 or a malformed cursor",
+        404: "NOT_FOUND",
+      }),
+    },
+  }),
+  async (c) => {
+    const { limit, before } = c.req.valid("query");
+    const { exists, page } = await findMessagePage(c.var.db, c.var.userId, c.req.valid("param").id, limit, before);
+    if (!exists) throw notFound("Chatroom");
+    const hasMore = page.length > limit;
+    const newestFirst = page.slice(0, limit);
+    const nextCursor = hasMore ? (newestFirst.at(-1)?.id ?? null) : null;
+    return c.json(
+      {
+        success: true as const,
+        message: "Messages",
+        messages: newestFirst.reverse().map(toMessageResponse),
+        nextCursor,
+      },
+      200,
+    );
+  },
+);
+
+promptRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/{id}/message",
+    operationId: "sendPrompt",
+    tags: ["Messages"],
+    summary: "Send a prompt; Gemini answers asynchronously, or live with Accept: text/event-stream",
+    description:
+      "Stores the prompt as pending and queues it; poll GET …/message/{messageId}?wait=N for the reply. " +
+      "With Accept: text/event-stream the answer is 200 text/event-stream instead: `prompt` (with `usage`), the `delta` events as the reply is written, then `reply`, and the stream ends; " +
+      "everything that fails before the prompt is accepted is the usual JSON error. " +
+      "A repeated Idempotency-Key (per user, 24 h) returns the first answer again (with Idempotent-Replayed: true) " +
+      "and neither stores, queues nor counts twice; the same key with a different chatroom or text is a 409 IDEMPOTENCY_KEY_REUSED, " +
+      "and a repeat while the first is still in flight a 409 IDEMPOTENCY_KEY_IN_USE. A request answered 429 or 503 does not keep its key.",
+    security: bearerAuth,
+    request: {
+      params: ChatroomIdParamsSchema,
+      headers: z.object({
+        "idempotency-key": z
+          .string()
+          .min(1)
+          .max(255)
+          .regex(/^[\x21-\x7e]+$/, "Idempotency-Key must be 1–255 visible ASCII characters")
+          .optional()
+          .openapi({ description: "Idempotency-Key: repeats within 24 h return the first answer" }),
+      }),
+      body: jsonBody(SendMessageBodySchema),
+    },
+    responses: {
+      200: {
+        ...sseResponse("With Accept: text/event-stream: the prompt, its reply as it is written, then the reply"),
+        headers: rateLimitHeaders,
+      },
+      202: { ...jsonResponse(PromptAcceptedSchema, "Accepted and queued"), headers: rateLimitHeaders },
+      ...errorResponses({
+        ...promptErrors,
+        409: "IDEMPOTENCY_KEY_REUSED or IDEMPOTENCY_KEY_IN_USE",
+      }),
+    },
+  }),
+  async (c) => {
+    const answer = await sendPrompt(c.env, c.var.db, {
+      userId: c.var.userId,
+      chatroomId: c.req.valid("param").id,
+      content: c.req.valid("json").userMessage,
+      idempotencyKey: c.req.valid("header")["idempotency-key"],
+    });
+    const headers: Record<string, string> = {
+      ...answer.headers,
+      ...(answer.replayed ? { "Idempotent-Replayed": "true" } : {}),
+    };
+    if (wantsEventStream(c.req.header("Accept"))) {
+      const { prompt, usage } = answer.body;
+      return (await promptStream(c, {
+        chatroomId: prompt.chatroomId,
+        promptId: prompt.id,
+        // A repeat streams the prompt's current state, read from D1; a new prompt is known to be pending.
+        known: answer.replayed ? undefined : prompt,
+        usage,
+        headers,
+      })) as never;
+    }
+    for (const [name, value] of Object.entries(headers)) c.header(name, value);
+    return c.json(answer.body, 202);
+  },
+);
+
+promptRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/{id}/message/{messageId}",
+    operationId: "getPrompt",
+    tags: ["Messages"],
+    summary: "A prompt and its reply; with wait=N, held until the reply lands",
+    description:
+      "With wait > 0 the request returns as soon as the prompt leaves pending, or after N seconds. Only prompt ids (role user) are found here.",
+    security: bearerAuth,
+    request: { params: MessageParamsSchema, query: WaitQuerySchema },
+    responses: {
+      200: jsonResponse(PromptResponseSchema, "The prompt, with reply null while pending"),
+      ...errorResponses({ ...authErrors, 400: "VALIDATION_FAILED: wait out of 0–25", 404: "NOT_FOUND" }),
+    },
+  }),
+  async (c) => {
+    const { id, messageId } = c.req.valid("param");
+    const deadline = Date.now() + c.req.valid("query").wait * 1000;
+    let row = await findPromptWithReply(c.var.db, c.var.userId, id, messageId);
+    if (!row) throw notFound("Message");
+    if (row.status === "pending" && Date.now() < deadline) {
+      row =
+        // At the primary: the reply is written by the queue consumer, outside this request's session.
+        (await waitUntilSettled(c.env, createDb(c.env.DB), {
+          userId: c.var.userId,
+          chatroomId: id,
+          promptId: messageId,
+          deadline,
+        })) ?? row;
+    }
+    return c.json({ success: true as const, message: "Prompt", prompt: toPromptResponse(row) }, 200);
+  },
+);
+
+promptRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/{id}/message/{messageId}/retry",
+    operationId: "retryPrompt",
+    tags: ["Messages"],
+    summary: "Queue a failed or cancelled prompt again (counts against the quota again)",
+    security: bearerAuth,
+    request: { params: MessageParamsSchema },
+    responses: {
+      202: { ...jsonResponse(PromptAcceptedSchema, "Queued again"), headers: rateLimitHeaders },
+      ...errorResponses({ ...promptErrors, 409: "NOT_FAILED: only failed or cancelled prompts can be retried" }),
+    },
+  }),
+  async (c) => {
+    const { id, messageId } = c.req.valid("param");
+    const answer = await retryPrompt(c.env, c.var.db, {
+      userId: c.var.userId,
+      chatroomId: id,
+      promptId: messageId,
+    });
+    for (const [name, value] of Object.entries(answer.headers)) c.header(name, value);
+    return c.json(answer.body, 202);
+  },
+);
+
+/** True when the client asked for Server-Sent Events (`Accept: text/event-stream`). */
+function wantsEventStream(accept: string | undefined) {
+  return /(^|,)\s*text\/event-stream\s*(;|,|$)/i.test(accept ?? "");
+}
