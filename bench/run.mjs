@@ -723,6 +723,16 @@ async function kvBurst(instrumented) {
   }
 }
 
+/** Load runs per side for the floor comparison: local throughput swings ±30% from run to run. */
+const FLOOR_RUNS = 5;
+
+/** Requests per second of one load run. */
+async function loadOnce(url, headers) {
+  const result = await autocannon({ url, connections: CONNECTIONS, duration: LOAD_SECONDS, headers });
+  if (result.non2xx > 0 || result.errors > 0) throw new Error(`load on ${url}: ${result.non2xx} non-2xx`);
+  return result.requests.average;
+}
+
 /** The hot reads whose throughput is compared with their binding floor. */
 const HOT_READS = [
   ["GET /api/user/me", () => "/api/user/me"],
@@ -754,10 +764,16 @@ async function floorShares(instrumented) {
       }
       const slug = encodeURIComponent(name);
       await fetch(`${server.url}/__bench/floor/${slug}`, { method: "POST" });
-      const ours = await load(`${server.url}${path}`, headers);
-      const floorLoad = await load(`${server.url}/__floor/${slug}`, headers);
-      shares.set(name, { ours: ours.rps, floor: floorLoad.rps, share: ours.rps / floorLoad.rps });
-      log(`  ${name}: ${ours.rps.toFixed(0)} req/s, floor ${floorLoad.rps.toFixed(0)} req/s`);
+      // Interleaved runs, so drift on a busy machine hits both sides alike; medians of FLOOR_RUNS each.
+      const ours = [];
+      const floorRuns = [];
+      for (let run = 0; run < FLOOR_RUNS; run++) {
+        ours.push(await loadOnce(`${server.url}${path}`, headers));
+        floorRuns.push(await loadOnce(`${server.url}/__floor/${slug}`, headers));
+      }
+      const [oursRps, floorRps] = [median(ours), median(floorRuns)];
+      shares.set(name, { ours: oursRps, floor: floorRps, share: oursRps / floorRps });
+      log(`  ${name}: ${oursRps.toFixed(0)} req/s, floor ${floorRps.toFixed(0)} req/s`);
     }
   } finally {
     await Promise.all([server.mf.dispose(), gemini.close()]);
