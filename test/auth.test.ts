@@ -437,6 +437,9 @@ describe("POST /api/auth/login", () => {
     expectError(wrongPassword, 401, "INVALID_CREDENTIALS");
     expect(unknownPhone.status).toBe(wrongPassword.status);
     expect(unknownPhone.body).toEqual(wrongPassword.body);
+    // Every 401 names a challenge (RFC 9110): a bearer token, which login is how to get.
+    for (const res of [wrongPassword, unknownPhone])
+      expect(res.headers.get("WWW-Authenticate")).toBe('Bearer realm="api"');
   });
 
   it("returns 403 PHONE_NOT_VERIFIED only for the right password of an unverified phone", async () => {

@@ -46,14 +46,14 @@ export const jsonResponse = <T extends ZodType>(schema: T, description: string) 
 const BEARER_CHALLENGE = {
   "WWW-Authenticate": {
     description:
-      'RFC 6750. No token sent: Bearer realm="api". A token sent but refused: Bearer error="invalid_token", error_description="<the message>".',
+      'RFC 6750. No token sent (and login\'s INVALID_CREDENTIALS): Bearer realm="api". A token sent but refused: Bearer error="invalid_token", error_description="<the message>".',
     schema: { type: "string" as const },
   },
 };
 
 /**
  * Documents the error statuses a route can answer; each body is the error envelope, and the 401 of
- * `authErrors` its WWW-Authenticate header.
+ * every 401 its WWW-Authenticate header.
  */
 export function errorResponses<S extends number>(described: Record<S, string>) {
   return Object.fromEntries(
@@ -61,7 +61,7 @@ export function errorResponses<S extends number>(described: Record<S, string>) {
       status,
       {
         ...jsonResponse(ErrorSchema, String(description)),
-        ...(description === authErrors[401] ? { headers: BEARER_CHALLENGE } : {}),
+        ...(status === "401" ? { headers: BEARER_CHALLENGE } : {}),
       },
     ]),
   ) as Record<S, ReturnType<typeof jsonResponse<typeof ErrorSchema>>>;

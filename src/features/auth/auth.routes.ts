@@ -196,7 +196,12 @@ authRoutes.openapi(
     const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), phoneSubject(phoneNumber));
     const [[user]] = await reserveAttempt(c.var.db, attempt, [selectUserByPhone(c.var.db, phoneNumber)]);
     const valid = user ? await verifyPassword(password, user.passwordHash) : await burnPasswordCheck(password);
-    if (!user || !valid) throw new AppError(401, "INVALID_CREDENTIALS", "Phone number or password is incorrect");
+    if (!user || !valid) {
+      // A 401 always names how to authenticate (RFC 9110 §15.5.2): here, with a bearer token from this API.
+      throw new AppError(401, "INVALID_CREDENTIALS", "Phone number or password is incorrect", undefined, {
+        "WWW-Authenticate": 'Bearer realm="api"',
+      });
+    }
     forgetAttempt(c.var.db, c.executionCtx, attempt);
     if (!user.verifiedAt) {
       throw new AppError(403, "PHONE_NOT_VERIFIED", "Verify your phone number with an OTP before signing in");
