@@ -73,7 +73,7 @@ async function enqueueOrFail(
   run: { userId: string; day: string; incarnation: number },
 ) {
   // Subscribers hear of the prompt before the consumer can publish a word of its reply.
-  await announcePrompt(env, prompt);
+  await announcePrompt(env, prompt, run.incarnation);
   try {
     await enqueuePrompt(env.PROMPT_QUEUE, prompt.id);
     return;
