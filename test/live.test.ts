@@ -634,6 +634,101 @@ describe("races between deliveries, cancels and retries", () => {
     expect(await hub.isGenerating(id)).toBe(false);
   });
 
+  /** The hub never hears a send's or retry's own announcement, as when the consumer reaches it first. */
+  const unannounced = (): Env => {
+    const wrap = (stub: object) =>
+      new Proxy(stub, {
+        get: (target, name) => {
+          if (name === "then") return undefined;
+          if (name === "publishPrompt") return () => Promise.resolve();
+          // biome-ignore lint/suspicious/noExplicitAny: forwards any RPC call to the real hub.
+          return (...args: unknown[]) => (target as any)[name](...args);
+        },
+      });
+    return {
+      ...aiEnv(),
+      CHATROOM_HUB: {
+        idFromName: env.CHATROOM_HUB.idFromName.bind(env.CHATROOM_HUB),
+        get: (id: DurableObjectId) => wrap(env.CHATROOM_HUB.get(id)),
+      },
+    } as unknown as Env;
+  };
+
+  it("a generation that reaches the hub before the send's announcement announces the prompt first, and the late announcement does not stop it", async () => {
+    const { token, room } = await roomOfNewUser();
+    const live = await openStream("GET", `/api/chatroom/${room.id}/events`, { token });
+    const sent = await call("POST", `/api/chatroom/${room.id}/message`, {
+      token,
+      body: { userMessage: "Quick" },
+      env: unannounced(),
+    });
+    expect(sent.status).toBe(202);
+    const prompt = sent.body.prompt;
+    let lateAnnouncement: Promise<unknown> | undefined;
+    stubGemini(() =>
+      geminiStream(["One ", "two ", "three."], {
+        gapMs: 50,
+        onChunk: (index) => {
+          if (index === 0) lateAnnouncement = hubOf(room.id).publishPrompt(prompt, 0);
+        },
+      }),
+    );
+    await runConsumer([{ promptId: prompt.id }], { env: aiEnv() });
+    await lateAnnouncement;
+    const events: SseEvent[] = [];
+    for (let event = await live.next(); event; event = await live.next()) {
+      events.push(event);
+      if (event.event === "reply") break;
+    }
+    live.close();
+    expect(events[0]?.event).toBe("prompt");
+    expect(events[0]).toMatchObject({
+      event: "prompt",
+      data: { prompt: { ...prompt, status: "pending", reply: null } },
+    });
+    expect(events.filter((e) => e.event === "prompt")).toHaveLength(1);
+    expect(textOf(events, prompt.id)).toBe("One two three.");
+    expect(events.at(-1)).toMatchObject({ event: "reply", data: { prompt: { status: "completed" } } });
+  });
+
+  it("a retried prompt whose generation reaches the hub before the retry's announcement is answered, not left cancelled", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    // Cancelled while still queued: the hub remembers the first run as cancelled.
+    expect((await call("POST", `/api/chatroom/${room.id}/message/${id}/cancel`, { token })).status).toBe(200);
+    const live = await openStream("GET", `/api/chatroom/${room.id}/events`, { token });
+    const retried = await call("POST", `/api/chatroom/${room.id}/message/${id}/retry`, {
+      token,
+      env: unannounced(),
+    });
+    expect(retried.status).toBe(202);
+    stubGemini(() => geminiStream(["The ", "answer"]));
+    expect(await runConsumer([{ promptId: id }], { env: aiEnv() })).toEqual({ acked: 1, retried: [] });
+    // The retry's announcement, arriving last, changes nothing.
+    await hubOf(room.id).publishPrompt(retried.body.prompt, 1);
+    const events: SseEvent[] = [];
+    for (let event = await live.next(); event; event = await live.next()) {
+      events.push(event);
+      if (event.event === "reply") break;
+    }
+    live.close();
+    expect(events[0]).toMatchObject({ event: "prompt", data: { prompt: { id, status: "pending", reply: null } } });
+    expect(textOf(events, id)).toBe("The answer");
+    expect(events.at(-1)).toMatchObject({ event: "reply", data: { prompt: { status: "completed" } } });
+    const read = await call("GET", `/api/chatroom/${room.id}/message/${id}`, { token });
+    expect(read.body.prompt).toMatchObject({ status: "completed", reply: { content: "The answer" } });
+  });
+
+  it("a cancel of an earlier run does not freeze the run after it", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    const hub = hubOf(room.id);
+    await hub.beginGeneration(id, "second-run", 1, false, undefined, 1);
+    expect(await hub.cancel(id, 0)).toEqual({ settled: true });
+    expect(await hub.isGenerating(id)).toBe(true);
+    expect(await hub.pushDelta(id, "second-run", "still going")).toEqual({ stop: false });
+  });
+
   it("streams a send from D1 when the chatroom's hub cannot be reached", async () => {
     const { token, room } = await roomOfNewUser();
     const down = () => Promise.reject(new Error("hub unreachable"));

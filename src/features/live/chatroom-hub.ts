@@ -38,6 +38,8 @@ type PromptRow = {
   generation: string | null;
   seen_at: number;
   settled: string | null;
+  /** The prompt's run (D1's `incarnation`, bumped by each retry) this row is about. */
+  incarnation: number;
 };
 
 type Attachment = { promptId: string | null };
@@ -58,15 +60,24 @@ export class ChatroomHub extends DurableObject<Env> {
     this.sql = ctx.storage.sql;
     this.sql.exec(`CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, body TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS prompts (id TEXT PRIMARY KEY, state TEXT NOT NULL, text TEXT NOT NULL,
-        generation TEXT, seen_at INTEGER NOT NULL, settled TEXT);
+        generation TEXT, seen_at INTEGER NOT NULL, settled TEXT, incarnation INTEGER NOT NULL DEFAULT 0);
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);`);
+    // Hubs created before prompts had runs: their rows are taken to be about the first run.
+    const columns = this.sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('prompts')").toArray();
+    if (!columns.some((column) => column.name === "incarnation")) {
+      this.sql.exec("ALTER TABLE prompts ADD COLUMN incarnation INTEGER NOT NULL DEFAULT 0");
+    }
   }
 
-  /** A prompt was accepted (sent or retried): it starts afresh, and every subscriber hears of it. */
-  publishPrompt(prompt: PromptDto): void {
+  /**
+   * A prompt was accepted (sent or retried, run `incarnation`): it starts afresh, and every subscriber
+   * hears of it. A run the hub already knows of (its generation began first and announced it) is left as is.
+   */
+  publishPrompt(prompt: PromptDto, incarnation = 0): void {
     if (this.deleted()) return;
-    this.putPrompt({ id: prompt.id, state: "pending", text: "", generation: null, seen_at: Date.now(), settled: null });
-    this.publish("prompt", { prompt }, prompt.id);
+    const row = this.prompt(prompt.id);
+    if (row && row.incarnation >= incarnation) return;
+    this.announce(prompt, incarnation);
   }
 
   /**
@@ -74,10 +85,25 @@ export class ChatroomHub extends DurableObject<Env> {
    * delivery's generation is alive; told to stop when the prompt was cancelled or the chatroom deleted.
    * Taking over from a dead generation drops the text it published (subscribers get `retrying`).
    * `restart` is for a delivery that found the prompt pending in D1 although the hub saw it settle.
+   * A run (`incarnation`) the hub has not heard of yet is announced here, with `prompt`, before its first
+   * delta; what the hub knows of earlier runs (cancelled, settled) does not apply to it.
    */
-  beginGeneration(promptId: string, generation: string, attempt = 1, restart = false): BeginAnswer {
+  beginGeneration(
+    promptId: string,
+    generation: string,
+    attempt = 1,
+    restart = false,
+    prompt?: PromptDto,
+    incarnation = 0,
+  ): BeginAnswer {
     if (this.deleted()) return { stop: true, text: "" };
-    const row = this.prompt(promptId);
+    let row = this.prompt(promptId);
+    // D1 has moved on to a later run: this delivery read a prompt that is no longer pending as it was.
+    if (row && row.incarnation > incarnation) return { stop: false, settled: true };
+    if (!row || row.incarnation < incarnation) {
+      if (prompt) this.announce(prompt, incarnation);
+      row = undefined;
+    }
     if (row?.state === "cancelled") return { stop: true, text: row.text };
     if (row?.state === "settled" && !restart) return { stop: false, settled: true };
     const now = Date.now();
@@ -87,7 +113,15 @@ export class ChatroomHub extends DurableObject<Env> {
       if (row.text)
         this.publish("retrying", { promptId, attempt: Math.max(1, attempt - 1), retryInSeconds: 0 }, promptId);
     }
-    this.putPrompt({ id: promptId, state: "generating", text: "", generation, seen_at: now, settled: null });
+    this.putPrompt({
+      id: promptId,
+      state: "generating",
+      text: "",
+      generation,
+      seen_at: now,
+      settled: null,
+      incarnation,
+    });
     return { stop: false };
   }
 
@@ -108,16 +142,28 @@ export class ChatroomHub extends DurableObject<Env> {
     if (this.deleted()) return;
     const row = this.prompt(promptId);
     if (row && (row.generation !== generation || row.state !== "generating")) return;
-    this.putPrompt({ id: promptId, state: "pending", text: "", generation: null, seen_at: Date.now(), settled: null });
+    this.putPrompt({
+      id: promptId,
+      state: "pending",
+      text: "",
+      generation: null,
+      seen_at: Date.now(),
+      settled: null,
+      incarnation: row?.incarnation ?? 0,
+    });
     this.publish("retrying", { promptId, attempt, retryInSeconds }, promptId);
   }
 
   /**
    * Freezes the prompt's reply at exactly the text published so far, so no later delta goes out; the
-   * caller settles it in D1 with that text. A prompt the hub already saw settled is left alone.
+   * caller settles it in D1 with that text. A prompt the hub already saw settled is left alone, and so
+   * is a later run than the caller's (`incarnation`, from D1).
    */
-  cancel(promptId: string): CancelAnswer {
-    const row = this.prompt(promptId);
+  cancel(promptId: string, incarnation = 0): CancelAnswer {
+    const found = this.prompt(promptId);
+    if (found && found.incarnation > incarnation) return { settled: true };
+    // What the hub knows of an earlier run says nothing about this one.
+    const row = found && found.incarnation === incarnation ? found : undefined;
     if (row?.state === "settled") return { settled: true };
     const text = row?.state === "generating" || row?.state === "cancelled" ? row.text : "";
     this.putPrompt({
@@ -127,6 +173,7 @@ export class ChatroomHub extends DurableObject<Env> {
       generation: row?.generation ?? null,
       seen_at: Date.now(),
       settled: null,
+      incarnation,
     });
     return { settled: false, text };
   }
@@ -137,17 +184,21 @@ export class ChatroomHub extends DurableObject<Env> {
     return row?.state === "generating" && Date.now() - row.seen_at < GENERATION_LEASE_MS;
   }
 
-  /** The prompt settled (stored in D1): subscribers get `reply`, and per-prompt streams end. */
-  publishReply(prompt: PromptDto): void {
+  /** The prompt's run `incarnation` settled (stored in D1): subscribers get `reply`, and per-prompt streams end. */
+  publishReply(prompt: PromptDto, incarnation = 0): void {
     if (this.deleted()) return;
-    this.putPrompt({
-      id: prompt.id,
-      state: "settled",
-      text: "",
-      generation: null,
-      seen_at: Date.now(),
-      settled: JSON.stringify(prompt),
-    });
+    // A later run the hub already knows of keeps its row.
+    if ((this.prompt(prompt.id)?.incarnation ?? incarnation) <= incarnation) {
+      this.putPrompt({
+        id: prompt.id,
+        state: "settled",
+        text: "",
+        generation: null,
+        seen_at: Date.now(),
+        settled: JSON.stringify(prompt),
+        incarnation,
+      });
+    }
     this.publish("reply", { prompt }, prompt.id);
   }
 
@@ -163,7 +214,7 @@ export class ChatroomHub extends DurableObject<Env> {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, body TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS prompts (id TEXT PRIMARY KEY, state TEXT NOT NULL, text TEXT NOT NULL,
-        generation TEXT, seen_at INTEGER NOT NULL, settled TEXT);`);
+        generation TEXT, seen_at INTEGER NOT NULL, settled TEXT, incarnation INTEGER NOT NULL DEFAULT 0);`);
     this.setMeta("deleted", 1);
   }
 
@@ -271,19 +322,35 @@ export class ChatroomHub extends DurableObject<Env> {
     this.sql.exec("DELETE FROM prompts WHERE state = 'settled' AND seen_at < ?", now - SETTLED_MEMORY_MS);
   }
 
+  /** Run `incarnation` of the prompt starts afresh, pending, and every subscriber hears of it. */
+  private announce(prompt: PromptDto, incarnation: number) {
+    const now = Date.now();
+    this.putPrompt({
+      id: prompt.id,
+      state: "pending",
+      text: "",
+      generation: null,
+      seen_at: now,
+      settled: null,
+      incarnation,
+    });
+    this.publish("prompt", { prompt }, prompt.id);
+  }
+
   private prompt(promptId: string): PromptRow | undefined {
     return this.sql.exec<PromptRow>("SELECT * FROM prompts WHERE id = ?", promptId).toArray()[0];
   }
 
   private putPrompt(row: PromptRow) {
     this.sql.exec(
-      "INSERT OR REPLACE INTO prompts (id, state, text, generation, seen_at, settled) VALUES (?, ?, ?, ?, ?, ?)",
+      "INSERT OR REPLACE INTO prompts (id, state, text, generation, seen_at, settled, incarnation) VALUES (?, ?, ?, ?, ?, ?, ?)",
       row.id,
       row.state,
       row.text,
       row.generation,
       row.seen_at,
       row.settled,
+      row.incarnation,
     );
   }
 

@@ -17,28 +17,39 @@ async function bestEffort<T>(what: string, chatroomId: string, call: () => Promi
   }
 }
 
-export const announcePrompt = (env: Env, prompt: PromptDto) =>
-  bestEffort("publishPrompt", prompt.chatroomId, () => hubOf(env, prompt.chatroomId).publishPrompt(prompt));
+/** Run `incarnation` (D1's counter, bumped by each retry) of the prompt was accepted. */
+export const announcePrompt = (env: Env, prompt: PromptDto, incarnation: number) =>
+  bestEffort("publishPrompt", prompt.chatroomId, () =>
+    hubOf(env, prompt.chatroomId).publishPrompt(prompt, incarnation),
+  );
 
-export const announceReply = (env: Env, prompt: PromptDto) =>
-  bestEffort("publishReply", prompt.chatroomId, () => hubOf(env, prompt.chatroomId).publishReply(prompt));
+export const announceReply = (env: Env, prompt: PromptDto, incarnation: number) =>
+  bestEffort("publishReply", prompt.chatroomId, () => hubOf(env, prompt.chatroomId).publishReply(prompt, incarnation));
 
 export const announceChatroomDeleted = (env: Env, chatroomId: string) =>
   bestEffort("chatroomDeleted", chatroomId, () => hubOf(env, chatroomId).chatroomDeleted(chatroomId));
 
-/** Freezes a prompt's published text so it can be stored as the cancelled reply. */
-export const freezeForCancel = (env: Env, chatroomId: string, promptId: string): Promise<CancelAnswer> =>
-  hubOf(env, chatroomId).cancel(promptId);
+/** Freezes the published text of the prompt's run `incarnation` so it can be stored as the cancelled reply. */
+export const freezeForCancel = (
+  env: Env,
+  chatroomId: string,
+  promptId: string,
+  incarnation: number,
+): Promise<CancelAnswer> => hubOf(env, chatroomId).cancel(promptId, incarnation);
 
 export const isGenerating = (env: Env, chatroomId: string, promptId: string): Promise<boolean> =>
   hubOf(env, chatroomId).isGenerating(promptId);
 
-/** The calls a queue delivery makes while it writes one prompt's reply. */
-export function generationChannel(env: Env, chatroomId: string, promptId: string, generation: string) {
+/**
+ * The calls a queue delivery makes while it writes the reply of one run (`incarnation`) of a prompt;
+ * `prompt` (pending) announces the run if the hub has not heard of it yet.
+ */
+export function generationChannel(env: Env, prompt: PromptDto, incarnation: number, generation: string) {
+  const { chatroomId, id: promptId } = prompt;
   const hub = hubOf(env, chatroomId);
   return {
     begin: (attempt: number, restart = false): Promise<BeginAnswer> =>
-      hub.beginGeneration(promptId, generation, attempt, restart),
+      hub.beginGeneration(promptId, generation, attempt, restart, prompt, incarnation),
     push: (text: string): Promise<GenerationAnswer> => hub.pushDelta(promptId, generation, text),
     retrying: (attempt: number, retryInSeconds: number) =>
       bestEffort("publishRetrying", chatroomId, () =>

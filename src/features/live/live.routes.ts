@@ -44,7 +44,7 @@ liveRoutes.openapi(
     const row = await findOwnedPrompt(c.var.db, c.var.userId, id, messageId);
     if (!row) throw notFound("Message");
     if (row.status !== "pending") throw notPending();
-    const frozen = await freezeForCancel(c.env, id, messageId);
+    const frozen = await freezeForCancel(c.env, id, messageId, row.incarnation);
     if (!frozen.settled) await settleCancelled(c.env, c.var.db, row, frozen.text);
     const settled = await findPromptWithReply(c.var.db, c.var.userId, id, messageId);
     if (settled?.status !== "cancelled") throw notPending();

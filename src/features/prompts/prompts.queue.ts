@@ -49,6 +49,7 @@ export async function settlePrompt(
       createdAt: now,
       tokens: reply.tokens,
     }),
+    reply.prompt.incarnation,
   );
   return true;
 }
@@ -60,7 +61,7 @@ export async function settlePrompt(
 export async function settleCancelled(env: Env, db: Database, prompt: SettleablePrompt, text: string) {
   if (text) return settlePrompt(env, db, { prompt, content: text, outcome: "cancelled" });
   if (!(await cancelWithoutReply(db, prompt, new Date()))) return false;
-  await announceReply(env, toSettledPrompt(prompt, "cancelled", null));
+  await announceReply(env, toSettledPrompt(prompt, "cancelled", null), prompt.incarnation);
   return true;
 }
 
@@ -122,7 +123,9 @@ async function answerPrompt(env: Env, promptId: string, attempts: number): Promi
   // Gone (its chatroom was deleted) or already settled by an earlier delivery or a cancel: nothing to do.
   if (prompt?.status !== "pending") return "ack";
 
-  const channel = generationChannel(env, prompt.chatroom_id, promptId, crypto.randomUUID());
+  // The hub may not have heard of this run yet (the send announces it while enqueueing): `begin` does then.
+  const pending = toSettledPrompt(prompt, "pending", null);
+  const channel = generationChannel(env, pending, prompt.incarnation, crypto.randomUUID());
   const begin = (restart = false) =>
     channel.begin(attempts, restart).catch((err) => {
       // Without its hub the reply is still written and stored; it just is not streamed.

@@ -72,16 +72,21 @@ async function enqueueOrFail(
   prompt: PromptDto,
   run: { userId: string; day: string; incarnation: number },
 ) {
-  // Subscribers hear of the prompt before the consumer can publish a word of its reply.
-  await announcePrompt(env, prompt);
-  try {
-    await enqueuePrompt(env.PROMPT_QUEUE, prompt.id);
-    return;
-  } catch (err) {
-    console.error(
-      JSON.stringify({ level: "error", message: "enqueue failed", promptId: prompt.id, error: String(err) }),
-    );
-  }
+  // Both at once: a consumer that reaches the hub before the announcement announces the run itself,
+  // so subscribers still hear of the prompt before a word of its reply.
+  const [, queued] = await Promise.all([
+    announcePrompt(env, prompt, run.incarnation),
+    enqueuePrompt(env.PROMPT_QUEUE, prompt.id).then(
+      () => true,
+      (err) => {
+        console.error(
+          JSON.stringify({ level: "error", message: "enqueue failed", promptId: prompt.id, error: String(err) }),
+        );
+        return false;
+      },
+    ),
+  ]);
+  if (queued) return;
   await settlePrompt(env, db, {
     prompt: {
       id: prompt.id,
