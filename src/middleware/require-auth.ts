@@ -1,5 +1,4 @@
 import { createMiddleware } from "hono/factory";
-import { createDb } from "../db/client";
 import { ensureTokenCurrent, verifyToken } from "../features/auth";
 import { verifyTicket } from "../features/live";
 import { unauthorized } from "../lib/errors";
@@ -37,9 +36,7 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
   } else {
     claims = await verifyToken(c.env, bearerToken(header, ticket !== undefined));
   }
-  // Whether the token is current is asked of the primary (when KV cannot answer), never of a replica
-  // the client's bookmark may point at.
-  const current = ensureTokenCurrent(c.env, createDb(c.env.DB), c.executionCtx, claims);
+  const current = ensureTokenCurrent(c.env, c.executionCtx, claims);
   const authenticate = () => {
     c.set("userId", claims.userId);
     c.set("tokenVersion", claims.tokenVersion);

@@ -1,4 +1,4 @@
-import type { Database } from "../../db/client";
+import { createDb } from "../../db/client";
 import { unauthorized } from "../../lib/errors";
 import { findRevocations, type Revocations, storeLoggedOutToken, storeRevokedTokenVersion } from "./auth.cache";
 import { findTokenVersion } from "./auth.repo";
@@ -89,9 +89,12 @@ function hasPendingVersionRevocation(userId: string) {
 const revokedFailure = (claims: TokenClaims) => unauthorized(claims.fromTicket ? "ticketRevoked" : "revoked");
 const loggedOutFailure = (claims: TokenClaims) => unauthorized(claims.fromTicket ? "ticketLoggedOut" : "loggedOut");
 
-/** D1 is the record of versions: a token is current when it carries the user's token version. */
-async function ensureCurrentInD1(db: Database, claims: TokenClaims) {
-  const current = await findTokenVersion(db, claims.userId);
+/**
+ * D1 is the record of versions: a token is current when it carries the user's token version. Asked of
+ * the primary, never of a replica a client's bookmark may point at.
+ */
+async function ensureCurrentInD1(env: Env, claims: TokenClaims) {
+  const current = await findTokenVersion(createDb(env.DB), claims.userId);
   if (current === undefined || claims.tokenVersion !== current) throw revokedFailure(claims);
 }
 
@@ -112,14 +115,14 @@ async function readRevocations(env: Env, claims: TokenClaims): Promise<Revocatio
  * error, or a revocation of this user that KV has not taken yet), and for tokens minted before
  * revocations were stored per version; it is then asked together with KV, not after it.
  */
-export async function ensureTokenCurrent(env: Env, db: Database, ctx: WaitUntil, claims: TokenClaims) {
+export async function ensureTokenCurrent(env: Env, ctx: WaitUntil, claims: TokenClaims) {
   if (pending.size > 0) ctx.waitUntil(retryPendingRevocations(env));
   if (claims.tokenId !== undefined && pending.has(`token:${claims.tokenId}`)) throw loggedOutFailure(claims);
   const askD1 = claims.issuedBeforeRevocationKeys === true || hasPendingVersionRevocation(claims.userId);
-  const [found] = await Promise.all([readRevocations(env, claims), askD1 ? ensureCurrentInD1(db, claims) : undefined]);
+  const [found] = await Promise.all([readRevocations(env, claims), askD1 ? ensureCurrentInD1(env, claims) : undefined]);
   if (found === undefined) {
     // Logouts live only in KV: while it cannot be read, a logged-out token passes (README, design notes).
-    if (!askD1) await ensureCurrentInD1(db, claims);
+    if (!askD1) await ensureCurrentInD1(env, claims);
     return;
   }
   if (found.token) throw loggedOutFailure(claims);
