@@ -289,14 +289,17 @@ async function cpuPerCall(server, endpoint) {
   return median(perRun);
 }
 
+/** One load run; any non-2xx answer or error fails the bench. */
+async function loadRun(url, headers) {
+  const result = await autocannon({ url, connections: CONNECTIONS, duration: LOAD_SECONDS, headers });
+  if (result.non2xx > 0 || result.errors > 0)
+    throw new Error(`load on ${url}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  return result;
+}
+
 async function load(url, headers) {
   const runs = [];
-  for (let run = 0; run < RUNS; run++) {
-    const result = await autocannon({ url, connections: CONNECTIONS, duration: LOAD_SECONDS, headers });
-    if (result.non2xx > 0 || result.errors > 0)
-      throw new Error(`load on ${url}: ${result.non2xx} non-2xx, ${result.errors} errors`);
-    runs.push(result);
-  }
+  for (let run = 0; run < RUNS; run++) runs.push(await loadRun(url, headers));
   return {
     rps: median(runs.map((r) => r.requests.average)),
     p50: median(runs.map((r) => r.latency.p50)),
@@ -726,13 +729,6 @@ async function kvBurst(instrumented) {
 /** Load runs per side for the floor comparison: local throughput swings ±30% from run to run. */
 const FLOOR_RUNS = 5;
 
-/** Requests per second of one load run. */
-async function loadOnce(url, headers) {
-  const result = await autocannon({ url, connections: CONNECTIONS, duration: LOAD_SECONDS, headers });
-  if (result.non2xx > 0 || result.errors > 0) throw new Error(`load on ${url}: ${result.non2xx} non-2xx`);
-  return result.requests.average;
-}
-
 /** The hot reads whose throughput is compared with their binding floor. */
 const HOT_READS = [
   ["GET /api/user/me", () => "/api/user/me"],
@@ -768,8 +764,8 @@ async function floorShares(instrumented) {
       const ours = [];
       const floorRuns = [];
       for (let run = 0; run < FLOOR_RUNS; run++) {
-        ours.push(await loadOnce(`${server.url}${path}`, headers));
-        floorRuns.push(await loadOnce(`${server.url}/__floor/${slug}`, headers));
+        ours.push((await loadRun(`${server.url}${path}`, headers)).requests.average);
+        floorRuns.push((await loadRun(`${server.url}/__floor/${slug}`, headers)).requests.average);
       }
       const [oursRps, floorRps] = [median(ours), median(floorRuns)];
       shares.set(name, { ours: oursRps, floor: floorRps, share: oursRps / floorRps });
