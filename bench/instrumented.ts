@@ -1,7 +1,8 @@
 // The benchmark's instrumented build: the real Worker, with its bindings wrapped to trace every round
 // trip (bench/tracing-bindings.ts) and, when BENCH_LATENCY is set, to delay each by the latency model's
 // figure. Counts go out in response headers; `GET /__bench/trace` gives the last request's calls and
-// `GET /__bench/kv-writes` every KV write since the last `?reset`. Never deployed.
+// `GET /__bench/kv-writes` every KV write since the last `?reset`. A request with `X-Bench-Untraced`
+// runs the Worker on its bindings as they are (load runs measure our code, not the tracer). Never deployed.
 import worker from "../src/index";
 import { type FloorPlan, floor } from "./floor";
 import { type LatencyModel, Tracer, tracedD1, tracedDurableObjects, tracedKv, tracedQueue } from "./tracing-bindings";
@@ -9,6 +10,9 @@ import { type LatencyModel, Tracer, tracedD1, tracedDurableObjects, tracedKv, tr
 export { ChatroomHub } from "../src/index";
 
 type BenchEnv = Env & { BENCH_LATENCY?: string };
+
+/** The header that skips tracing, for load runs (the floor comparison). */
+const UNTRACED = "X-Bench-Untraced";
 
 let tracer: Tracer | undefined;
 let lastTrace: Tracer["calls"] = [];
@@ -45,6 +49,7 @@ export default {
       if (url.searchParams.has("reset") && tracer) tracer.kvWrites = [];
       return Response.json(writes);
     }
+    if (request.headers.has(UNTRACED)) return worker.fetch(request, env, ctx);
     const wrapped = traced(env);
     tracer?.reset();
     const response = await worker.fetch(request, wrapped, ctx);

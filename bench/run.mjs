@@ -23,6 +23,8 @@ const COMPAT_DATE = /compatibility_date\s*=\s*"([^"]+)"/.exec(readFileSync("wran
 const WEBHOOK_SECRET = "whsec_bench";
 /** `npm run bench -- --write` also writes bench/results.md and the README's Performance section. */
 const WRITE = process.argv.includes("--write");
+/** `npm run bench -- --only=floor` (or `=startup`) measures that alone and prints it, writing nothing. */
+const ONLY = process.argv.find((arg) => arg.startsWith("--only="))?.slice("--only=".length);
 const startedAt = Date.now();
 
 const median = (values) => {
@@ -740,7 +742,7 @@ const HOT_READS = [
 /**
  * For each hot read: its throughput on the instrumented build, and that of the floor replaying exactly
  * the binding calls one such request made (bench/floor.ts), in the same runtime and on the same data.
- * The instrumented build's own tracing counts against us, so the share is if anything understated.
+ * The load runs skip the tracer (X-Bench-Untraced): both sides pay only the build's dispatch on its path.
  */
 async function floorShares(instrumented) {
   const gemini = await startGeminiStub();
@@ -751,6 +753,7 @@ async function floorShares(instrumented) {
     const api = client(server.url);
     const fixtures = await api.fixtures();
     const headers = { Authorization: `Bearer ${fixtures.basic.token}` };
+    const untraced = { ...headers, "X-Bench-Untraced": "1" };
     for (const [name, pathOf] of HOT_READS) {
       const path = pathOf(fixtures);
       // Warm (a list is cached after its first read), then trace one request as the floor's plan.
@@ -764,8 +767,8 @@ async function floorShares(instrumented) {
       const ours = [];
       const floorRuns = [];
       for (let run = 0; run < FLOOR_RUNS; run++) {
-        ours.push((await loadRun(`${server.url}${path}`, headers)).requests.average);
-        floorRuns.push((await loadRun(`${server.url}/__floor/${slug}`, headers)).requests.average);
+        ours.push((await loadRun(`${server.url}${path}`, untraced)).requests.average);
+        floorRuns.push((await loadRun(`${server.url}/__floor/${slug}`, untraced)).requests.average);
       }
       const [oursRps, floorRps] = [median(ours), median(floorRuns)];
       shares.set(name, { ours: oursRps, floor: floorRps, share: oursRps / floorRps });
@@ -802,6 +805,10 @@ async function main() {
   log("building the Worker (wrangler deploy --dry-run)");
   const plain = build(`${BUILD}/worker`);
   const instrumented = build(`${BUILD}/instrumented`, "bench/instrumented.ts");
+  if (ONLY === "floor")
+    return console.table([...(await floorShares(instrumented))].map(([name, f]) => ({ name, ...f })));
+  if (ONLY === "startup") return console.log(startupCpuMs());
+  if (ONLY) throw new Error(`--only takes floor or startup, not ${ONLY}`);
   const bundle = readFileSync(plain);
   const size = { raw: bundle.length / 1024, gzip: gzipSync(bundle, { level: 9 }).length / 1024 };
 
