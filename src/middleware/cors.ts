@@ -1,10 +1,11 @@
+import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../types";
 
-/** CORS_ORIGINS is "*" or a comma-separated list of exact origins. */
-export const corsFromEnv = createMiddleware<AppEnv>((c, next) => {
-  const configured = (c.env.CORS_ORIGINS ?? "*")
+/** CORS for a CORS_ORIGINS value: "*" or a comma-separated list of exact origins. */
+function corsFor(origins: string): MiddlewareHandler {
+  const configured = origins
     .split(",")
     .map((origin) => origin.trim())
     .filter(Boolean);
@@ -24,5 +25,14 @@ export const corsFromEnv = createMiddleware<AppEnv>((c, next) => {
       "WWW-Authenticate",
     ],
     maxAge: 600,
-  })(c, next);
+  });
+}
+
+/** Built once per CORS_ORIGINS value (an isolate sees one), not on every request. */
+let built: { origins: string; middleware: MiddlewareHandler } | undefined;
+
+export const corsFromEnv = createMiddleware<AppEnv>((c, next) => {
+  const origins = c.env.CORS_ORIGINS ?? "*";
+  if (built?.origins !== origins) built = { origins, middleware: corsFor(origins) };
+  return built.middleware(c, next);
 });

@@ -24,12 +24,14 @@ export async function findTakenField(db: Database, phoneNumber: string, email: s
   return taken.phoneNumber === phoneNumber ? "phoneNumber" : "email";
 }
 
-export async function findUserByPhone(db: Database, phoneNumber: string) {
-  return db.query.users.findFirst({ where: eq(users.phoneNumber, phoneNumber) });
+export async function findUserByPhone(db: Database, phoneNumber: string): Promise<User | undefined> {
+  const [user] = await selectUserByPhone(db, phoneNumber);
+  return user;
 }
 
-export async function findUserById(db: Database, id: string) {
-  return db.query.users.findFirst({ where: eq(users.id, id) });
+export async function findUserById(db: Database, id: string): Promise<User | undefined> {
+  const [user] = await selectUserById(db, id);
+  return user;
 }
 
 // The queries below are returned unawaited, so a caller can also run them in a batch; the ones that read
