@@ -113,14 +113,65 @@ describe("GET /api/chatroom (KV-cached list)", () => {
     ]);
   });
 
-  it("serves a cached list with one D1 round trip (the list version) and no list query", async () => {
+  it("serves a cached list with one D1 round trip (the list version), beside its one KV read", async () => {
     const { token } = await verifiedUser();
     await createChatroom(token);
     await call("GET", "/api/chatroom", { token });
     const { binding, counter } = countingD1(env.DB);
-    const res = await call("GET", "/api/chatroom", { token, env: { ...env, DB: binding } });
+    const listReads: string[] = [];
+    const kv = new Proxy(env.CACHE, {
+      get(target, property) {
+        if (property === "get")
+          return (key: string, ...rest: unknown[]) => {
+            if (typeof key === "string" && key.startsWith("chatrooms:")) listReads.push(key);
+            return (target.get as (...a: unknown[]) => unknown).call(target, key, ...rest);
+          };
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const res = await call("GET", "/api/chatroom", { token, env: { ...env, DB: binding, CACHE: kv } });
     expect(res.headers.get("X-Cache")).toBe("HIT");
     expect(counter.roundTrips).toBe(1);
+    expect(listReads).toHaveLength(1);
+  });
+
+  it("reads a changed list from D1 in the same round trip as its version, and caches it", async () => {
+    const { token } = await verifiedUser();
+    await createChatroom(token, "First");
+    await call("GET", "/api/chatroom", { token });
+    await createChatroom(token, "Second");
+    const { binding, counter } = countingD1(env.DB);
+    const changed = await call("GET", "/api/chatroom", { token, env: { ...env, DB: binding } });
+    expect(changed.headers.get("X-Cache")).toBe("MISS");
+    expect(changed.body.chatrooms.map((r: { name: string }) => r.name)).toEqual(["Second", "First"]);
+    expect(counter.roundTrips).toBe(1);
+    const again = await call("GET", "/api/chatroom", { token });
+    expect(again.headers.get("X-Cache")).toBe("HIT");
+    expect(again.body.chatrooms).toEqual(changed.body.chatrooms);
+  });
+
+  it("reads the list from D1 when KV has lost the version it was cached under", async () => {
+    const { token } = await verifiedUser();
+    await createChatroom(token, "Kept");
+    await call("GET", "/api/chatroom", { token });
+    // An empty namespace stands for an expired or evicted entry: the version is unchanged, the list gone.
+    const lost = new Proxy(env.CACHE, {
+      get(target, property) {
+        if (property === "get")
+          return (key: string | string[], ...rest: unknown[]) =>
+            typeof key === "string" && key.startsWith("chatrooms:")
+              ? null
+              : (target.get as (...a: unknown[]) => unknown).call(target, key, ...rest);
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const { binding, counter } = countingD1(env.DB);
+    const res = await call("GET", "/api/chatroom", { token, env: { ...env, DB: binding, CACHE: lost } });
+    expect(res.headers.get("X-Cache")).toBe("MISS");
+    expect(res.body.chatrooms.map((r: { name: string }) => r.name)).toEqual(["Kept"]);
+    expect(counter.roundTrips).toBe(2);
   });
 
   it("only ever lists the caller's own rooms", async () => {

@@ -7,10 +7,14 @@ import type { ChatroomDto } from "./chatrooms.schemas";
  *
  *   chatrooms:list:<userId>:<version>  → the list as it was at that version
  *
- * A reader reads the version first (from D1, beside the token check), then the list at that version;
- * on a miss it reads D1 and stores what it read under the version it started with. Such a list is at
- * least as new as its version, never older, so nobody is served a stale list, and nothing is rewritten
- * on every message: each key is written about once (KV takes one write per second per key).
+ * A reader asks D1 for the version and, in the same round trip (beside the token check), for the list
+ * itself unless the version is one this isolate knows to be cached; the cached list at that known
+ * version is read from KV at the same time. So a hit and a miss both take one round trip: the version
+ * decides whether the KV answer or the D1 answer is served. A list read from D1 is stored under the
+ * version read with it (or before it), so it is at least as new as its version, never older: nobody is
+ * served a stale list. Nothing is rewritten on every message: each key is written about once (KV takes
+ * one write per second per key). Only when KV has lost a list this isolate stored does a read take a
+ * second round trip (to D1).
  */
 const listKey = (userId: string, version: number) => `chatrooms:list:${userId}:${version}`;
 /** Old versions' lists are never read again; let KV drop them. */
@@ -33,11 +37,39 @@ export async function readChatroomList(
   }
 }
 
-/** Stores a list read from D1 after `version` was read. It only helps the next read, so it never fails. */
+/** Stores a list read from D1 with or after `version`. It only helps the next read, so it never fails. */
 export async function storeChatroomList(kv: KVNamespace, userId: string, version: number, chatrooms: ChatroomDto[]) {
   try {
     await kv.put(listKey(userId, version), JSON.stringify(chatrooms), { expirationTtl: LIST_TTL_SECONDS });
+    rememberCachedVersion(userId, version);
   } catch (err) {
     logKvFailure("chatroom list not cached", userId, err);
   }
+}
+
+/**
+ * The version whose list this isolate last stored or found in KV, per user: what a reader asks D1 to
+ * skip the list for. Bounded; the users seen longest ago are forgotten first (they then read the list
+ * from D1 once, in the same round trip as the version).
+ */
+const cachedVersions = new Map<string, number>();
+const MAX_REMEMBERED_USERS = 10_000;
+
+export function knownCachedVersion(userId: string): number | undefined {
+  return cachedVersions.get(userId);
+}
+
+/** Never lowers what is remembered: a slow store of an older version must not replace a newer one. */
+function rememberCachedVersion(userId: string, version: number) {
+  if ((cachedVersions.get(userId) ?? -1) > version) return;
+  cachedVersions.delete(userId);
+  cachedVersions.set(userId, version);
+  if (cachedVersions.size > MAX_REMEMBERED_USERS) {
+    const oldest = cachedVersions.keys().next().value;
+    if (oldest !== undefined) cachedVersions.delete(oldest);
+  }
+}
+
+export function forgetCachedVersion(userId: string, version: number) {
+  if (cachedVersions.get(userId) === version) cachedVersions.delete(userId);
 }

@@ -1,4 +1,4 @@
-import { and, desc, eq, lt, ne, notExists, sql } from "drizzle-orm";
+import { and, desc, eq, getTableColumns, lt, ne, notExists, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import type { Database } from "../../db/client";
 import { type Chatroom, chatrooms, messages, users } from "../../db/schema";
@@ -24,18 +24,47 @@ export async function insertChatroom(db: Database, room: { id: string; userId: s
   return created;
 }
 
-/** The version the user's cached chatroom list is keyed by (bumped by triggers on any room change). */
-export async function findListVersion(db: Database, userId: string): Promise<number> {
-  const [row] = await db.select({ version: users.listVersion }).from(users).where(eq(users.id, userId));
-  return row?.version ?? 0;
+const newestFirst = [desc(chatrooms.updatedAt), desc(chatrooms.id)];
+
+/**
+ * The user's rooms, newest activity first; with `unlessVersion`, none when the user's list version is
+ * still that. The version is checked through a join on the user's row, which SQLite reads first: an
+ * unchanged version costs 2 rows read, not a pass over the user's rooms.
+ */
+const selectChatrooms = (db: Database, userId: string, unlessVersion?: number) =>
+  unlessVersion === undefined
+    ? db
+        .select()
+        .from(chatrooms)
+        .where(eq(chatrooms.userId, userId))
+        .orderBy(...newestFirst)
+    : db
+        .select(getTableColumns(chatrooms))
+        .from(chatrooms)
+        .innerJoin(users, and(eq(users.id, chatrooms.userId), ne(users.listVersion, unlessVersion)))
+        .where(eq(chatrooms.userId, userId))
+        .orderBy(...newestFirst);
+
+/**
+ * The version the user's cached chatroom list is keyed by (bumped by triggers on any room change) and,
+ * in the same round trip and snapshot, the list itself, unless the version is still `cachedVersion`
+ * (then `rooms` is undefined: the caller has that version's list from the cache).
+ */
+export async function findListVersionAndRooms(
+  db: Database,
+  userId: string,
+  cachedVersion: number | undefined,
+): Promise<{ version: number; rooms?: Chatroom[] }> {
+  const [versions, rooms] = await db.batch([
+    db.select({ version: users.listVersion }).from(users).where(eq(users.id, userId)),
+    selectChatrooms(db, userId, cachedVersion),
+  ]);
+  const version = versions[0]?.version ?? 0;
+  return { version, rooms: version === cachedVersion ? undefined : rooms };
 }
 
 export async function listChatrooms(db: Database, userId: string): Promise<Chatroom[]> {
-  return db
-    .select()
-    .from(chatrooms)
-    .where(eq(chatrooms.userId, userId))
-    .orderBy(desc(chatrooms.updatedAt), desc(chatrooms.id));
+  return selectChatrooms(db, userId);
 }
 
 /** The room and its newest messages (newest first), in one round trip. */

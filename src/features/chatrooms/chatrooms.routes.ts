@@ -15,11 +15,11 @@ import { createRouter } from "../../lib/validate";
 import type { AppEnv } from "../../types";
 import { announceChatroomDeleted } from "../live";
 import { toMessageResponse } from "../prompts";
-import { readChatroomList, storeChatroomList } from "./chatrooms.cache";
+import { forgetCachedVersion, knownCachedVersion, readChatroomList, storeChatroomList } from "./chatrooms.cache";
 import {
   deleteChatroom,
   findChatroomWithMessages,
-  findListVersion,
+  findListVersionAndRooms,
   insertChatroom,
   listChatrooms,
   renameChatroom,
@@ -87,15 +87,23 @@ chatroomRoutes.openapi(
   async (c) => {
     // Version and list from the primary: replies are written by the queue consumer, outside any
     // client's session, and a list must never be stored under a version newer than what it shows.
+    // One round trip: the cached list at the version this isolate knows, read beside D1's version and
+    // (unless the version is still that one) D1's list (chatrooms.cache.ts).
     const primary = createDb(c.env.DB);
-    const version = await findListVersion(primary, c.var.userId);
-    const cached = await readChatroomList(c.env.CACHE, c.var.userId, version);
-    if (cached) {
+    const { userId } = c.var;
+    const known = knownCachedVersion(userId);
+    const [{ version, rooms: fromD1 }, cached] = await Promise.all([
+      findListVersionAndRooms(primary, userId, known),
+      known === undefined ? undefined : readChatroomList(c.env.CACHE, userId, known),
+    ]);
+    if (!fromD1 && cached) {
       c.header("X-Cache", "HIT");
       return c.json({ success: true as const, message: "Chatrooms", chatrooms: cached }, 200);
     }
-    const rooms = (await listChatrooms(primary, c.var.userId)).map(toChatroomResponse);
-    c.executionCtx.waitUntil(storeChatroomList(c.env.CACHE, c.var.userId, version, rooms));
+    // KV lost that list (expired, evicted or unreadable), or D1 was rewound (Time Travel) below it.
+    if (known !== undefined && (!fromD1 || version < known)) forgetCachedVersion(userId, known);
+    const rooms = (fromD1 ?? (await listChatrooms(primary, userId))).map(toChatroomResponse);
+    c.executionCtx.waitUntil(storeChatroomList(c.env.CACHE, userId, version, rooms));
     c.header("X-Cache", "MISS");
     return c.json({ success: true as const, message: "Chatrooms", chatrooms: rooms }, 200);
   },
