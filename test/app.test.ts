@@ -196,6 +196,26 @@ describe("app shell", () => {
     expect(denied.headers.get("Access-Control-Allow-Origin")).toBeNull();
   });
 
+  it("gives every answer, errors included, its CORS headers", async () => {
+    const origin = { Origin: "https://app.example.com" };
+    const health = await call("GET", "/", { headers: origin });
+    expect(health.headers.get("Access-Control-Allow-Origin")).toBe("*");
+    expect(health.headers.get("Access-Control-Expose-Headers")).toContain("X-Request-Id");
+    const refused = await call("GET", "/api/user/me", { headers: origin });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("Access-Control-Allow-Origin")).toBe("*");
+    expect(refused.headers.get("Access-Control-Expose-Headers")).toContain("WWW-Authenticate");
+
+    const restricted = { ...env, CORS_ORIGINS: "https://app.example.com" };
+    const listed = await call("GET", "/nowhere", { headers: origin, env: restricted });
+    expect(listed.status).toBe(404);
+    expect(listed.headers.get("Access-Control-Allow-Origin")).toBe("https://app.example.com");
+    expect(listed.headers.get("Vary")).toContain("Origin");
+    const other = await call("GET", "/", { headers: { Origin: "https://evil.example.net" }, env: restricted });
+    expect(other.headers.get("Access-Control-Allow-Origin")).toBeNull();
+    expect(other.headers.get("Vary")).toContain("Origin");
+  });
+
   it("turns an unexpected failure into 500 INTERNAL with a request id and no internals", async () => {
     const brokenDb = {
       withSession() {

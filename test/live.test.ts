@@ -119,6 +119,7 @@ describe("POST /api/chatroom/:id/message with Accept: text/event-stream", () => 
     expect(stream.response.headers.get("Content-Type")).toBe("text/event-stream; charset=utf-8");
     expect(stream.response.headers.get("Cache-Control")).toBe("no-cache");
     expect(stream.response.headers.get("RateLimit-Remaining")).toBe("4");
+    expect(stream.response.headers.get("Access-Control-Allow-Origin")).toBe("*");
     const first = await stream.next();
     expect(first).toMatchObject({ event: "prompt", data: { prompt: { status: "pending", content: "Stream it" } } });
     expect(first?.data.usage).toMatchObject({ used: 1, limit: 5 });
