@@ -811,11 +811,10 @@ function startupCpuMs(bundle) {
 /** Our startup, and that of the libraries alone (bench/startup-floor.ts), the bound on what we can save. */
 function startup() {
   const floorBundle = `${BUILD}/startup-floor/worker.bundle`;
-  const result = spawnSync(
-    "wrangler",
-    ["deploy", "--dry-run", "--outfile", floorBundle, "bench/startup-floor.ts"],
-    { encoding: "utf8", env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" } },
-  );
+  const result = spawnSync("wrangler", ["deploy", "--dry-run", "--outfile", floorBundle, "bench/startup-floor.ts"], {
+    encoding: "utf8",
+    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
+  });
   if (result.status !== 0) throw new Error(`wrangler build failed:\n${result.stderr}`);
   const ours = startupCpuMs();
   return { ...ours, libraries: startupCpuMs(floorBundle).median };

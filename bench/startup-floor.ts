@@ -7,12 +7,22 @@ import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { sqliteTable } from "drizzle-orm/sqlite-core";
-import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { jwtVerify, SignJWT } from "jose";
 
-const loaded = [GoogleGenerativeAI, OpenAPIHono, z, eq, drizzle, sqliteTable, cors, requestId, secureHeaders, jwtVerify, SignJWT];
+const loaded = [
+  GoogleGenerativeAI,
+  OpenAPIHono,
+  z,
+  eq,
+  drizzle,
+  sqliteTable,
+  requestId,
+  secureHeaders,
+  jwtVerify,
+  SignJWT,
+];
 
 export class ChatroomHub {
   fetch() {
