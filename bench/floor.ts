@@ -24,9 +24,19 @@ async function replay(env: Env, call: TracedCall): Promise<unknown> {
   }
 }
 
+/** The JWT key, imported once per isolate as the Worker's is. */
+let key: Promise<CryptoKey> | undefined;
+
 export async function floor(request: Request, env: Env, plan: FloorPlan): Promise<Response> {
   const token = /^Bearer (.+)$/.exec(request.headers.get("Authorization") ?? "")?.[1] ?? "";
-  await jwtVerify(token, new TextEncoder().encode(env.JWT_SECRET), {
+  key ??= crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(env.JWT_SECRET),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["verify"],
+  );
+  await jwtVerify(token, await key, {
     algorithms: ["HS256"],
     requiredClaims: ["exp", "iat", "sub"],
   });

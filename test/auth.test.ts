@@ -624,6 +624,14 @@ describe("bearer tokens", () => {
     expect((await call("GET", "/api/user/me", { token: genuine })).status).toBe(200);
   });
 
+  it("checks tokens against the secret deployed now, after the key was cached for another", async () => {
+    const { token } = await verifiedUser();
+    expect((await call("GET", "/api/user/me", { token })).status).toBe(200);
+    const rotated = { ...env, JWT_SECRET: "a-rotated-secret-0123456789abcdef" };
+    expectUnauthorized(await call("GET", "/api/user/me", { token, env: rotated }), /invalid/);
+    expect((await call("GET", "/api/user/me", { token })).status).toBe(200);
+  });
+
   it("returns 401 expired for an expired token and malformed for one without exp", async () => {
     const { user } = await verifiedUser();
     const expired = await signToken({ sub: user.id, ver: 0 }, { exp: Math.floor(Date.now() / 1000) - 10 });

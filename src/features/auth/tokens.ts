@@ -1,4 +1,5 @@
 import { jwtVerify, SignJWT } from "jose";
+import { hs256Key } from "../../lib/crypto";
 import { type AuthFailure, unauthorized } from "../../lib/errors";
 
 const ALGORITHM = "HS256";
@@ -18,12 +19,12 @@ export type TokenClaims = {
   expiresAt?: number;
 };
 
-function signingKey(env: Env): Uint8Array {
+function signingKey(env: Env): Promise<CryptoKey> {
   if (!env.JWT_SECRET) {
     // A deployment without its secret is our fault, not the client's: answer 500 and log it.
     throw new Error("JWT_SECRET is not configured");
   }
-  return new TextEncoder().encode(env.JWT_SECRET);
+  return hs256Key(new TextEncoder().encode(env.JWT_SECRET));
 }
 
 export function tokenTtlSeconds(env: Env): number {
@@ -41,7 +42,7 @@ export async function issueToken(env: Env, claims: TokenClaims) {
     .setIssuedAt()
     .setExpirationTime(`${expiresIn}s`)
     .setJti(crypto.randomUUID())
-    .sign(signingKey(env));
+    .sign(await signingKey(env));
   return { authToken, tokenType: "Bearer" as const, expiresIn };
 }
 
@@ -61,7 +62,7 @@ const TOKEN_FAILURES = { malformed: "malformed", invalid: "invalid", expired: "e
 
 /** Verifies signature, algorithm and expiry; any failure is a 401 saying which, never a 500. */
 export async function verifyToken(env: Env, token: string): Promise<TokenClaims> {
-  const key = signingKey(env);
+  const key = await signingKey(env);
   // Everything jwtVerify can throw here comes from the token itself (malformed, forged, expired).
   const verified = await jwtVerify(token, key, {
     algorithms: [ALGORITHM],

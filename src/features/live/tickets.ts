@@ -1,5 +1,5 @@
 import { jwtVerify, SignJWT } from "jose";
-import { hmacSha256 } from "../../lib/crypto";
+import { hmacSha256, hs256Key } from "../../lib/crypto";
 import { unauthorized } from "../../lib/errors";
 import { joseFailure, type TokenClaims } from "../auth";
 
@@ -13,9 +13,9 @@ const TICKET_FAILURES = { malformed: "ticketMalformed", invalid: "ticketInvalid"
  * Tickets are signed with a key of their own, derived from JWT_SECRET, so a ticket is never accepted
  * as a bearer token and a bearer token never as a ticket.
  */
-async function ticketKey(env: Env): Promise<Uint8Array> {
+async function ticketKey(env: Env): Promise<CryptoKey> {
   if (!env.JWT_SECRET) throw new Error("JWT_SECRET is not configured");
-  return new Uint8Array(await hmacSha256(env.JWT_SECRET, "stream-ticket/v1"));
+  return hs256Key(new Uint8Array(await hmacSha256(env.JWT_SECRET, "stream-ticket/v1")));
 }
 
 /**
