@@ -37,20 +37,21 @@ export async function hmacSha256(secret: string, message: string): Promise<Array
   return crypto.subtle.sign("HMAC", key, encoder.encode(message));
 }
 
-/** HS256 keys by their bytes (hex), imported once per isolate. */
+/** HS256 keys by what they were made from, imported once per isolate. */
 const hs256Keys = new Map<string, Promise<CryptoKey>>();
 const MAX_CACHED_KEYS = 8;
 
 /**
- * An HS256 signing and verifying key for these bytes, imported once per isolate rather than on every
- * token check (jose takes a CryptoKey as it takes raw bytes). A secret rotation brings new bytes, so a
- * new key; only the last few are kept.
+ * An HS256 signing and verifying key, imported once per isolate rather than on every token check (jose
+ * takes a CryptoKey as it takes raw bytes). `id` names what the bytes come from (say, the secret); a
+ * secret rotation brings a new id, so a new key; only the last few are kept.
  */
-export function hs256Key(bytes: Uint8Array): Promise<CryptoKey> {
-  const id = toHex(bytes);
+export function hs256Key(id: string, bytes: () => Uint8Array | Promise<Uint8Array>): Promise<CryptoKey> {
   let key = hs256Keys.get(id);
   if (!key) {
-    key = crypto.subtle.importKey("raw", bytes, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+    key = Promise.resolve(bytes()).then((raw) =>
+      crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]),
+    );
     key.catch(() => hs256Keys.delete(id));
     if (hs256Keys.size >= MAX_CACHED_KEYS) hs256Keys.clear();
     hs256Keys.set(id, key);

@@ -24,7 +24,8 @@ function signingKey(env: Env): Promise<CryptoKey> {
     // A deployment without its secret is our fault, not the client's: answer 500 and log it.
     throw new Error("JWT_SECRET is not configured");
   }
-  return hs256Key(new TextEncoder().encode(env.JWT_SECRET));
+  const secret = env.JWT_SECRET;
+  return hs256Key(`token:${secret}`, () => new TextEncoder().encode(secret));
 }
 
 export function tokenTtlSeconds(env: Env): number {

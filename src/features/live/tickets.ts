@@ -15,7 +15,8 @@ const TICKET_FAILURES = { malformed: "ticketMalformed", invalid: "ticketInvalid"
  */
 async function ticketKey(env: Env): Promise<CryptoKey> {
   if (!env.JWT_SECRET) throw new Error("JWT_SECRET is not configured");
-  return hs256Key(new Uint8Array(await hmacSha256(env.JWT_SECRET, "stream-ticket/v1")));
+  const secret = env.JWT_SECRET;
+  return hs256Key(`ticket:${secret}`, async () => new Uint8Array(await hmacSha256(secret, "stream-ticket/v1")));
 }
 
 /**
