@@ -1,16 +1,25 @@
 // The binding floor: for a traced request, exactly the same binding calls (same KV keys, same D1
-// statements and parameters, in the same order and overlap) and the same JWT check, and nothing else.
+// statements and parameters, in the same D1 session kind, order and overlap) and the same JWT check,
+// and nothing else.
 // Our throughput as a share of the floor's is what our own code costs on top of its bindings.
 import { jwtVerify } from "jose";
 import type { TracedCall } from "./tracing-bindings";
 
 export type FloorPlan = { calls: TracedCall[] };
 
-async function replay(env: Env, call: TracedCall): Promise<unknown> {
+/** The request's D1 sessions by constraint, opened on first use as the Worker opens its one. */
+type Sessions = Map<string, D1DatabaseSession>;
+
+async function replay(env: Env, call: TracedCall, sessions: Sessions): Promise<unknown> {
   switch (call.kind) {
     case "d1": {
-      const statements = call.what.map((sql, i) => env.DB.prepare(sql).bind(...(call.params?.[i] ?? [])));
-      return call.batch ? env.DB.batch(statements) : statements[0]?.all();
+      let db: D1Database | D1DatabaseSession = env.DB;
+      if (call.session !== undefined) {
+        db = sessions.get(call.session) ?? env.DB.withSession(call.session);
+        sessions.set(call.session, db);
+      }
+      const statements = call.what.map((sql, i) => db.prepare(sql).bind(...(call.params?.[i] ?? [])));
+      return call.batch ? db.batch(statements) : statements[0]?.all();
     }
     case "kv.get":
       return call.batch ? env.CACHE.get(call.what) : env.CACHE.get(call.what[0] ?? "");
@@ -41,8 +50,9 @@ export async function floor(request: Request, env: Env, plan: FloorPlan): Promis
     requiredClaims: ["exp", "iat", "sub"],
   });
   const levels = [...new Set(plan.calls.map((call) => call.level))].sort((a, b) => a - b);
+  const sessions: Sessions = new Map();
   for (const level of levels) {
-    await Promise.all(plan.calls.filter((call) => call.level === level).map((call) => replay(env, call)));
+    await Promise.all(plan.calls.filter((call) => call.level === level).map((call) => replay(env, call, sessions)));
   }
   return Response.json({ success: true, message: "floor" });
 }

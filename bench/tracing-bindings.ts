@@ -17,6 +17,8 @@ export type TracedCall = {
   params?: unknown[][];
   /** A D1 batch (rather than one statement run on its own). */
   batch?: boolean;
+  /** The D1 session it ran in (`withSession`'s constraint or bookmark); undefined: the database itself. */
+  session?: string;
   at: number;
   /** Whether the call had finished (false while in flight, e.g. one handed to waitUntil). */
   done: boolean;
@@ -45,10 +47,11 @@ export class Tracer {
     params: unknown[][] | undefined,
     run: () => Promise<T>,
     batch = false,
+    session?: string,
   ) {
     if (this.inFlight === 0) this.level++;
     this.inFlight++;
-    const call: TracedCall = { kind, level: this.level, what, params, batch, at: Date.now(), done: false };
+    const call: TracedCall = { kind, level: this.level, what, params, batch, session, at: Date.now(), done: false };
     this.calls.push(call);
     if (kind === "kv.put") for (const key of what) this.kvWrites.push({ key, at: Date.now() });
     try {
@@ -66,14 +69,24 @@ type Statement = { sql: string; params: unknown[] };
 
 export function tracedD1(d1: D1Database, tracer: Tracer): D1Database {
   const originals = new WeakMap<object, { statement: D1PreparedStatement } & Statement>();
-  const wrap = (statement: D1PreparedStatement, sql: string, params: unknown[]): D1PreparedStatement => {
+  const wrap = (
+    statement: D1PreparedStatement,
+    sql: string,
+    params: unknown[],
+    session?: string,
+  ): D1PreparedStatement => {
     const proxy = new Proxy(statement, {
       get(target, property) {
-        if (property === "bind") return (...values: unknown[]) => wrap(target.bind(...values), sql, values);
+        if (property === "bind") return (...values: unknown[]) => wrap(target.bind(...values), sql, values, session);
         if (property === "first" || property === "run" || property === "all" || property === "raw") {
           return (...args: unknown[]) =>
-            tracer.record("d1", [sql], [params], () =>
-              (target[property] as (...a: unknown[]) => Promise<unknown>).apply(target, args),
+            tracer.record(
+              "d1",
+              [sql],
+              [params],
+              () => (target[property] as (...a: unknown[]) => Promise<unknown>).apply(target, args),
+              false,
+              session,
             );
         }
         const value = Reflect.get(target, property, target);
@@ -83,14 +96,17 @@ export function tracedD1(d1: D1Database, tracer: Tracer): D1Database {
     originals.set(proxy, { statement, sql, params });
     return proxy;
   };
-  const wrapDatabase = <T extends object>(database: T): T =>
+  const wrapDatabase = <T extends object>(database: T, session?: string): T =>
     new Proxy(database, {
       get(target, property) {
         const d1Like = target as unknown as D1Database;
         if (property === "withSession")
-          return (...args: unknown[]) =>
-            wrapDatabase((d1Like.withSession as (...a: unknown[]) => object).apply(target, args));
-        if (property === "prepare") return (sql: string) => wrap(d1Like.prepare(sql), sql, []);
+          return (constraint?: string) =>
+            wrapDatabase(
+              (d1Like.withSession as (c?: string) => object).call(target, constraint),
+              constraint ?? "first-unconstrained",
+            );
+        if (property === "prepare") return (sql: string) => wrap(d1Like.prepare(sql), sql, [], session);
         if (property === "batch") {
           return (statements: D1PreparedStatement[]) => {
             const known = statements.map((s) => originals.get(s));
@@ -100,10 +116,12 @@ export function tracedD1(d1: D1Database, tracer: Tracer): D1Database {
               known.map((s) => s?.params ?? []),
               () => d1Like.batch(statements.map((s, i) => known[i]?.statement ?? s)),
               true,
+              session,
             );
           };
         }
-        if (property === "exec") return (sql: string) => tracer.record("d1", [sql], [[]], () => d1Like.exec(sql));
+        if (property === "exec")
+          return (sql: string) => tracer.record("d1", [sql], [[]], () => d1Like.exec(sql), false, session);
         const value = Reflect.get(target, property, target);
         return typeof value === "function" ? value.bind(target) : value;
       },
