@@ -1,14 +1,16 @@
-import { eq, type SQL, sql } from "drizzle-orm";
+import { eq, type Placeholder, type SQL, sql } from "drizzle-orm";
 import { type Database, toStatement } from "../../db/client";
 import { stripeEvents, subscriptions, users } from "../../db/schema";
 
 /**
  * The one definition of Pro: a subscription that is active or trialing and whose current period has
  * not ended. Every tier decision (the prompt quota, /user/me, the subscription status) runs this
- * condition inside its own query, so they cannot disagree.
+ * condition inside its own query, so they cannot disagree. A compiled query passes placeholders (now: as
+ * epoch milliseconds).
  */
-export function proCondition(userId: string, now: Date): SQL {
-  return sql`EXISTS (SELECT 1 FROM ${subscriptions} WHERE ${subscriptions.userId} = ${userId} AND ${subscriptions.status} IN ('active', 'trialing') AND ${subscriptions.currentPeriodEnd} > ${now.getTime()})`;
+export function proCondition(userId: string | Placeholder, now: Date | Placeholder): SQL {
+  const nowMs = now instanceof Date ? now.getTime() : now;
+  return sql`EXISTS (SELECT 1 FROM ${subscriptions} WHERE ${subscriptions.userId} = ${userId} AND ${subscriptions.status} IN ('active', 'trialing') AND ${subscriptions.currentPeriodEnd} > ${nowMs})`;
 }
 
 export type BillingAccount = {

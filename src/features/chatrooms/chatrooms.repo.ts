@@ -1,6 +1,7 @@
 import { and, desc, eq, getTableColumns, lt, ne, notExists, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import type { Database } from "../../db/client";
+import { compiled, rowMapper, rowsOf } from "../../db/compiled";
 import { type Chatroom, chatrooms, messages, users } from "../../db/schema";
 
 export const nameKeyOf = (name: string) => name.toLowerCase();
@@ -25,25 +26,57 @@ export async function insertChatroom(db: Database, room: { id: string; userId: s
 }
 
 const newestFirst = [desc(chatrooms.updatedAt), desc(chatrooms.id)];
+const toChatroom = rowMapper(chatrooms);
+const toMessage = rowMapper(messages);
+const userIdValue = sql.placeholder("userId");
+const roomIdValue = sql.placeholder("id");
 
+// The hot reads' queries, compiled once per isolate (src/db/compiled.ts).
+const listVersionQuery = compiled<"userId">((db) =>
+  db.select({ version: users.listVersion }).from(users).where(eq(users.id, userIdValue)),
+);
+const roomsQuery = compiled<"userId">((db) =>
+  db
+    .select()
+    .from(chatrooms)
+    .where(eq(chatrooms.userId, userIdValue))
+    .orderBy(...newestFirst),
+);
 /**
- * The user's rooms, newest activity first; with `unlessVersion`, none when the user's list version is
- * still that. The version is checked through a join on the user's row, which SQLite reads first: an
- * unchanged version costs 2 rows read, not a pass over the user's rooms.
+ * The user's rooms, none when the user's list version is still `version`. The version is checked
+ * through a join on the user's row, which SQLite reads first: an unchanged version costs 2 rows read,
+ * not a pass over the user's rooms.
  */
-const selectChatrooms = (db: Database, userId: string, unlessVersion?: number) =>
-  unlessVersion === undefined
-    ? db
-        .select()
-        .from(chatrooms)
-        .where(eq(chatrooms.userId, userId))
-        .orderBy(...newestFirst)
-    : db
-        .select(getTableColumns(chatrooms))
-        .from(chatrooms)
-        .innerJoin(users, and(eq(users.id, chatrooms.userId), ne(users.listVersion, unlessVersion)))
-        .where(eq(chatrooms.userId, userId))
-        .orderBy(...newestFirst);
+const roomsUnlessVersionQuery = compiled<"userId" | "version">((db) =>
+  db
+    .select(getTableColumns(chatrooms))
+    .from(chatrooms)
+    .innerJoin(users, and(eq(users.id, chatrooms.userId), ne(users.listVersion, sql.placeholder("version"))))
+    .where(eq(chatrooms.userId, userIdValue))
+    .orderBy(...newestFirst),
+);
+const ownedRoomQuery = compiled<"userId" | "id">((db) =>
+  db
+    .select()
+    .from(chatrooms)
+    .where(and(eq(chatrooms.id, roomIdValue), eq(chatrooms.userId, userIdValue))),
+);
+const newestMessagesQuery = compiled<"id" | "limit">((db) =>
+  db
+    .select()
+    .from(messages)
+    .where(eq(messages.chatroomId, roomIdValue))
+    .orderBy(desc(messages.id))
+    .limit(sql.placeholder("limit")),
+);
+const messagesBeforeQuery = compiled<"id" | "before" | "limit">((db) =>
+  db
+    .select()
+    .from(messages)
+    .where(and(eq(messages.chatroomId, roomIdValue), lt(messages.id, sql.placeholder("before"))))
+    .orderBy(desc(messages.id))
+    .limit(sql.placeholder("limit")),
+);
 
 /**
  * The version the user's cached chatroom list is keyed by (bumped by triggers on any room change) and,
@@ -55,39 +88,38 @@ export async function findListVersionAndRooms(
   userId: string,
   cachedVersion: number | undefined,
 ): Promise<{ version: number; rooms?: Chatroom[] }> {
-  const [versions, rooms] = await db.batch([
-    db.select({ version: users.listVersion }).from(users).where(eq(users.id, userId)),
-    selectChatrooms(db, userId, cachedVersion),
+  const [versions, rooms] = await db.$client.batch([
+    listVersionQuery(db, { userId }),
+    cachedVersion === undefined
+      ? roomsQuery(db, { userId })
+      : roomsUnlessVersionQuery(db, { userId, version: cachedVersion }),
   ]);
-  const version = versions[0]?.version ?? 0;
-  return { version, rooms: version === cachedVersion ? undefined : rooms };
+  const version = (versions?.results[0] as { list_version?: number } | undefined)?.list_version ?? 0;
+  return { version, rooms: version === cachedVersion || !rooms ? undefined : rowsOf(rooms, toChatroom) };
 }
 
 export async function listChatrooms(db: Database, userId: string): Promise<Chatroom[]> {
-  return selectChatrooms(db, userId);
+  return rowsOf(await roomsQuery(db, { userId }).all(), toChatroom);
 }
 
 /** The room and its newest messages (newest first), in one round trip. */
 export async function findChatroomWithMessages(db: Database, userId: string, id: string, limit: number) {
-  const [rooms, recent] = await db.batch([
-    db.select().from(chatrooms).where(ownedBy(userId, id)),
-    db.select().from(messages).where(eq(messages.chatroomId, id)).orderBy(desc(messages.id)).limit(limit),
+  const [rooms, recent] = await db.$client.batch([
+    ownedRoomQuery(db, { userId, id }),
+    newestMessagesQuery(db, { id, limit }),
   ]);
-  return { room: rooms[0], recent };
+  return { room: rooms && rowsOf(rooms, toChatroom)[0], recent: recent ? rowsOf(recent, toMessage) : [] };
 }
 
 /** One page of messages older than `before` (newest first, one extra to tell whether more exist). */
 export async function findMessagePage(db: Database, userId: string, id: string, limit: number, before?: string) {
-  const [rooms, page] = await db.batch([
-    db.select({ id: chatrooms.id }).from(chatrooms).where(ownedBy(userId, id)),
-    db
-      .select()
-      .from(messages)
-      .where(before ? and(eq(messages.chatroomId, id), lt(messages.id, before)) : eq(messages.chatroomId, id))
-      .orderBy(desc(messages.id))
-      .limit(limit + 1),
+  const [rooms, page] = await db.$client.batch([
+    ownedRoomQuery(db, { userId, id }),
+    before === undefined
+      ? newestMessagesQuery(db, { id, limit: limit + 1 })
+      : messagesBeforeQuery(db, { id, before, limit: limit + 1 }),
   ]);
-  return { exists: rooms.length === 1, page };
+  return { exists: rooms?.results.length === 1, page: page ? rowsOf(page, toMessage) : [] };
 }
 
 export type RenameResult = { kind: "renamed"; room: Chatroom } | { kind: "not-found" } | { kind: "taken" };
