@@ -11,7 +11,7 @@ import { userRoutes } from "./features/users/users.routes";
 import { renderApiReference } from "./lib/api-reference";
 import { canonicalPath } from "./lib/canonical-path";
 import { handleError, handleNotFound } from "./lib/errors";
-import { jsonResponse, MessageOnlySchema } from "./lib/openapi";
+import { buildDocsOnlySchemas, jsonResponse, MessageOnlySchema } from "./lib/openapi";
 import { createRouter } from "./lib/validate";
 import { corsFromEnv } from "./middleware/cors";
 import { d1Session } from "./middleware/d1-session";
@@ -54,6 +54,12 @@ export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
     { name: "Billing", description: "Pro through Stripe Checkout and the Billing Portal; Stripe's signed webhook." },
   ],
 };
+
+/** The OpenAPI document of an app made by createApp, its docs-only response schemas built first. */
+export function openApiDocumentOf(app: ReturnType<typeof createRouter<AppEnv>>) {
+  buildDocsOnlySchemas(app);
+  return app.getOpenAPI31Document(openApiConfig as never);
+}
 
 export function createApp() {
   // Routing uses the canonical path, so the brief's paths without /api (and with a trailing slash) reach
@@ -105,7 +111,7 @@ export function createApp() {
   let document: ReturnType<typeof app.getOpenAPI31Document> | undefined;
   let reference: string | undefined;
   const openApiDocument = () => {
-    document ??= app.getOpenAPI31Document(openApiConfig as never);
+    document ??= openApiDocumentOf(app);
     return document;
   };
   app.get("/openapi.json", (c) => c.json(openApiDocument()));

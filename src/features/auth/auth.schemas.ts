@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import type { User } from "../../db/schema";
-import { successSchema } from "../../lib/openapi";
+import { built, docsOnly, successSchema } from "../../lib/openapi";
 import { textField } from "../../lib/text";
 import { toIso } from "../../lib/time";
 import { PHONE_FORM } from "./phone";
@@ -78,38 +78,47 @@ const exampleUser = {
   updatedAt: "2026-08-15T09:12:40.000Z",
 };
 
+// Response schemas are docs-only (src/lib/openapi.ts): built by /openapi.json and /docs, not at startup.
 // Examples per field: an object-level one would be inherited by the schemas that extend User.
-export const UserSchema = z
-  .object({
-    id: z.string().openapi({ example: exampleUser.id }),
-    phoneNumber: z.string().openapi({ example: exampleUser.phoneNumber }),
-    email: z.string().nullable().openapi({ example: exampleUser.email }),
-    fullName: z.string().nullable().openapi({ example: exampleUser.fullName }),
-    verifiedAt: z.string().nullable().openapi({ example: exampleUser.verifiedAt }),
-    createdAt: z.string().openapi({ example: exampleUser.createdAt }),
-    updatedAt: z.string().openapi({ example: exampleUser.updatedAt }),
-  })
-  .openapi("User");
+export const UserSchema = docsOnly(() =>
+  z
+    .object({
+      id: z.string().openapi({ example: exampleUser.id }),
+      phoneNumber: z.string().openapi({ example: exampleUser.phoneNumber }),
+      email: z.string().nullable().openapi({ example: exampleUser.email }),
+      fullName: z.string().nullable().openapi({ example: exampleUser.fullName }),
+      verifiedAt: z.string().nullable().openapi({ example: exampleUser.verifiedAt }),
+      createdAt: z.string().openapi({ example: exampleUser.createdAt }),
+      updatedAt: z.string().openapi({ example: exampleUser.updatedAt }),
+    })
+    .openapi("User"),
+);
 
-export const TokenFields = {
+const TokenFields = docsOnly(() => ({
   authToken: z.string().openapi({ example: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIwMTk4YTllMiJ9.c2lnbmF0dXJl" }),
   tokenType: z.literal("Bearer"),
   expiresIn: z.number().int().openapi({ description: "Seconds until the token expires", example: 86400 }),
-};
+}));
 
-export const UserResponseSchema = successSchema({ user: UserSchema }).openapi({
-  example: {
-    success: true,
-    message: "Account created; verify your phone number with an OTP",
-    user: { ...exampleUser, verifiedAt: null, updatedAt: exampleUser.createdAt },
-  },
-});
-export const AuthResponseSchema = successSchema({ ...TokenFields, user: UserSchema }).openapi("AuthResponse");
-export const TokenResponseSchema = successSchema(TokenFields);
-export const OtpIssuedSchema = successSchema({
-  otp: OtpSchema.optional().openapi({ description: "Only with OTP_DELIVERY=response (the mocked delivery)" }),
-  expiresInSeconds: z.number().int().openapi({ example: 300 }),
-}).openapi("OtpIssued");
+export const UserResponseSchema = docsOnly(() =>
+  successSchema({ user: built(UserSchema) }).openapi({
+    example: {
+      success: true,
+      message: "Account created; verify your phone number with an OTP",
+      user: { ...exampleUser, verifiedAt: null, updatedAt: exampleUser.createdAt },
+    },
+  }),
+);
+export const AuthResponseSchema = docsOnly(() =>
+  successSchema({ ...built(TokenFields), user: built(UserSchema) }).openapi("AuthResponse"),
+);
+export const TokenResponseSchema = docsOnly(() => successSchema(built(TokenFields)));
+export const OtpIssuedSchema = docsOnly(() =>
+  successSchema({
+    otp: OtpSchema.optional().openapi({ description: "Only with OTP_DELIVERY=response (the mocked delivery)" }),
+    expiresInSeconds: z.number().int().openapi({ example: 300 }),
+  }).openapi("OtpIssued"),
+);
 
 export function toUserResponse(user: User): z.infer<typeof UserSchema> {
   return {

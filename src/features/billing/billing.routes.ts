@@ -8,7 +8,7 @@ import {
   errorResponses,
   jsonBody,
   jsonResponse,
-  successSchema,
+  MessageOnlySchema,
 } from "../../lib/openapi";
 import { toIso } from "../../lib/time";
 import { createRouter, validationFailed } from "../../lib/validate";
@@ -168,7 +168,7 @@ for (const [path, operationId, message, query] of [
       summary: `Stripe Checkout's return page (${path.split("/").pop()})`,
       security: [],
       request: query ? { query } : {},
-      responses: { 200: jsonResponse(successSchema({}), "A note for the browser Stripe sent back") },
+      responses: { 200: jsonResponse(MessageOnlySchema, "A note for the browser Stripe sent back") },
     }),
     (c) => c.json({ success: true as const, message }, 200),
   );

@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { successSchema } from "../../lib/openapi";
+import { built, docsOnly, successSchema } from "../../lib/openapi";
 import { TierSchema, UsageSchema } from "../prompts/prompts.schemas";
 
 export const ReturnUrlBodySchema = z
@@ -17,13 +17,15 @@ export const ReturnUrlBodySchema = z
   })
   .openapi("ReturnUrlRequest");
 
-export const CheckoutResponseSchema = successSchema({
-  url: z.string().openapi({
-    description: "Stripe Checkout page to send the user to",
-    example: "https://checkout.stripe.com/c/pay/cs_test_a1B2c3D4e5F6g7H8",
-  }),
-  sessionId: z.string().openapi({ example: "cs_test_a1B2c3D4e5F6g7H8" }),
-}).openapi("CheckoutSession");
+export const CheckoutResponseSchema = docsOnly(() =>
+  successSchema({
+    url: z.string().openapi({
+      description: "Stripe Checkout page to send the user to",
+      example: "https://checkout.stripe.com/c/pay/cs_test_a1B2c3D4e5F6g7H8",
+    }),
+    sessionId: z.string().openapi({ example: "cs_test_a1B2c3D4e5F6g7H8" }),
+  }).openapi("CheckoutSession"),
+);
 
 export const CheckoutReturnQuerySchema = z.object({
   session_id: z
@@ -32,36 +34,42 @@ export const CheckoutReturnQuerySchema = z.object({
     .openapi({ param: { name: "session_id", in: "query" }, description: "The Checkout Session Stripe returns from" }),
 });
 
-export const PortalResponseSchema = successSchema({
-  url: z.string().openapi({
-    description: "Stripe Billing Portal page to manage or cancel",
-    example: "https://billing.stripe.com/p/session/test_YWNjdF8xUHJv",
+export const PortalResponseSchema = docsOnly(() =>
+  successSchema({
+    url: z.string().openapi({
+      description: "Stripe Billing Portal page to manage or cancel",
+      example: "https://billing.stripe.com/p/session/test_YWNjdF8xUHJv",
+    }),
   }),
-});
+);
 
-export const SubscriptionSchema = z
-  .object({
-    status: z.string().openapi({ example: "active", description: "Stripe's subscription status" }),
-    currentPeriodEnd: z.string().nullable().openapi({ example: "2026-09-15T09:40:00.000Z" }),
-    cancelAtPeriodEnd: z.boolean().openapi({ example: false }),
-  })
-  .openapi("Subscription");
+export const SubscriptionSchema = docsOnly(() =>
+  z
+    .object({
+      status: z.string().openapi({ example: "active", description: "Stripe's subscription status" }),
+      currentPeriodEnd: z.string().nullable().openapi({ example: "2026-09-15T09:40:00.000Z" }),
+      cancelAtPeriodEnd: z.boolean().openapi({ example: false }),
+    })
+    .openapi("Subscription"),
+);
 
-export const SubscriptionStatusResponseSchema = successSchema({
-  tier: TierSchema,
-  subscription: z.union([SubscriptionSchema, z.null()]),
-  usage: UsageSchema,
-}).openapi("SubscriptionStatus", {
-  example: {
-    success: true,
-    message: "Subscription status",
-    tier: "pro",
-    subscription: { status: "active", currentPeriodEnd: "2026-09-15T09:40:00.000Z", cancelAtPeriodEnd: false },
-    usage: { used: 12, limit: null, remaining: null, resetsAt: "2026-08-16T00:00:00.000Z" },
-  },
-});
+export const SubscriptionStatusResponseSchema = docsOnly(() =>
+  successSchema({
+    tier: built(TierSchema),
+    subscription: z.union([built(SubscriptionSchema), z.null()]),
+    usage: built(UsageSchema),
+  }).openapi("SubscriptionStatus", {
+    example: {
+      success: true,
+      message: "Subscription status",
+      tier: "pro",
+      subscription: { status: "active", currentPeriodEnd: "2026-09-15T09:40:00.000Z", cancelAtPeriodEnd: false },
+      usage: { used: 12, limit: null, remaining: null, resetsAt: "2026-08-16T00:00:00.000Z" },
+    },
+  }),
+);
 
-export const WebhookReceivedSchema = successSchema({ received: z.literal(true) });
+export const WebhookReceivedSchema = docsOnly(() => successSchema({ received: z.literal(true) }));
 
 /** The parts of a Stripe event this service reads; anything else in the payload is ignored. */
 export const StripeEventSchema = z

@@ -1,65 +1,74 @@
 import { z } from "@hono/zod-openapi";
-import { successSchema } from "../../lib/openapi";
+import { built, docsOnly, successSchema } from "../../lib/openapi";
 import { PromptSchema, UsageSchema } from "../prompts/prompts.schemas";
 
-const eventId = z
-  .string()
-  .openapi({ description: "Opaque, increasing within the chatroom; send it back as Last-Event-ID" });
+// Docs-only (src/lib/openapi.ts): the events are documented, not validated at runtime.
+export const LiveEventSchema = docsOnly(() => {
+  const eventId = z
+    .string()
+    .openapi({ description: "Opaque, increasing within the chatroom; send it back as Last-Event-ID" });
 
-export const LiveEventSchema = z
-  .discriminatedUnion("event", [
-    z
-      .object({
-        id: eventId,
-        event: z.literal("prompt"),
-        data: z.object({
-          prompt: PromptSchema,
-          usage: UsageSchema.optional().openapi({ description: "Only on the stream answering the send itself" }),
+  return z
+    .discriminatedUnion("event", [
+      z
+        .object({
+          id: eventId,
+          event: z.literal("prompt"),
+          data: z.object({
+            prompt: built(PromptSchema),
+            usage: built(UsageSchema)
+              .optional()
+              .openapi({ description: "Only on the stream answering the send itself" }),
+          }),
+        })
+        .openapi({ description: "A prompt was accepted in the chatroom (sent or retried), from any device" }),
+      z
+        .object({
+          id: eventId,
+          event: z.literal("delta"),
+          data: z.object({ promptId: z.string(), text: z.string() }),
+        })
+        .openapi({
+          description: "The next piece of the reply; a prompt's deltas, joined in order, are the text so far",
         }),
-      })
-      .openapi({ description: "A prompt was accepted in the chatroom (sent or retried), from any device" }),
-    z
-      .object({
-        id: eventId,
-        event: z.literal("delta"),
-        data: z.object({ promptId: z.string(), text: z.string() }),
-      })
-      .openapi({ description: "The next piece of the reply; a prompt's deltas, joined in order, are the text so far" }),
-    z
-      .object({
-        id: eventId,
-        event: z.literal("retrying"),
-        data: z.object({ promptId: z.string(), attempt: z.number().int(), retryInSeconds: z.number().int() }),
-      })
-      .openapi({ description: "Generation failed in a retryable way; the text so far is dropped and starts again" }),
-    z.object({ id: eventId, event: z.literal("reply"), data: z.object({ prompt: PromptSchema }) }).openapi({
-      description: "The prompt settled (completed, failed or cancelled), as GET …/message/{messageId} now returns it",
-    }),
-    z.object({ id: eventId, event: z.literal("reset"), data: z.object({}) }).openapi({
-      description: "Cannot replay from the Last-Event-ID given: reload with the REST endpoints, then read on",
-    }),
-    z
-      .object({ id: eventId, event: z.literal("deleted"), data: z.object({ chatroomId: z.string() }) })
-      .openapi({ description: "The chatroom was deleted; the stream ends" }),
-  ])
-  .openapi("LiveEvent", {
-    description:
-      "One live event. Over SSE: `id:`, `event:` and one line of JSON `data:`; over WebSocket: this object as a text message. " +
-      "A `: ping` comment comes at least every 15 s while nothing else does.",
-  });
+      z
+        .object({
+          id: eventId,
+          event: z.literal("retrying"),
+          data: z.object({ promptId: z.string(), attempt: z.number().int(), retryInSeconds: z.number().int() }),
+        })
+        .openapi({ description: "Generation failed in a retryable way; the text so far is dropped and starts again" }),
+      z.object({ id: eventId, event: z.literal("reply"), data: z.object({ prompt: built(PromptSchema) }) }).openapi({
+        description: "The prompt settled (completed, failed or cancelled), as GET …/message/{messageId} now returns it",
+      }),
+      z.object({ id: eventId, event: z.literal("reset"), data: z.object({}) }).openapi({
+        description: "Cannot replay from the Last-Event-ID given: reload with the REST endpoints, then read on",
+      }),
+      z
+        .object({ id: eventId, event: z.literal("deleted"), data: z.object({ chatroomId: z.string() }) })
+        .openapi({ description: "The chatroom was deleted; the stream ends" }),
+    ])
+    .openapi("LiveEvent", {
+      description:
+        "One live event. Over SSE: `id:`, `event:` and one line of JSON `data:`; over WebSocket: this object as a text message. " +
+        "A `: ping` comment comes at least every 15 s while nothing else does.",
+    });
+});
 
 export const sseResponse = (description: string) => ({
   content: { "text/event-stream": { schema: LiveEventSchema } },
   description,
 });
 
-export const StreamTicketResponseSchema = successSchema({
-  ticket: z.string().openapi({
-    description: "Pass as ?ticket= to this chatroom's events and …/stream endpoints",
-    example: "eyJhbGciOiJIUzI1NiIsInR5cCI6InN0cmVhbS10aWNrZXQrand0In0.eyJyb29tIjoiMDE5M2ExYzIifQ.c2lnbmF0dXJl",
-  }),
-  expiresIn: z.literal(300).openapi({ description: "Seconds the ticket works for, any number of times" }),
-}).openapi("StreamTicket");
+export const StreamTicketResponseSchema = docsOnly(() =>
+  successSchema({
+    ticket: z.string().openapi({
+      description: "Pass as ?ticket= to this chatroom's events and …/stream endpoints",
+      example: "eyJhbGciOiJIUzI1NiIsInR5cCI6InN0cmVhbS10aWNrZXQrand0In0.eyJyb29tIjoiMDE5M2ExYzIifQ.c2lnbmF0dXJl",
+    }),
+    expiresIn: z.literal(300).openapi({ description: "Seconds the ticket works for, any number of times" }),
+  }).openapi("StreamTicket"),
+);
 
 export const EventsQuerySchema = z.object({
   lastEventId: z

@@ -1,10 +1,11 @@
 import { z } from "@hono/zod-openapi";
 import { MESSAGE_STATUSES, type Message } from "../../db/schema";
-import { successSchema } from "../../lib/openapi";
+import { built, docsOnly, successSchema } from "../../lib/openapi";
 import { textField } from "../../lib/text";
 import type { MessageRow, PromptWithReplyRow } from "./prompts.repo";
 
-export const TierSchema = z.enum(["basic", "pro"]).openapi("Tier");
+// Response schemas are docs-only (src/lib/openapi.ts): built by /openapi.json and /docs, not at startup.
+export const TierSchema = docsOnly(() => z.enum(["basic", "pro"]).openapi("Tier"));
 
 /** The OpenAPI examples' exchange: a prompt and Gemini's completed reply, in one chatroom. */
 export const exampleChatroomId = "0193a1c2-7d6e-7f00-8a1b-2c3d4e5f6a7b";
@@ -39,47 +40,53 @@ const examplePromptWith = (status: (typeof MESSAGE_STATUSES)[number], reply: typ
   reply,
 });
 
-export const UsageSchema = z
-  .object({
-    used: z.number().int().openapi({ description: "Prompts counted today (UTC)" }),
-    limit: z.number().int().nullable().openapi({ description: "Daily prompt limit; null for Pro (unlimited)" }),
-    remaining: z.number().int().nullable().openapi({ description: "null for Pro (unlimited)" }),
-    resetsAt: z.string().openapi({ description: "Next 00:00 UTC, when the count starts again" }),
-  })
-  .openapi("Usage", { example: exampleUsage });
+export const UsageSchema = docsOnly(() =>
+  z
+    .object({
+      used: z.number().int().openapi({ description: "Prompts counted today (UTC)" }),
+      limit: z.number().int().nullable().openapi({ description: "Daily prompt limit; null for Pro (unlimited)" }),
+      remaining: z.number().int().nullable().openapi({ description: "null for Pro (unlimited)" }),
+      resetsAt: z.string().openapi({ description: "Next 00:00 UTC, when the count starts again" }),
+    })
+    .openapi("Usage", { example: exampleUsage }),
+);
 
-export const MessageSchema = z
-  .object({
-    id: z.string(),
-    role: z.enum(["user", "assistant"]),
-    content: z.string(),
-    status: z.enum(MESSAGE_STATUSES).openapi({
-      description: "cancelled: stopped by the user; an assistant reply then holds the text written until then",
-    }),
-    createdAt: z.string(),
-    replyTo: z.string().optional().openapi({ description: "On assistant replies: the prompt answered" }),
-    tokens: z
-      .object({ prompt: z.number().int().nullable(), completion: z.number().int().nullable() })
-      .optional()
-      .openapi({ description: "On assistant replies from Gemini: usageMetadata token counts" }),
-  })
-  .openapi("Message", { example: exampleReply });
+export const MessageSchema = docsOnly(() =>
+  z
+    .object({
+      id: z.string(),
+      role: z.enum(["user", "assistant"]),
+      content: z.string(),
+      status: z.enum(MESSAGE_STATUSES).openapi({
+        description: "cancelled: stopped by the user; an assistant reply then holds the text written until then",
+      }),
+      createdAt: z.string(),
+      replyTo: z.string().optional().openapi({ description: "On assistant replies: the prompt answered" }),
+      tokens: z
+        .object({ prompt: z.number().int().nullable(), completion: z.number().int().nullable() })
+        .optional()
+        .openapi({ description: "On assistant replies from Gemini: usageMetadata token counts" }),
+    })
+    .openapi("Message", { example: exampleReply }),
+);
 
-export const PromptSchema = z
-  .object({
-    id: z.string(),
-    chatroomId: z.string(),
-    role: z.literal("user"),
-    content: z.string(),
-    status: z.enum(MESSAGE_STATUSES),
-    createdAt: z.string(),
-    // A union, not .nullable(): the generator turns a nullable $ref into allOf [Message, null], which nothing matches.
-    reply: z.union([MessageSchema, z.null()]).openapi({
-      description:
-        "The assistant's reply once the prompt is answered; null while pending, and for a prompt cancelled before any text",
-    }),
-  })
-  .openapi("Prompt", { example: examplePromptWith("completed", exampleReply) });
+export const PromptSchema = docsOnly(() =>
+  z
+    .object({
+      id: z.string(),
+      chatroomId: z.string(),
+      role: z.literal("user"),
+      content: z.string(),
+      status: z.enum(MESSAGE_STATUSES),
+      createdAt: z.string(),
+      // A union, not .nullable(): the generator turns a nullable $ref into allOf [Message, null], which nothing matches.
+      reply: z.union([built(MessageSchema), z.null()]).openapi({
+        description:
+          "The assistant's reply once the prompt is answered; null while pending, and for a prompt cancelled before any text",
+      }),
+    })
+    .openapi("Prompt", { example: examplePromptWith("completed", exampleReply) }),
+);
 
 export const SendMessageBodySchema = z
   .object({
@@ -91,22 +98,24 @@ export const SendMessageBodySchema = z
   })
   .openapi("SendMessageRequest");
 
-export const PromptAcceptedSchema = z
-  .object({ success: z.literal(true), message: z.string(), prompt: PromptSchema, usage: UsageSchema })
-  .openapi("PromptAccepted", {
-    example: {
-      success: true,
-      message: "Prompt accepted; the reply will arrive asynchronously",
-      prompt: examplePromptWith("pending", null),
-      usage: exampleUsage,
-    },
-  });
+export const PromptAcceptedSchema = docsOnly(() =>
+  z
+    .object({ success: z.literal(true), message: z.string(), prompt: built(PromptSchema), usage: built(UsageSchema) })
+    .openapi("PromptAccepted", {
+      example: {
+        success: true,
+        message: "Prompt accepted; the reply will arrive asynchronously",
+        prompt: examplePromptWith("pending", null),
+        usage: exampleUsage,
+      },
+    }),
+);
 
-export const PromptResponseSchema = z
-  .object({ success: z.literal(true), message: z.string(), prompt: PromptSchema })
-  .openapi("PromptResponse", {
+export const PromptResponseSchema = docsOnly(() =>
+  z.object({ success: z.literal(true), message: z.string(), prompt: built(PromptSchema) }).openapi("PromptResponse", {
     example: { success: true, message: "Prompt", prompt: examplePromptWith("completed", exampleReply) },
-  });
+  }),
+);
 
 /**
  * A whole number in the query string. Digits only: `wait=`, `wait=null` and `wait=1.5` are a 400 alike
@@ -141,13 +150,15 @@ export const WaitQuerySchema = z.object({
     }),
 });
 
-export const MessagePageResponseSchema = successSchema({
-  messages: z.array(MessageSchema).openapi({ description: "Oldest first", example: exampleMessages }),
-  nextCursor: z.string().nullable().openapi({
-    description: "Pass as `before` for older messages; null at the start",
-    example: exampleMessages[0]?.id,
+export const MessagePageResponseSchema = docsOnly(() =>
+  successSchema({
+    messages: z.array(built(MessageSchema)).openapi({ description: "Oldest first", example: exampleMessages }),
+    nextCursor: z.string().nullable().openapi({
+      description: "Pass as `before` for older messages; null at the start",
+      example: exampleMessages[0]?.id,
+    }),
   }),
-});
+);
 
 export type MessageDto = z.infer<typeof MessageSchema>;
 export type PromptDto = z.infer<typeof PromptSchema>;
