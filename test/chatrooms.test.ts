@@ -1,5 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { forgetCachedVersion } from "../src/features/chatrooms/chatrooms.cache";
 import { call, countingD1, createChatroom, expectError, verifiedUser } from "./helpers";
 
 describe("POST /api/chatroom", () => {
@@ -172,6 +173,61 @@ describe("GET /api/chatroom (KV-cached list)", () => {
     expect(res.headers.get("X-Cache")).toBe("MISS");
     expect(res.body.chatrooms.map((r: { name: string }) => r.name)).toEqual(["Kept"]);
     expect(counter.roundTrips).toBe(2);
+  });
+
+  it("does not write a list KV already holds, as an isolate that has not seen the user would", async () => {
+    const { token, user } = await verifiedUser();
+    await createChatroom(token, "Once");
+    await call("GET", "/api/chatroom", { token });
+    const { list_version: version } = (await env.DB.prepare("SELECT list_version FROM users WHERE id = ?")
+      .bind(user.id)
+      .first<{ list_version: number }>()) as { list_version: number };
+    forgetCachedVersion(user.id, version); // as in a fresh isolate
+    const puts: string[] = [];
+    const kv = new Proxy(env.CACHE, {
+      get(target, property) {
+        if (property === "put")
+          return (key: string, ...rest: unknown[]) => {
+            puts.push(key);
+            return (target.put as (...a: unknown[]) => unknown).call(target, key, ...rest);
+          };
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const fresh = await call("GET", "/api/chatroom", { token, env: { ...env, CACHE: kv } });
+    expect(fresh.headers.get("X-Cache")).toBe("MISS");
+    expect(fresh.body.chatrooms.map((r: { name: string }) => r.name)).toEqual(["Once"]);
+    expect(puts).toEqual([]);
+    // It knows the version now: the next read is served from KV.
+    expect((await call("GET", "/api/chatroom", { token })).headers.get("X-Cache")).toBe("HIT");
+  });
+
+  it("replaces a cached list once D1 is rewound (Time Travel) below the version this isolate knows", async () => {
+    const { token, user } = await verifiedUser();
+    await createChatroom(token, "Before");
+    const versionOf = async () =>
+      (
+        (await env.DB.prepare("SELECT list_version FROM users WHERE id = ?").bind(user.id).first()) as {
+          list_version: number;
+        }
+      ).list_version;
+    const before = await versionOf();
+    await call("GET", "/api/chatroom", { token }); // caches the list at `before`
+    await createChatroom(token, "Lost");
+    await call("GET", "/api/chatroom", { token }); // caches and remembers a later version
+    // A restore takes the rooms and the version back; a different change then reaches `before` again.
+    await env.DB.prepare("DELETE FROM chatrooms WHERE user_id = ? AND name = 'Lost'").bind(user.id).run();
+    await env.DB.prepare("UPDATE users SET list_version = ? WHERE id = ?")
+      .bind(before - 1, user.id)
+      .run();
+    await env.DB.prepare("UPDATE chatrooms SET name = 'After' WHERE user_id = ?").bind(user.id).run();
+    expect(await versionOf()).toBe(before);
+    const rewound = await call("GET", "/api/chatroom", { token });
+    expect(rewound.body.chatrooms.map((r: { name: string }) => r.name)).toEqual(["After"]);
+    const again = await call("GET", "/api/chatroom", { token });
+    expect(again.headers.get("X-Cache")).toBe("HIT");
+    expect(again.body.chatrooms.map((r: { name: string }) => r.name)).toEqual(["After"]);
   });
 
   it("only ever lists the caller's own rooms", async () => {

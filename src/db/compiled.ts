@@ -7,7 +7,8 @@ import type { Database } from "./client";
  * Compiled reads, for the hot reads: Drizzle builds a query's SQL once per isolate, with
  * `sql.placeholder(name)` for every value, and each request binds its values to that SQL on its own D1
  * session. Building a Drizzle query costs 50–100 µs of CPU on every request (measured: `npm run bench`);
- * binding a compiled one costs a few. Drizzle's own prepared statements cannot do this, as they are tied
+ * binding a compiled one costs a few. Values are bound as they are (no column encoding): pass what D1
+ * stores (a timestamp as epoch milliseconds). Drizzle's own prepared statements cannot do this, as they are tied
  * to the client they were prepared on, and every request reads through a session of its own
  * (src/middleware/d1-session.ts).
  */
@@ -16,7 +17,10 @@ import type { Database } from "./client";
 const builder = drizzle({} as D1Database);
 
 /** A statement for `values`, on the database or session `db` reads through. */
-export type CompiledQuery<V extends string> = (db: Database, values: Record<V, unknown>) => D1PreparedStatement;
+export type CompiledQuery<V extends string> = (
+  db: Database,
+  values: Record<V, string | number | null>,
+) => D1PreparedStatement;
 
 export function compiled<V extends string>(build: (db: Database) => { toSQL(): Query }): CompiledQuery<V> {
   let query: Query | undefined;
@@ -37,6 +41,7 @@ export function rowMapper<T extends SQLiteTable>(table: T): (row: Row) => T["$in
   return (row) => {
     const mapped: Row = {};
     for (const [field, column] of columns) {
+      if (!(column.name in row)) throw new Error(`compiled query result has no column ${column.name}`);
       const value = row[column.name];
       mapped[field] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
     }

@@ -52,7 +52,10 @@ export function hs256Key(id: string, bytes: () => Uint8Array | Promise<Uint8Arra
     key = Promise.resolve(bytes()).then((raw) =>
       crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]),
     );
-    key.catch(() => hs256Keys.delete(id));
+    const made = key;
+    made.catch(() => {
+      if (hs256Keys.get(id) === made) hs256Keys.delete(id);
+    });
     if (hs256Keys.size >= MAX_CACHED_KEYS) hs256Keys.clear();
     hs256Keys.set(id, key);
   }

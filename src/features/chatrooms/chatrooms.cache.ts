@@ -37,13 +37,34 @@ export async function readChatroomList(
   }
 }
 
-/** Stores a list read from D1 with or after `version`. It only helps the next read, so it never fails. */
-export async function storeChatroomList(kv: KVNamespace, userId: string, version: number, chatrooms: ChatroomDto[]) {
+/** Lists this isolate is storing now, so two concurrent misses write a key once. */
+const storing = new Set<string>();
+
+/**
+ * Stores a list read from D1 with or after `version`, unless KV already has that version's list (an
+ * isolate that has not seen this user yet reads D1 without asking KV; another isolate may have stored
+ * it): each key is written once, not once per isolate. `overwrite` replaces what KV has, for when D1
+ * was rewound below a version already cached. It only helps the next read, so it never fails.
+ */
+export async function storeChatroomList(
+  kv: KVNamespace,
+  userId: string,
+  version: number,
+  chatrooms: ChatroomDto[],
+  { overwrite = false } = {},
+) {
+  const key = listKey(userId, version);
+  if (storing.has(key)) return;
+  storing.add(key);
   try {
-    await kv.put(listKey(userId, version), JSON.stringify(chatrooms), { expirationTtl: LIST_TTL_SECONDS });
+    if (overwrite || (await kv.get(key)) === null) {
+      await kv.put(key, JSON.stringify(chatrooms), { expirationTtl: LIST_TTL_SECONDS });
+    }
     rememberCachedVersion(userId, version);
   } catch (err) {
     logKvFailure("chatroom list not cached", userId, err);
+  } finally {
+    storing.delete(key);
   }
 }
 
@@ -59,8 +80,11 @@ export function knownCachedVersion(userId: string): number | undefined {
   return cachedVersions.get(userId);
 }
 
-/** Never lowers what is remembered: a slow store of an older version must not replace a newer one. */
-function rememberCachedVersion(userId: string, version: number) {
+/**
+ * Never lowers what is remembered: a slow store of an older version must not replace a newer one. A
+ * user remembered again moves to the back, so the least recently seen are forgotten first.
+ */
+export function rememberCachedVersion(userId: string, version: number) {
   if ((cachedVersions.get(userId) ?? -1) > version) return;
   cachedVersions.delete(userId);
   cachedVersions.set(userId, version);

@@ -94,8 +94,9 @@ export async function findListVersionAndRooms(
       ? roomsQuery(db, { userId })
       : roomsUnlessVersionQuery(db, { userId, version: cachedVersion }),
   ]);
-  const version = (versions?.results[0] as { list_version?: number } | undefined)?.list_version ?? 0;
-  return { version, rooms: version === cachedVersion || !rooms ? undefined : rowsOf(rooms, toChatroom) };
+  if (!versions || !rooms) throw new Error("D1 batch answered fewer results than statements");
+  const version = (versions.results[0] as { list_version?: number } | undefined)?.list_version ?? 0;
+  return { version, rooms: version === cachedVersion ? undefined : rowsOf(rooms, toChatroom) };
 }
 
 export async function listChatrooms(db: Database, userId: string): Promise<Chatroom[]> {
@@ -108,7 +109,8 @@ export async function findChatroomWithMessages(db: Database, userId: string, id:
     ownedRoomQuery(db, { userId, id }),
     newestMessagesQuery(db, { id, limit }),
   ]);
-  return { room: rooms && rowsOf(rooms, toChatroom)[0], recent: recent ? rowsOf(recent, toMessage) : [] };
+  if (!rooms || !recent) throw new Error("D1 batch answered fewer results than statements");
+  return { room: rowsOf(rooms, toChatroom)[0], recent: rowsOf(recent, toMessage) };
 }
 
 /** One page of messages older than `before` (newest first, one extra to tell whether more exist). */
@@ -119,7 +121,8 @@ export async function findMessagePage(db: Database, userId: string, id: string, 
       ? newestMessagesQuery(db, { id, limit: limit + 1 })
       : messagesBeforeQuery(db, { id, before, limit: limit + 1 }),
   ]);
-  return { exists: rooms?.results.length === 1, page: page ? rowsOf(page, toMessage) : [] };
+  if (!rooms || !page) throw new Error("D1 batch answered fewer results than statements");
+  return { exists: rooms.results.length === 1, page: rowsOf(page, toMessage) };
 }
 
 export type RenameResult = { kind: "renamed"; room: Chatroom } | { kind: "not-found" } | { kind: "taken" };

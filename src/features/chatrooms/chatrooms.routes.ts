@@ -15,7 +15,13 @@ import { createRouter } from "../../lib/validate";
 import type { AppEnv } from "../../types";
 import { announceChatroomDeleted } from "../live";
 import { toMessageResponse } from "../prompts";
-import { forgetCachedVersion, knownCachedVersion, readChatroomList, storeChatroomList } from "./chatrooms.cache";
+import {
+  forgetCachedVersion,
+  knownCachedVersion,
+  readChatroomList,
+  rememberCachedVersion,
+  storeChatroomList,
+} from "./chatrooms.cache";
 import {
   deleteChatroom,
   findChatroomWithMessages,
@@ -96,14 +102,17 @@ chatroomRoutes.openapi(
       findListVersionAndRooms(primary, userId, known),
       known === undefined ? undefined : readChatroomList(c.env.CACHE, userId, known),
     ]);
-    if (!fromD1 && cached) {
+    if (version === known && cached) {
+      rememberCachedVersion(userId, version);
       c.header("X-Cache", "HIT");
       return c.json({ success: true as const, message: "Chatrooms", chatrooms: cached }, 200);
     }
-    // KV lost that list (expired, evicted or unreadable), or D1 was rewound (Time Travel) below it.
-    if (known !== undefined && (!fromD1 || version < known)) forgetCachedVersion(userId, known);
+    // KV lost that list (expired, evicted or unreadable), or D1 was rewound (Time Travel) below it:
+    // then what KV holds for the versions reached again predates the rewind, and is replaced.
+    const rewound = known !== undefined && version < known;
+    if (known !== undefined && (!fromD1 || rewound)) forgetCachedVersion(userId, known);
     const rooms = (fromD1 ?? (await listChatrooms(primary, userId))).map(toChatroomResponse);
-    c.executionCtx.waitUntil(storeChatroomList(c.env.CACHE, userId, version, rooms));
+    c.executionCtx.waitUntil(storeChatroomList(c.env.CACHE, userId, version, rooms, { overwrite: rewound }));
     c.header("X-Cache", "MISS");
     return c.json({ success: true as const, message: "Chatrooms", chatrooms: rooms }, 200);
   },
