@@ -313,7 +313,7 @@ describe("when the chatroom cache fails", () => {
   /** The real KV, except that chatroom-list keys refuse (`failing`) reads, writes or the first write. */
   function flakyKv(failing: { get?: boolean; put?: boolean; firstPut?: boolean }) {
     const puts: string[] = [];
-    const isList = (key: string) => key.startsWith("chatrooms:");
+    const isList = (key: string | string[]) => typeof key === "string" && key.startsWith("chatrooms:");
     const kv = new Proxy(env.CACHE, {
       get(target, property) {
         if (property === "get")
