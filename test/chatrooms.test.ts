@@ -230,6 +230,26 @@ describe("GET /api/chatroom (KV-cached list)", () => {
     expect(again.body.chatrooms.map((r: { name: string }) => r.name)).toEqual(["After"]);
   });
 
+  it("serves the cached list as KV holds it, in the same JSON, and reads D1 when KV holds anything else", async () => {
+    const { token, user } = await verifiedUser();
+    await createChatroom(token, "Kept");
+    const miss = await call("GET", "/api/chatroom", { token });
+    const hit = await call("GET", "/api/chatroom", { token });
+    expect(hit.headers.get("X-Cache")).toBe("HIT");
+    expect(hit.headers.get("Content-Type")).toBe(miss.headers.get("Content-Type"));
+    expect(hit.body).toEqual(miss.body);
+    const { list_version: version } = (await env.DB.prepare("SELECT list_version FROM users WHERE id = ?")
+      .bind(user.id)
+      .first<{ list_version: number }>()) as { list_version: number };
+    await env.CACHE.put(`chatrooms:list:${user.id}:${version}`, "not a list");
+    const fallback = await call("GET", "/api/chatroom", { token });
+    expect(fallback.headers.get("X-Cache")).toBe("MISS");
+    expect(fallback.body.chatrooms.map((r: { name: string }) => r.name)).toEqual(["Kept"]);
+    const mended = await call("GET", "/api/chatroom", { token });
+    expect(mended.headers.get("X-Cache")).toBe("HIT");
+    expect(mended.body).toEqual(miss.body);
+  });
+
   it("only ever lists the caller's own rooms", async () => {
     const [a, b] = await Promise.all([verifiedUser(), verifiedUser()]);
     await createChatroom(a.token, "Mine");

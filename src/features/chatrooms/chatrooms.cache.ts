@@ -23,19 +23,26 @@ const LIST_TTL_SECONDS = 24 * 60 * 60;
 const logKvFailure = (message: string, userId: string, err: unknown) =>
   console.error(JSON.stringify({ level: "error", message, userId, error: String(err) }));
 
-/** The cached list at `version`, or undefined (a miss, or KV failed: then the list comes from D1). */
-export async function readChatroomList(
+/**
+ * The cached list at `version` as KV holds it (a JSON array, as `storeChatroomList` wrote it), or
+ * undefined: a miss, anything else, or KV failed (then the list comes from D1). Served as it is, the
+ * list is never parsed and serialised again.
+ */
+export async function readChatroomListJson(
   kv: KVNamespace,
   userId: string,
   version: number,
-): Promise<ChatroomDto[] | undefined> {
+): Promise<string | undefined> {
   try {
-    return (await kv.get<ChatroomDto[]>(listKey(userId, version), "json")) ?? undefined;
+    const json = await kv.get(listKey(userId, version));
+    return isListJson(json) ? json : undefined;
   } catch (err) {
     logKvFailure("chatroom list not read from the cache", userId, err);
     return undefined;
   }
 }
+
+const isListJson = (value: string | null): value is string => !!value?.startsWith("[") && value.endsWith("]");
 
 /** Lists this isolate is storing now, so two concurrent misses write a key once. */
 const storing = new Set<string>();
@@ -57,7 +64,7 @@ export async function storeChatroomList(
   if (storing.has(key)) return;
   storing.add(key);
   try {
-    if (overwrite || (await kv.get(key)) === null) {
+    if (overwrite || !isListJson(await kv.get(key))) {
       await kv.put(key, JSON.stringify(chatrooms), { expirationTtl: LIST_TTL_SECONDS });
     }
     rememberCachedVersion(userId, version);

@@ -18,7 +18,7 @@ import { toMessageResponse } from "../prompts";
 import {
   forgetCachedVersion,
   knownCachedVersion,
-  readChatroomList,
+  readChatroomListJson,
   rememberCachedVersion,
   storeChatroomList,
 } from "./chatrooms.cache";
@@ -100,12 +100,16 @@ chatroomRoutes.openapi(
     const known = knownCachedVersion(userId);
     const [{ version, rooms: fromD1 }, cached] = await Promise.all([
       findListVersionAndRooms(primary, userId, known),
-      known === undefined ? undefined : readChatroomList(c.env.CACHE, userId, known),
+      known === undefined ? undefined : readChatroomListJson(c.env.CACHE, userId, known),
     ]);
     if (version === known && cached) {
       rememberCachedVersion(userId, version);
       c.header("X-Cache", "HIT");
-      return c.json({ success: true as const, message: "Chatrooms", chatrooms: cached }, 200);
+      c.header("Content-Type", "application/json");
+      // The same body c.json would make, around the list exactly as KV holds it. Hono types only c.json
+      // answers against the route's schema, so this one is cast; the tests check every answer against
+      // the OpenAPI document.
+      return c.body(`{"success":true,"message":"Chatrooms","chatrooms":${cached}}`, 200) as never;
     }
     // KV lost that list (expired, evicted or unreadable), or D1 was rewound (Time Travel) below it:
     // then what KV holds for the versions reached again predates the rewind, and is replaced.
