@@ -3,6 +3,28 @@ import { describe, expect, it } from "vitest";
 import { forgetCachedVersion } from "../src/features/chatrooms/chatrooms.cache";
 import { call, countingD1, createChatroom, expectError, verifiedUser } from "./helpers";
 
+const isListKey = (key: unknown): key is string => typeof key === "string" && key.startsWith("chatrooms:");
+
+type KvKey = string | string[];
+/**
+ * The real KV, with `get` and `put` passed through the interceptors given: each sees every key (a
+ * chatroom list's, or auth's bulk revocation read) and `next()`, the real call.
+ */
+function interceptKv(intercept: {
+  get?: (key: KvKey, next: () => unknown) => unknown;
+  put?: (key: KvKey, next: () => unknown) => unknown;
+}): KVNamespace {
+  return new Proxy(env.CACHE, {
+    get(target, property) {
+      const around = property === "get" ? intercept.get : property === "put" ? intercept.put : undefined;
+      const value = Reflect.get(target, property, target);
+      if (around && typeof value === "function")
+        return (key: KvKey, ...rest: unknown[]) => around(key, () => value.call(target, key, ...rest));
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
 describe("POST /api/chatroom", () => {
   it("returns 201 with the trimmed name and timestamps", async () => {
     const { token } = await verifiedUser();
@@ -120,15 +142,10 @@ describe("GET /api/chatroom (KV-cached list)", () => {
     await call("GET", "/api/chatroom", { token });
     const { binding, counter } = countingD1(env.DB);
     const listReads: string[] = [];
-    const kv = new Proxy(env.CACHE, {
-      get(target, property) {
-        if (property === "get")
-          return (key: string, ...rest: unknown[]) => {
-            if (typeof key === "string" && key.startsWith("chatrooms:")) listReads.push(key);
-            return (target.get as (...a: unknown[]) => unknown).call(target, key, ...rest);
-          };
-        const value = Reflect.get(target, property, target);
-        return typeof value === "function" ? value.bind(target) : value;
+    const kv = interceptKv({
+      get: (key, next) => {
+        if (isListKey(key)) listReads.push(key);
+        return next();
       },
     });
     const res = await call("GET", "/api/chatroom", { token, env: { ...env, DB: binding, CACHE: kv } });
@@ -157,17 +174,7 @@ describe("GET /api/chatroom (KV-cached list)", () => {
     await createChatroom(token, "Kept");
     await call("GET", "/api/chatroom", { token });
     // An empty namespace stands for an expired or evicted entry: the version is unchanged, the list gone.
-    const lost = new Proxy(env.CACHE, {
-      get(target, property) {
-        if (property === "get")
-          return (key: string | string[], ...rest: unknown[]) =>
-            typeof key === "string" && key.startsWith("chatrooms:")
-              ? null
-              : (target.get as (...a: unknown[]) => unknown).call(target, key, ...rest);
-        const value = Reflect.get(target, property, target);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const lost = interceptKv({ get: (key, next) => (isListKey(key) ? null : next()) });
     const { binding, counter } = countingD1(env.DB);
     const res = await call("GET", "/api/chatroom", { token, env: { ...env, DB: binding, CACHE: lost } });
     expect(res.headers.get("X-Cache")).toBe("MISS");
@@ -184,15 +191,10 @@ describe("GET /api/chatroom (KV-cached list)", () => {
       .first<{ list_version: number }>()) as { list_version: number };
     forgetCachedVersion(user.id, version); // as in a fresh isolate
     const puts: string[] = [];
-    const kv = new Proxy(env.CACHE, {
-      get(target, property) {
-        if (property === "put")
-          return (key: string, ...rest: unknown[]) => {
-            puts.push(key);
-            return (target.put as (...a: unknown[]) => unknown).call(target, key, ...rest);
-          };
-        const value = Reflect.get(target, property, target);
-        return typeof value === "function" ? value.bind(target) : value;
+    const kv = interceptKv({
+      put: (key, next) => {
+        puts.push(String(key));
+        return next();
       },
     });
     const fresh = await call("GET", "/api/chatroom", { token, env: { ...env, CACHE: kv } });
@@ -333,23 +335,14 @@ describe("when the chatroom cache fails", () => {
   /** The real KV, except that chatroom-list keys refuse (`failing`) reads, writes or the first write. */
   function flakyKv(failing: { get?: boolean; put?: boolean; firstPut?: boolean }) {
     const puts: string[] = [];
-    const isList = (key: string | string[]) => typeof key === "string" && key.startsWith("chatrooms:");
-    const kv = new Proxy(env.CACHE, {
-      get(target, property) {
-        if (property === "get")
-          return (key: string, ...rest: unknown[]) => {
-            if (failing.get && isList(key)) return Promise.reject(new Error("KV GET failed: 500"));
-            return (target.get as (...a: unknown[]) => unknown).call(target, key, ...rest);
-          };
-        if (property === "put")
-          return (key: string, ...rest: unknown[]) => {
-            if (isList(key)) puts.push(key);
-            if (isList(key) && (failing.put || (failing.firstPut && puts.length === 1)))
-              return Promise.reject(new Error("KV PUT failed: 429 Too Many Requests"));
-            return (target.put as (...a: unknown[]) => unknown).call(target, key, ...rest);
-          };
-        const value = Reflect.get(target, property, target);
-        return typeof value === "function" ? value.bind(target) : value;
+    const kv = interceptKv({
+      get: (key, next) => (failing.get && isListKey(key) ? Promise.reject(new Error("KV GET failed: 500")) : next()),
+      put: (key, next) => {
+        if (!isListKey(key)) return next();
+        puts.push(key);
+        if (failing.put || (failing.firstPut && puts.length === 1))
+          return Promise.reject(new Error("KV PUT failed: 429 Too Many Requests"));
+        return next();
       },
     });
     return { env: { ...env, CACHE: kv }, puts };
