@@ -30,6 +30,19 @@ export function compiled<V extends string>(build: (db: Database) => { toSQL(): Q
   };
 }
 
+/**
+ * Runs compiled statements in one D1 batch (one round trip, one transaction): one result per statement,
+ * in order. A short answer is a fault, never read as empty results.
+ */
+export async function batch<T extends D1PreparedStatement[]>(
+  db: Database,
+  statements: [...T],
+): Promise<{ [K in keyof T]: D1Result }> {
+  const results = await db.$client.batch(statements);
+  if (results.length !== statements.length) throw new Error("D1 batch answered fewer results than statements");
+  return results as { [K in keyof T]: D1Result };
+}
+
 type Row = Record<string, unknown>;
 
 /**

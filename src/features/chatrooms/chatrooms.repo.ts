@@ -1,12 +1,13 @@
-import { and, desc, eq, getTableColumns, lt, ne, notExists, sql } from "drizzle-orm";
+import { and, desc, eq, getTableColumns, lt, ne, notExists, type Placeholder, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import type { Database } from "../../db/client";
-import { compiled, rowMapper, rowsOf } from "../../db/compiled";
+import { batch, compiled, rowMapper, rowsOf } from "../../db/compiled";
 import { type Chatroom, chatrooms, messages, users } from "../../db/schema";
 
 export const nameKeyOf = (name: string) => name.toLowerCase();
 
-const ownedBy = (userId: string, id: string) => and(eq(chatrooms.id, id), eq(chatrooms.userId, userId));
+const ownedBy = (userId: string | Placeholder, id: string | Placeholder) =>
+  and(eq(chatrooms.id, id), eq(chatrooms.userId, userId));
 
 /** Inserts the room, or returns undefined when the user already has one with that name (any case). */
 export async function insertChatroom(db: Database, room: { id: string; userId: string; name: string; now: Date }) {
@@ -56,27 +57,20 @@ const roomsUnlessVersionQuery = compiled<"userId" | "version">((db) =>
     .orderBy(...newestFirst),
 );
 const ownedRoomQuery = compiled<"userId" | "id">((db) =>
-  db
-    .select()
-    .from(chatrooms)
-    .where(and(eq(chatrooms.id, roomIdValue), eq(chatrooms.userId, userIdValue))),
+  db.select().from(chatrooms).where(ownedBy(userIdValue, roomIdValue)),
 );
-const newestMessagesQuery = compiled<"id" | "limit">((db) =>
-  db
-    .select()
-    .from(messages)
-    .where(eq(messages.chatroomId, roomIdValue))
-    .orderBy(desc(messages.id))
-    .limit(sql.placeholder("limit")),
-);
-const messagesBeforeQuery = compiled<"id" | "before" | "limit">((db) =>
-  db
-    .select()
-    .from(messages)
-    .where(and(eq(messages.chatroomId, roomIdValue), lt(messages.id, sql.placeholder("before"))))
-    .orderBy(desc(messages.id))
-    .limit(sql.placeholder("limit")),
-);
+/** A room's newest messages, newest first; `before`: only those older than a message id. */
+const messagesQuery = <V extends string>(before: boolean) =>
+  compiled<V>((db) =>
+    db
+      .select()
+      .from(messages)
+      .where(and(eq(messages.chatroomId, roomIdValue), before ? lt(messages.id, sql.placeholder("before")) : undefined))
+      .orderBy(desc(messages.id))
+      .limit(sql.placeholder("limit")),
+  );
+const newestMessagesQuery = messagesQuery<"id" | "limit">(false);
+const messagesBeforeQuery = messagesQuery<"id" | "before" | "limit">(true);
 
 /**
  * The version the user's cached chatroom list is keyed by (bumped by triggers on any room change) and,
@@ -88,13 +82,12 @@ export async function findListVersionAndRooms(
   userId: string,
   cachedVersion: number | undefined,
 ): Promise<{ version: number; rooms?: Chatroom[] }> {
-  const [versions, rooms] = await db.$client.batch([
+  const [versions, rooms] = await batch(db, [
     listVersionQuery(db, { userId }),
     cachedVersion === undefined
       ? roomsQuery(db, { userId })
       : roomsUnlessVersionQuery(db, { userId, version: cachedVersion }),
   ]);
-  if (!versions || !rooms) throw new Error("D1 batch answered fewer results than statements");
   const version = (versions.results[0] as { list_version?: number } | undefined)?.list_version ?? 0;
   return { version, rooms: version === cachedVersion ? undefined : rowsOf(rooms, toChatroom) };
 }
@@ -105,23 +98,18 @@ export async function listChatrooms(db: Database, userId: string): Promise<Chatr
 
 /** The room and its newest messages (newest first), in one round trip. */
 export async function findChatroomWithMessages(db: Database, userId: string, id: string, limit: number) {
-  const [rooms, recent] = await db.$client.batch([
-    ownedRoomQuery(db, { userId, id }),
-    newestMessagesQuery(db, { id, limit }),
-  ]);
-  if (!rooms || !recent) throw new Error("D1 batch answered fewer results than statements");
+  const [rooms, recent] = await batch(db, [ownedRoomQuery(db, { userId, id }), newestMessagesQuery(db, { id, limit })]);
   return { room: rowsOf(rooms, toChatroom)[0], recent: rowsOf(recent, toMessage) };
 }
 
 /** One page of messages older than `before` (newest first, one extra to tell whether more exist). */
 export async function findMessagePage(db: Database, userId: string, id: string, limit: number, before?: string) {
-  const [rooms, page] = await db.$client.batch([
+  const [rooms, page] = await batch(db, [
     ownedRoomQuery(db, { userId, id }),
     before === undefined
       ? newestMessagesQuery(db, { id, limit: limit + 1 })
       : messagesBeforeQuery(db, { id, before, limit: limit + 1 }),
   ]);
-  if (!rooms || !page) throw new Error("D1 batch answered fewer results than statements");
   return { exists: rooms.results.length === 1, page: rowsOf(page, toMessage) };
 }
 
