@@ -34,12 +34,17 @@ const median = (values) => {
 };
 const log = (message) => console.log(`[bench ${((Date.now() - startedAt) / 1000).toFixed(0)}s] ${message}`);
 
-function build(outdir, entry) {
-  const result = spawnSync("wrangler", ["deploy", "--dry-run", "--outdir", outdir, ...(entry ? [entry] : [])], {
+/** Runs wrangler quietly (no prompts, no metrics); a failure throws with its output. */
+function wrangler(args) {
+  const result = spawnSync("wrangler", args, {
     encoding: "utf8",
     env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
   });
-  if (result.status !== 0) throw new Error(`wrangler build failed:\n${result.stderr}`);
+  if (result.status !== 0) throw new Error(`wrangler ${args.slice(0, 2).join(" ")} failed:\n${result.stderr}`);
+}
+
+function build(outdir, entry) {
+  wrangler(["deploy", "--dry-run", "--outdir", outdir, ...(entry ? [entry] : [])]);
   // wrangler names the output after the entry's file name.
   return `${outdir}/${entry ? entry.split("/").pop().replace(/\.ts$/, ".js") : "index.js"}`;
 }
@@ -794,12 +799,7 @@ function startupCpuMs(bundle) {
   const outfile = `${BUILD}/startup.cpuprofile`;
   // A profile with no busy sample at all (the profiler started after the script ran) is taken again.
   for (let attempt = 0; runs.length < 5 && attempt < 10; attempt++) {
-    const args = ["check", "startup", "--outfile", outfile, ...(bundle ? ["--worker", bundle] : [])];
-    const result = spawnSync("wrangler", args, {
-      encoding: "utf8",
-      env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
-    });
-    if (result.status !== 0) throw new Error(`wrangler check startup failed:\n${result.stderr}`);
+    wrangler(["check", "startup", "--outfile", outfile, ...(bundle ? ["--worker", bundle] : [])]);
     const profile = JSON.parse(readFileSync(outfile, "utf8"));
     const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
     const interval = median(profile.timeDeltas.slice(1));
@@ -816,11 +816,7 @@ function startupCpuMs(bundle) {
 /** Our startup, and that of the libraries alone (bench/startup-floor.ts), the bound on what we can save. */
 function startup() {
   const floorBundle = `${BUILD}/startup-floor/worker.bundle`;
-  const result = spawnSync("wrangler", ["deploy", "--dry-run", "--outfile", floorBundle, "bench/startup-floor.ts"], {
-    encoding: "utf8",
-    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
-  });
-  if (result.status !== 0) throw new Error(`wrangler build failed:\n${result.stderr}`);
+  wrangler(["deploy", "--dry-run", "--outfile", floorBundle, "bench/startup-floor.ts"]);
   const ours = startupCpuMs();
   return { ...ours, libraries: startupCpuMs(floorBundle).median };
 }
