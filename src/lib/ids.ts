@@ -30,3 +30,8 @@ export function uuidv7(now = Date.now()): string {
   const hex = toHex(bytes);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
+
+const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Whether `value` has the shape of an id this service makes (a UUID): anything else names nothing. */
+export const isId = (value: string) => ID.test(value);

@@ -12,6 +12,7 @@ import {
 import { createRouter } from "../../lib/validate";
 import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
+import { endRevokedStreams } from "../live";
 import {
   bumpTokenVersion,
   findTakenField,
@@ -260,7 +261,14 @@ authRoutes.openapi(
       attempt,
       replacePassword(c.var.db, owner.id, passwordHash, new Date(), { markVerified: true }),
     );
-    if (user) await revokeTokenVersion(c.env, c.executionCtx, user.id, user.tokenVersion - 1);
+    if (user) {
+      await revokeTokenVersion(c.env, c.executionCtx, user.id, user.tokenVersion - 1);
+      endRevokedStreams(c.env, c.executionCtx, {
+        userId: user.id,
+        belowVersion: user.tokenVersion,
+        reason: "password-reset",
+      });
+    }
     return c.json({ success: true as const, message: "Password reset; sign in with the new password" }, 200);
   },
 );
@@ -319,6 +327,11 @@ authRoutes.openapi(
       );
     }
     await revokeTokenVersion(c.env, c.executionCtx, user.id, user.tokenVersion - 1);
+    endRevokedStreams(c.env, c.executionCtx, {
+      userId: user.id,
+      belowVersion: user.tokenVersion,
+      reason: "password-changed",
+    });
     const token = await issueToken(c.env, { userId: user.id, tokenVersion: user.tokenVersion });
     return c.json({ success: true as const, message: "Password changed", ...token }, 200);
   },
@@ -346,6 +359,7 @@ authRoutes.openapi(
     // requireAuth only lets bearer tokens (which always carry both) reach this path.
     if (tokenId === undefined || tokenExpiresAt === undefined) throw unauthorized("malformed");
     await revokeToken(c.env, c.executionCtx, c.var.userId, tokenId, tokenExpiresAt);
+    endRevokedStreams(c.env, c.executionCtx, { userId: c.var.userId, tokenId, reason: "logout" });
     return c.json({ success: true as const, message: "Logged out" }, 200);
   },
 );
@@ -372,6 +386,7 @@ authRoutes.openapi(
     // KV may not have seen a revocation made elsewhere a moment ago; D1 has.
     if (version === undefined) throw unauthorized("revoked");
     await revokeTokenVersion(c.env, c.executionCtx, c.var.userId, version - 1);
+    endRevokedStreams(c.env, c.executionCtx, { userId: c.var.userId, belowVersion: version, reason: "logout-all" });
     return c.json({ success: true as const, message: "Logged out on every device" }, 200);
   },
 );

@@ -158,3 +158,9 @@ export async function chatroomExists(db: Database, userId: string, id: string): 
   const rooms = await db.select({ id: chatrooms.id }).from(chatrooms).where(ownedBy(userId, id));
   return rooms.length === 1;
 }
+
+/** The ids of every chatroom of the user (whose hubs are told when the user's tokens are revoked). */
+export async function listChatroomIds(db: Database, userId: string): Promise<string[]> {
+  const rooms = await db.select({ id: chatrooms.id }).from(chatrooms).where(eq(chatrooms.userId, userId));
+  return rooms.map((room) => room.id);
+}

@@ -2,11 +2,14 @@ import { DurableObject } from "cloudflare:workers";
 import type { PromptDto } from "../prompts";
 import {
   formatEventId,
+  type HubSubscriber,
   type LiveEvent,
   type LiveEventData,
   type LiveEventName,
   type PromptSnapshot,
   parseEventId,
+  type StreamRevocation,
+  subscriberCovered,
 } from "./live.events";
 
 /** Replay buffer bounds from the contract: events at most 10 minutes and 1000 events old. */
@@ -42,7 +45,22 @@ type PromptRow = {
   incarnation: number;
 };
 
-type Attachment = { promptId: string | null };
+/** Who a subscriber is: what it streams (one prompt or all) and the token or ticket it was opened with. */
+type Attachment = { promptId: string | null } & Partial<HubSubscriber>;
+
+/**
+ * How long the hub remembers a revocation it was told of, to refuse a stream whose authorization was
+ * checked just before the revocation but that reaches the hub just after it.
+ */
+const REVOCATION_MEMORY_MS = 60_000;
+/** Close codes: a deleted chatroom is a normal end; a revoked token is a policy end (RFC 6455 §7.4.1). */
+const CLOSE_DELETED = 1000;
+const CLOSE_REVOKED = 1008;
+
+const SCHEMA = `CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, body TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS prompts (id TEXT PRIMARY KEY, state TEXT NOT NULL, text TEXT NOT NULL,
+    generation TEXT, seen_at INTEGER NOT NULL, settled TEXT, incarnation INTEGER NOT NULL DEFAULT 0);
+  CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);`;
 
 const ALL = "all";
 const promptTag = (promptId: string) => `prompt:${promptId}`;
@@ -53,20 +71,32 @@ const promptTag = (promptId: string) => `prompt:${promptId}`;
  * the Hibernation API, so an idle chatroom with open streams costs nothing; Workers bridge them to SSE.
  */
 export class ChatroomHub extends DurableObject<Env> {
-  private readonly sql: SqlStorage;
+  private schemaReady = false;
+  /** Revocations told to this instance lately (memory only: a hub that had none keeps no storage). */
+  private revocations: Array<StreamRevocation & { until: number }> = [];
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.sql = ctx.storage.sql;
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, body TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS prompts (id TEXT PRIMARY KEY, state TEXT NOT NULL, text TEXT NOT NULL,
-        generation TEXT, seen_at INTEGER NOT NULL, settled TEXT, incarnation INTEGER NOT NULL DEFAULT 0);
-      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);`);
-    // Hubs created before prompts had runs: their rows are taken to be about the first run.
-    const columns = this.sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('prompts')").toArray();
-    if (!columns.some((column) => column.name === "incarnation")) {
-      this.sql.exec("ALTER TABLE prompts ADD COLUMN incarnation INTEGER NOT NULL DEFAULT 0");
+    // Keepalive for WebSocket clients, answered by the runtime without waking the hub.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+  }
+
+  /**
+   * The hub's storage, made on first use: a call that finds nothing to do (a revocation for a chatroom
+   * nobody streams) leaves no storage behind, so no hub exists for it.
+   */
+  private get sql(): SqlStorage {
+    const sql = this.ctx.storage.sql;
+    if (!this.schemaReady) {
+      sql.exec(SCHEMA);
+      // Hubs created before prompts had runs: their rows are taken to be about the first run.
+      const columns = sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('prompts')").toArray();
+      if (!columns.some((column) => column.name === "incarnation")) {
+        sql.exec("ALTER TABLE prompts ADD COLUMN incarnation INTEGER NOT NULL DEFAULT 0");
+      }
+      this.schemaReady = true;
     }
+    return sql;
   }
 
   /**
@@ -202,20 +232,33 @@ export class ChatroomHub extends DurableObject<Env> {
     this.publish("reply", { prompt }, prompt.id);
   }
 
-  /** The chatroom is gone: tell everyone, close every stream and forget everything. */
+  /** The chatroom is gone: tell everyone, close every stream at once and forget everything. */
   async chatroomDeleted(chatroomId: string): Promise<void> {
     this.publish("deleted", { chatroomId }, null);
-    for (const socket of this.ctx.getWebSockets()) {
-      try {
-        socket.close(1000, "chatroom deleted");
-      } catch {}
-    }
+    for (const socket of this.ctx.getWebSockets()) closeSocket(socket, CLOSE_DELETED, "chatroom deleted");
     await this.ctx.storage.deleteAll();
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, body TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS prompts (id TEXT PRIMARY KEY, state TEXT NOT NULL, text TEXT NOT NULL,
-        generation TEXT, seen_at INTEGER NOT NULL, settled TEXT, incarnation INTEGER NOT NULL DEFAULT 0);`);
+    this.schemaReady = false;
     this.setMeta("deleted", 1);
+  }
+
+  /**
+   * A token, its tickets or every token of a version were revoked: each stream opened with one of them
+   * gets `revoked` and is closed. Streams opened later are refused the same way for a minute, in case
+   * their authorization was checked just before the revocation. Hibernated sockets are read from their
+   * attachments; none is woken, and a hub with no subscriber touches no storage. Returns how many ended.
+   */
+  revokeStreams(revocation: StreamRevocation): number {
+    const now = Date.now();
+    this.revocations = this.revocations.filter((known) => known.until > now);
+    this.revocations.push({ ...revocation, until: now + REVOCATION_MEMORY_MS });
+    let ended = 0;
+    for (const socket of this.ctx.getWebSockets()) {
+      const attachment = socket.deserializeAttachment() as Attachment | null;
+      if (!attachment || !subscriberCovered(revocation, attachment)) continue;
+      this.endRevoked(socket, revocation);
+      ended++;
+    }
+    return ended;
   }
 
   /**
@@ -229,19 +272,27 @@ export class ChatroomHub extends DurableObject<Env> {
     const url = new URL(request.url);
     const promptId = url.searchParams.get("prompt");
     const after = url.searchParams.get("after");
+    const attachment: Attachment = { promptId, ...subscriberOf(url.searchParams) };
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server, [promptId ? promptTag(promptId) : ALL]);
-    server.serializeAttachment({ promptId } satisfies Attachment);
+    server.serializeAttachment(attachment);
+    const now = Date.now();
+    const revoked = this.revocations.find((known) => known.until > now && subscriberCovered(known, attachment));
     // Everything below runs in this one turn of the object: no publish can slip in between the
     // snapshot or replay and the subscription.
-    if (this.deleted()) {
+    if (revoked) {
+      this.endRevoked(server, revoked);
+    } else if (this.deleted()) {
       server.send(
         JSON.stringify(this.event(this.head(), "deleted", { chatroomId: url.searchParams.get("room") ?? "" })),
       );
-      server.close(1000, "chatroom deleted");
+      closeSocket(server, CLOSE_DELETED, "chatroom deleted");
     } else if (promptId) {
-      const row = this.prompt(promptId);
+      // Only what the hub knows of the run the subscriber read from D1 (or a later one) applies to it.
+      const run = Number(url.searchParams.get("run") ?? 0);
+      const found = this.prompt(promptId);
+      const row = found && found.incarnation >= run ? found : undefined;
       const snapshot: PromptSnapshot = {
         kind: "snapshot",
         head: formatEventId(this.head()),
@@ -256,7 +307,7 @@ export class ChatroomHub extends DurableObject<Env> {
   }
 
   override webSocketMessage(): void {
-    // Subscribers only listen; anything they send is ignored.
+    // Subscribers only listen; anything they send is ignored (`ping` is answered by the runtime).
   }
 
   override webSocketClose(socket: WebSocket, code: number, reason: string): void {
@@ -269,6 +320,14 @@ export class ChatroomHub extends DurableObject<Env> {
     try {
       socket.close(1011, "error");
     } catch {}
+  }
+
+  /** `revoked` (not kept for replay: it is about this subscriber alone), then the socket is closed. */
+  private endRevoked(socket: WebSocket, revocation: StreamRevocation) {
+    try {
+      socket.send(JSON.stringify(this.event(this.head(), "revoked", { reason: revocation.reason })));
+    } catch {}
+    closeSocket(socket, CLOSE_REVOKED, "revoked");
   }
 
   private replayAfter(after: string): LiveEvent[] {
@@ -369,4 +428,21 @@ export class ChatroomHub extends DurableObject<Env> {
   private setMeta(key: string, value: number) {
     this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, value);
   }
+}
+
+function closeSocket(socket: WebSocket, code: number, reason: string) {
+  try {
+    socket.close(code, reason);
+  } catch {
+    // Already closing.
+  }
+}
+
+/** The subscriber's token or ticket, as the Worker that checked it passes it on (`user`, `ver`, `tid`). */
+function subscriberOf(params: URLSearchParams): Partial<HubSubscriber> {
+  const userId = params.get("user") ?? undefined;
+  const version = params.get("ver");
+  const tokenVersion = version === null ? undefined : Number(version);
+  const tokenId = params.get("tid") ?? undefined;
+  return { userId, tokenVersion: Number.isSafeInteger(tokenVersion) ? tokenVersion : undefined, tokenId };
 }

@@ -1,6 +1,8 @@
+import { createDb } from "../../db/client";
+import { listChatroomIds } from "../chatrooms";
 import type { PromptDto } from "../prompts";
 import type { BeginAnswer, CancelAnswer, GenerationAnswer } from "./chatroom-hub";
-import type { HubMessage } from "./live.events";
+import type { HubMessage, HubSubscriber, StreamRevocation } from "./live.events";
 
 /**
  * The one way routes and the queue consumer reach a chatroom's hub (the ChatroomHub Durable Object).
@@ -60,38 +62,86 @@ export function generationChannel(env: Env, prompt: PromptDto, incarnation: numb
 
 export type GenerationChannel = ReturnType<typeof generationChannel>;
 
-function subscribeUrl(chatroomId: string, options: { promptId?: string; after?: string }) {
+/** What a subscription asks the hub for, and whose token or ticket opened it. */
+export type SubscribeOptions = {
+  subscriber: HubSubscriber;
+  /** One prompt only, starting with a snapshot of what the hub knows of its run `run` (D1's incarnation). */
+  promptId?: string;
+  run?: number;
+  /** Replay the events after this id. */
+  after?: string;
+};
+
+function subscribeUrl(chatroomId: string, options: SubscribeOptions) {
   const url = new URL("https://hub/subscribe");
+  const { subscriber } = options;
   url.searchParams.set("room", chatroomId);
+  url.searchParams.set("user", subscriber.userId);
+  url.searchParams.set("ver", String(subscriber.tokenVersion));
+  if (subscriber.tokenId !== undefined) url.searchParams.set("tid", subscriber.tokenId);
   if (options.promptId) url.searchParams.set("prompt", options.promptId);
+  if (options.run !== undefined) url.searchParams.set("run", String(options.run));
   if (options.after !== undefined) url.searchParams.set("after", options.after);
   return url;
 }
 
 /** Hands a client's WebSocket upgrade to the hub, which then holds the client itself. */
-export async function forwardWebSocket(env: Env, chatroomId: string, after: string | undefined) {
-  const response = await hubOf(env, chatroomId).fetch(subscribeUrl(chatroomId, { after }), {
+export async function forwardWebSocket(env: Env, chatroomId: string, options: SubscribeOptions) {
+  const response = await hubOf(env, chatroomId).fetch(subscribeUrl(chatroomId, options), {
     headers: { Upgrade: "websocket" },
   });
   if (!response.webSocket) throw new Error(`hub refused the WebSocket (${response.status})`);
   return new Response(null, { status: 101, webSocket: response.webSocket });
 }
 
-/** More unread messages than this means the reader stopped reading: the subscription gives up. */
-const MAX_QUEUED = 5_000;
+/** Hub calls made at once when a user's tokens are revoked; the rest wait for a free slot. */
+const REVOKE_CONCURRENCY = 50;
+
+/**
+ * Ends the open streams a revocation covers: every hub of the user's chatrooms is told, and each ends
+ * the streams opened with a revoked token or ticket (`revoked`, then closed). Hubs with no subscriber
+ * do nothing and keep no storage. Runs after the answer (waitUntil); a hub that cannot be told is
+ * logged, and its streams end when they next reconnect (their token no longer passes).
+ */
+export function endRevokedStreams(
+  env: Env,
+  ctx: { waitUntil(promise: Promise<unknown>): void },
+  revocation: StreamRevocation,
+) {
+  ctx.waitUntil(
+    (async () => {
+      const rooms = await listChatroomIds(createDb(env.DB), revocation.userId);
+      let next = 0;
+      const worker = async () => {
+        while (next < rooms.length) {
+          const chatroomId = rooms[next++] as string;
+          await bestEffort("revokeStreams", chatroomId, () => hubOf(env, chatroomId).revokeStreams(revocation));
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(REVOKE_CONCURRENCY, rooms.length) }, worker));
+    })().catch((err: unknown) => {
+      console.error(JSON.stringify({ level: "error", message: "ending revoked streams failed", error: String(err) }));
+    }),
+  );
+}
+
+/** More unread bytes than this means the reader stopped reading: the subscription gives up. */
+export const MAX_QUEUED_BYTES = 1024 * 1024;
 
 /** A Worker's own subscription to a hub: a WebSocket read as a queue of messages. */
 export class HubSubscription {
-  private readonly queue: HubMessage[] = [];
+  private readonly queue: Array<{ message: HubMessage; bytes: number }> = [];
+  private queuedBytes = 0;
   private wake: (() => void) | undefined;
   private closed = false;
 
   private constructor(private readonly socket: WebSocket | undefined) {
     if (!socket) return;
     socket.addEventListener("message", (event) => {
-      if (typeof event.data !== "string") return;
-      this.queue.push(JSON.parse(event.data) as HubMessage);
-      if (this.queue.length > MAX_QUEUED) this.close();
+      if (typeof event.data !== "string" || this.closed) return;
+      this.queue.push({ message: JSON.parse(event.data) as HubMessage, bytes: event.data.length });
+      this.queuedBytes += event.data.length;
+      if (this.queuedBytes > MAX_QUEUED_BYTES) this.close();
       this.wake?.();
     });
     const ended = () => {
@@ -107,7 +157,7 @@ export class HubSubscription {
     return new HubSubscription(undefined);
   }
 
-  static async open(env: Env, chatroomId: string, options: { promptId?: string; after?: string } = {}) {
+  static async open(env: Env, chatroomId: string, options: SubscribeOptions) {
     const response = await hubOf(env, chatroomId).fetch(subscribeUrl(chatroomId, options), {
       headers: { Upgrade: "websocket" },
     });
@@ -119,7 +169,7 @@ export class HubSubscription {
 
   /** The next message; "idle" when none came within `timeoutMs`, "closed" once the hub hung up. */
   async next(timeoutMs: number): Promise<HubMessage | "idle" | "closed"> {
-    const queued = this.queue.shift();
+    const queued = this.take();
     if (queued) return queued;
     if (this.closed) return "closed";
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -129,12 +179,21 @@ export class HubSubscription {
     });
     if (timer) clearTimeout(timer);
     this.wake = undefined;
-    return this.queue.shift() ?? (this.closed ? "closed" : "idle");
+    return this.take() ?? (this.closed ? "closed" : "idle");
+  }
+
+  /** The oldest queued message; none once the subscription was closed for falling behind. */
+  private take(): HubMessage | undefined {
+    if (this.queuedBytes > MAX_QUEUED_BYTES) return undefined;
+    const entry = this.queue.shift();
+    if (entry) this.queuedBytes -= entry.bytes;
+    return entry?.message;
   }
 
   close() {
     if (this.closed) return;
     this.closed = true;
+    if (this.queuedBytes > MAX_QUEUED_BYTES) this.queue.length = 0;
     try {
       this.socket?.close(1000, "done");
     } catch {}

@@ -1,6 +1,13 @@
 // What other features (and the auth middleware) may use of live; everything else here is live's own.
 export { DeltaPublisher } from "./delta-publisher";
-export { announceChatroomDeleted, announcePrompt, announceReply, generationChannel, isGenerating } from "./hub";
+export {
+  announceChatroomDeleted,
+  announcePrompt,
+  announceReply,
+  endRevokedStreams,
+  generationChannel,
+  isGenerating,
+} from "./hub";
 export { sseResponse } from "./live.schemas";
-export { promptStream, waitUntilSettled } from "./prompt-stream";
+export { promptStream, subscriberOf, waitUntilSettled } from "./prompt-stream";
 export { verifyTicket } from "./tickets";

@@ -8,7 +8,30 @@ export type LiveEventData = {
   reply: { prompt: PromptDto };
   reset: Record<string, never>;
   deleted: { chatroomId: string };
+  revoked: { reason: RevokedReason };
 };
+
+/** Why a stream's token or ticket stopped working (the `revoked` event's `reason`). */
+export type RevokedReason = "logout" | "logout-all" | "password-changed" | "password-reset";
+
+/** Whose token or ticket opened a stream: the hub keeps it with each subscriber. */
+export type HubSubscriber = { userId: string; tokenVersion: number; tokenId?: string };
+
+/**
+ * A revocation the hub is told of: one token and its tickets (`tokenId`, logout), or every token of the
+ * user below `belowVersion` (logout-all, password change or reset).
+ */
+export type StreamRevocation = { userId: string; reason: RevokedReason } & (
+  | { tokenId: string; belowVersion?: undefined }
+  | { belowVersion: number; tokenId?: undefined }
+);
+
+/** Whether a revocation covers a subscriber's token or ticket. */
+export function subscriberCovered(revocation: StreamRevocation, subscriber: Partial<HubSubscriber>): boolean {
+  if (subscriber.userId !== revocation.userId) return false;
+  if (revocation.tokenId !== undefined) return subscriber.tokenId === revocation.tokenId;
+  return subscriber.tokenVersion === undefined || subscriber.tokenVersion < revocation.belowVersion;
+}
 
 export type LiveEventName = keyof LiveEventData;
 

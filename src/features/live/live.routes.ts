@@ -1,5 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { AppError, notFound } from "../../lib/errors";
+import { isId } from "../../lib/ids";
 import { authErrors, bearerAuth, bearerOrTicketAuth, errorResponses, jsonResponse } from "../../lib/openapi";
 import { createRouter } from "../../lib/validate";
 import type { AppEnv } from "../../types";
@@ -14,7 +15,7 @@ import {
 import { forwardWebSocket, freezeForCancel, HubSubscription } from "./hub";
 import { EventsQuerySchema, StreamTicketResponseSchema, sseResponse, TicketQuerySchema } from "./live.schemas";
 import { heartbeatMs, liveStreamResponse } from "./live-stream";
-import { promptStream } from "./prompt-stream";
+import { promptStream, subscriberOf } from "./prompt-stream";
 import { issueTicket } from "./tickets";
 
 const notPending = () => new AppError(409, "NOT_PENDING", "Only a pending prompt can be cancelled");
@@ -126,11 +127,13 @@ liveRoutes.openapi(
   }),
   async (c) => {
     const { id } = c.req.valid("param");
-    if (!(await chatroomExists(c.var.db, c.var.userId, id))) throw notFound("Chatroom");
+    // Checked before the hub is touched: a hub is a Durable Object with storage.
+    if (!isId(id) || !(await chatroomExists(c.var.db, c.var.userId, id))) throw notFound("Chatroom");
     const after = c.req.header("Last-Event-ID") ?? c.req.valid("query").lastEventId;
+    const options = { subscriber: subscriberOf(c), after };
     if (c.req.header("Upgrade")?.toLowerCase() === "websocket")
-      return (await forwardWebSocket(c.env, id, after)) as never;
-    const subscription = await HubSubscription.open(c.env, id, { after });
+      return (await forwardWebSocket(c.env, id, options)) as never;
+    const subscription = await HubSubscription.open(c.env, id, options);
     return liveStreamResponse({
       request: c.req.raw,
       subscription,

@@ -44,14 +44,28 @@ export const LiveEventSchema = docsOnly(() => {
       z.object({ id: eventId, event: z.literal("reset"), data: z.object({}) }).openapi({
         description: "Cannot replay from the Last-Event-ID given: reload with the REST endpoints, then read on",
       }),
+      z.object({ id: eventId, event: z.literal("deleted"), data: z.object({ chatroomId: z.string() }) }).openapi({
+        description: "The chatroom was deleted; the stream ends (a WebSocket is closed with 1000 at once)",
+      }),
       z
-        .object({ id: eventId, event: z.literal("deleted"), data: z.object({ chatroomId: z.string() }) })
-        .openapi({ description: "The chatroom was deleted; the stream ends" }),
+        .object({
+          id: eventId,
+          event: z.literal("revoked"),
+          data: z.object({
+            reason: z.enum(["logout", "logout-all", "password-changed", "password-reset"]).openapi({
+              description: "What revoked the token (or the token the ticket was made with)",
+            }),
+          }),
+        })
+        .openapi({
+          description:
+            "The token or ticket this stream was opened with was revoked; sent within 15 s, then the stream ends (a WebSocket is closed with 1008 at once). Not replayed",
+        }),
     ])
     .openapi("LiveEvent", {
       description:
         "One live event. Over SSE: `id:`, `event:` and one line of JSON `data:`; over WebSocket: this object as a text message. " +
-        "A `: ping` comment comes at least every 15 s while nothing else does.",
+        "A `: ping` comment comes at least every 15 s while nothing else does; a WebSocket client may send the text `ping` at any time and gets `pong`.",
     });
 });
 

@@ -141,7 +141,7 @@ export async function readQuotaState(db: Database, userId: string, day: string, 
 }
 
 const promptWithReply = (userId: string, chatroomId: string, promptId: string) =>
-  sql`SELECT p.id, p.chatroom_id, p.content, p.status, p.created_at,
+  sql`SELECT p.id, p.chatroom_id, p.content, p.status, p.created_at, p.incarnation,
       r.id AS reply_id, r.content AS reply_content, r.status AS reply_status, r.created_at AS reply_created_at,
       r.prompt_tokens, r.completion_tokens
     FROM ${messages} p LEFT JOIN ${messages} r ON r.reply_to = p.id
@@ -153,6 +153,8 @@ export type PromptWithReplyRow = {
   content: string;
   status: MessageStatus;
   created_at: number;
+  /** The prompt's run: bumped by each retry. */
+  incarnation: number;
   reply_id: string | null;
   reply_content: string | null;
   reply_status: Exclude<MessageStatus, "pending"> | null;

@@ -5,7 +5,7 @@ import { authErrors, bearerAuth, bodyErrors, errorResponses, jsonBody, jsonRespo
 import { createRouter } from "../../lib/validate";
 import type { AppEnv } from "../../types";
 import { ChatroomIdParamsSchema, findMessagePage, MessageParamsSchema } from "../chatrooms";
-import { promptStream, sseResponse, waitUntilSettled } from "../live";
+import { promptStream, sseResponse, subscriberOf, waitUntilSettled } from "../live";
 import { findPromptWithReply } from "./prompts.repo";
 import {
   MessagePageResponseSchema,
@@ -165,14 +165,16 @@ promptRoutes.openapi(
     let row = await findPromptWithReply(c.var.db, c.var.userId, id, messageId);
     if (!row) throw notFound("Message");
     if (row.status === "pending" && Date.now() < deadline) {
-      row =
-        // At the primary: the reply is written by the queue consumer, outside this request's session.
-        (await waitUntilSettled(c.env, createDb(c.env.DB), {
-          userId: c.var.userId,
-          chatroomId: id,
-          promptId: messageId,
-          deadline,
-        })) ?? row;
+      // At the primary: the reply is written by the queue consumer, outside this request's session.
+      row = await waitUntilSettled(c.env, createDb(c.env.DB), {
+        subscriber: subscriberOf(c),
+        chatroomId: id,
+        promptId: messageId,
+        run: row.incarnation,
+        deadline,
+      });
+      // Its chatroom was deleted during the wait.
+      if (!row) throw notFound("Message");
     }
     return c.json({ success: true as const, message: "Prompt", prompt: toPromptResponse(row) }, 200);
   },

@@ -178,7 +178,7 @@ export function toMessageResponse(message: Message): MessageDto {
   };
 }
 
-export function toPromptResponse(row: PromptWithReplyRow): PromptDto {
+export function toPromptResponse(row: Omit<PromptWithReplyRow, "incarnation">): PromptDto {
   return {
     id: row.id,
     chatroomId: row.chatroom_id,
