@@ -418,7 +418,15 @@ describe("API documentation", () => {
     const html: string = (await call("GET", "/docs")).body;
     const section = html.slice(html.indexOf('id="get-/api/chatroom/{id}/events"'));
     const events = [...section.slice(0, section.indexOf("</section>")).matchAll(/<code>event: (\w+)<\/code>/g)];
-    expect(events.map((match) => match[1])).toEqual(["prompt", "delta", "retrying", "reply", "reset", "deleted", "revoked"]);
+    expect(events.map((match) => match[1])).toEqual([
+      "prompt",
+      "delta",
+      "retrying",
+      "reply",
+      "reset",
+      "deleted",
+      "revoked",
+    ]);
   });
 
   it("shows each JSON success response's fields and an example that the response schema accepts", async () => {

@@ -2,7 +2,7 @@ import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { signStripePayload } from "../tools/stubs/stripe-signature.mjs";
 import { call, createChatroom, expectError, verifiedUser } from "./helpers";
-import { stripeSubscription, stubStripe } from "./stubs";
+import { stripeSubscription, stubHost, stubStripe } from "./stubs";
 
 afterEach(() => {
   vi.useRealTimers();
@@ -661,5 +661,47 @@ describe("the whole Pro lifecycle", () => {
       limit: 5,
       remaining: 0,
     });
+  });
+});
+
+describe("rules pinned against mutation", () => {
+  it("applies an event once when two deliveries of it race, even if the state moves on between them", async () => {
+    const { token, customerId } = await customerUser();
+    const subscription = stripeSubscription({
+      id: "sub_race",
+      customer: customerId,
+      status: "active",
+      periodEnd: inDays(30),
+    });
+    // Both deliveries pass the processed-event check before either records the event: their lookups
+    // are held until both have arrived, then answered one at a time.
+    const held: (() => void)[] = [];
+    stubHost("api.stripe.com", async () => {
+      await new Promise<void>((resolve) => held.push(resolve));
+      return new Response(JSON.stringify(subscription), {
+        headers: { "Content-Type": "application/json", "Request-Id": `req_${held.length}` },
+      });
+    });
+    const event = stripeEvent("invoice.paid", {
+      id: "in_race",
+      object: "invoice",
+      customer: customerId,
+      parent: { type: "subscription_details", subscription_details: { subscription: "sub_race" } },
+    });
+    const deliveries = [deliver(event), deliver(event)];
+    await vi.waitUntil(() => held.length === 2, { timeout: 3_000 });
+    held[0]?.();
+    expect((await Promise.race(deliveries)).status).toBe(200);
+    expect((await tierOf(token)).subscription?.status).toBe("active");
+    await env.DB.prepare("UPDATE subscriptions SET status = 'past_due' WHERE stripe_customer_id = ?")
+      .bind(customerId)
+      .run();
+    held[1]?.();
+    expect((await Promise.all(deliveries)).map((res) => res.status)).toEqual([200, 200]);
+    expect((await tierOf(token)).subscription?.status).toBe("past_due");
+    const recorded = await env.DB.prepare("SELECT count(*) AS n FROM stripe_events WHERE id = ?")
+      .bind(event.id)
+      .first();
+    expect(recorded).toEqual({ n: 1 });
   });
 });

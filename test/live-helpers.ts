@@ -83,3 +83,6 @@ export async function roomOfNewUser() {
   const room = await createChatroom(user.token);
   return { ...user, room };
 }
+
+/** The chatroom's hub, for tests that drive or inspect it directly. */
+export const hubOf = (chatroomId: string) => env.CHATROOM_HUB.get(env.CHATROOM_HUB.idFromName(chatroomId));

@@ -12,15 +12,13 @@ import {
   runConsumer,
   sendPrompt,
 } from "./helpers";
-import { openStream, roomOfNewUser } from "./live-helpers";
+import { hubOf, openStream, roomOfNewUser } from "./live-helpers";
 import { geminiError, stubGemini } from "./stubs";
 
 afterEach(() => {
   vi.useRealTimers();
   vi.restoreAllMocks();
 });
-
-const hubOf = (chatroomId: string) => env.CHATROOM_HUB.get(env.CHATROOM_HUB.idFromName(chatroomId));
 
 /** A second token of the same user (another device). */
 async function secondToken(phoneNumber: string) {

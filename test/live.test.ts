@@ -1,8 +1,10 @@
 import { createExecutionContext, env, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { REPLAY_MAX_EVENTS } from "../src/features/live/chatroom-hub";
+import { formatEventId } from "../src/features/live/live.events";
 import worker from "../src/index";
 import { call, createChatroom, expectError, expectUnauthorized, PASSWORD, runConsumer, sendPrompt } from "./helpers";
-import { openStream, roomOfNewUser, type SseEvent } from "./live-helpers";
+import { hubOf, openStream, roomOfNewUser, type SseEvent } from "./live-helpers";
 import { geminiOverloaded, geminiStream, geminiText, stubGemini } from "./stubs";
 
 afterEach(() => {
@@ -466,8 +468,6 @@ describe("GET …/message/:messageId?wait=N", () => {
 });
 
 describe("races between deliveries, cancels and retries", () => {
-  const hubOf = (roomId: string) => env.CHATROOM_HUB.get(env.CHATROOM_HUB.idFromName(roomId));
-
   it("a cancelled run that learns of its stop after a retry never settles the retried prompt", async () => {
     const { token, room } = await roomOfNewUser();
     const id = await sendPrompt(token, room.id);
@@ -663,5 +663,128 @@ describe("races between deliveries, cancels and retries", () => {
       event: "reply",
       data: { prompt: { status: "completed", reply: { content: "answered without a hub" } } },
     });
+  });
+});
+
+describe("rules pinned against mutation", () => {
+  it("GET …/events answers another user's token with 404 NOT_FOUND and streams nothing of the chatroom", async () => {
+    const a = await roomOfNewUser();
+    const b = await roomOfNewUser();
+    const stream = await openStream("GET", `/api/chatroom/${a.room.id}/events`, { token: b.token });
+    expect(stream.response.status).toBe(404);
+    expect(stream.response.headers.get("Content-Type")).toMatch(/^application\/json/);
+    await sendPrompt(a.token, a.room.id, "for the owner only");
+    expect(await stream.rest()).toEqual([]);
+    // Asked again through call() for the envelope: only an answer that ends lets it read the whole body.
+    expectError(await call("GET", `/api/chatroom/${a.room.id}/events`, { token: b.token }), 404, "NOT_FOUND");
+  });
+
+  it("a stream ticket is refused at once with 401 on another chatroom of the same user", async () => {
+    const { token, room } = await roomOfNewUser();
+    const other = await createChatroom(token);
+    const ticket = (await call("POST", `/api/chatroom/${room.id}/stream-ticket`, { token })).body.ticket as string;
+    const id = await sendPrompt(token, other.id);
+    for (const path of [`/api/chatroom/${other.id}/events`, `/api/chatroom/${other.id}/message/${id}/stream`]) {
+      const stream = await openStream("GET", `${path}?ticket=${ticket}`);
+      expect(stream.response.status, path).toBe(401);
+      stream.close();
+      expectUnauthorized(await call("GET", `${path}?ticket=${ticket}`), /another chatroom/);
+    }
+  });
+
+  it("replays after the last pruned event's id, and sends reset for the id just before it", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    const { head, prunedThrough } = await runInDurableObject(hubOf(room.id), (hub, state) => {
+      hub.beginGeneration(id, "busy-delivery", 1, false);
+      for (let i = 0; i <= REPLAY_MAX_EVENTS; i++) hub.pushDelta(id, "busy-delivery", `w${i} `);
+      const meta = (key: string) =>
+        state.storage.sql.exec<{ value: number }>("SELECT value FROM meta WHERE key = ?", key).one().value;
+      return { head: meta("head"), prunedThrough: meta("pruned_through") };
+    });
+    expect(prunedThrough).toBe(head - REPLAY_MAX_EVENTS);
+    expect(prunedThrough).toBeGreaterThan(1);
+    const resume = (lastEventId: number) =>
+      openStream("GET", `/api/chatroom/${room.id}/events`, {
+        token,
+        headers: { "Last-Event-ID": formatEventId(lastEventId) },
+      });
+    // The client saw the last pruned event: every event after it is still held.
+    const held = await resume(prunedThrough);
+    expect(await held.next()).toMatchObject({ id: formatEventId(prunedThrough + 1), event: "delta" });
+    held.close();
+    // One id earlier, the client never saw an event that is gone.
+    const gone = await resume(prunedThrough - 1);
+    expect(await gone.next()).toMatchObject({ event: "reset", data: {} });
+    gone.close();
+  });
+
+  it("a generation taking over from a dead one starts its text afresh, so a cancel keeps only its own", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    const hub = hubOf(room.id);
+    await hub.beginGeneration(id, "dead-delivery", 1, false);
+    await hub.pushDelta(id, "dead-delivery", "Half ");
+    // The dead delivery was last heard of a minute ago: its lease has run out.
+    await runInDurableObject(hub, (_instance, state) => {
+      state.storage.sql.exec("UPDATE prompts SET seen_at = seen_at - 60000 WHERE id = ?", id);
+    });
+    expect(await hub.beginGeneration(id, "taking-over", 2, false)).toEqual({ stop: false });
+    expect(await hub.pushDelta(id, "taking-over", "Whole ")).toEqual({ stop: false });
+    const cancelled = await call("POST", `/api/chatroom/${room.id}/message/${id}/cancel`, { token });
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body.prompt.reply).toMatchObject({ status: "cancelled", content: "Whole " });
+    const read = await call("GET", `/api/chatroom/${room.id}/message/${id}`, { token });
+    expect(read.body.prompt).toMatchObject({ status: "cancelled", reply: { content: "Whole " } });
+  });
+
+  it("D1 already holds the reply when a stream receives its reply event", async () => {
+    const { token, room } = await roomOfNewUser();
+    const id = await sendPrompt(token, room.id);
+    const live = await openStream("GET", `/api/chatroom/${room.id}/events`, { token });
+    // The consumer's publishReply call returns only once the test has read D1, so a store that came
+    // after the announcement could not catch up in between.
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const holding = (stub: object) =>
+      new Proxy(stub, {
+        get: (target, name) => {
+          if (name === "then") return undefined;
+          return async (...args: unknown[]) => {
+            // biome-ignore lint/suspicious/noExplicitAny: forwards any RPC call to the real hub.
+            const result = await (target as any)[name](...args);
+            if (name === "publishReply") await released;
+            return result;
+          };
+        },
+      });
+    const heldEnv = {
+      ...aiEnv(),
+      CHATROOM_HUB: {
+        idFromName: env.CHATROOM_HUB.idFromName.bind(env.CHATROOM_HUB),
+        get: (hubId: DurableObjectId) => holding(env.CHATROOM_HUB.get(hubId)),
+      },
+    } as unknown as Env;
+    stubGemini(() => geminiText("stored first"));
+    const consumed = runConsumer([{ promptId: id }], { env: heldEnv });
+    let reply: SseEvent | null = null;
+    let read: Awaited<ReturnType<typeof call>>;
+    try {
+      for (let e = await live.next(); e; e = await live.next()) {
+        if (e.event !== "reply") continue;
+        reply = e;
+        break;
+      }
+      read = await call("GET", `/api/chatroom/${room.id}/message/${id}`, { token });
+    } finally {
+      release();
+      live.close();
+    }
+    expect(await consumed).toEqual({ acked: 1, retried: [] });
+    expect(reply?.data.prompt).toMatchObject({ id, status: "completed", reply: { content: "stored first" } });
+    expect(read.body.prompt).toMatchObject({ status: "completed", reply: { content: "stored first" } });
+    expect(read.body.prompt).toEqual(reply?.data.prompt);
   });
 });
