@@ -7,6 +7,7 @@ import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import newman from "newman";
+import { streamChurn } from "./e2e-churn.mjs";
 import { startLocalStack } from "./local-stack.mjs";
 
 const COLLECTION = "postman/gemini-backend.postman_collection.json";
@@ -137,6 +138,7 @@ try {
 
   const hardy = await runtimeChecks(stack.baseUrl);
   const brief = await briefChecks(stack.baseUrl);
+  const churn = await streamChurn(stack);
   // The cron trigger, fired the way `wrangler dev --test-scheduled` allows.
   const cron = await fetch(`${stack.baseUrl}/__scheduled?cron=${encodeURIComponent("*/15 * * * *")}`);
   const scheduled = cron.status === 200;
@@ -147,8 +149,8 @@ try {
   console.log(
     `e2e: ${requests.total} requests, ${assertions.total - assertions.failed} of ${assertions.total} assertions passed, Pro after webhook: ${pro ? "yes" : "no"}`,
   );
-  if (!hardy || !scheduled || !brief) failed = true;
-  const extra = [answered, pro, hardy, scheduled, brief];
+  if (!hardy || !scheduled || !brief || churn.includes(false)) failed = true;
+  const extra = [answered, pro, hardy, scheduled, brief, ...churn];
   const passed = assertions.total - assertions.failed + extra.filter(Boolean).length;
   console.log(`${passed} passed, ${assertions.failed + extra.filter((ok) => !ok).length} failed`);
 } catch (err) {

@@ -83,10 +83,21 @@ export async function startLocalStack(options = {}) {
   ];
   for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}:${value}`);
   const wrangler = spawn("wrangler", args, {
-    stdio: options.quiet ? ["ignore", "ignore", "inherit"] : "inherit",
+    stdio: options.quiet ? ["ignore", "pipe", "pipe"] : "inherit",
     env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
     detached: process.platform !== "win32",
     shell: process.platform === "win32",
+  });
+  // Quiet runs keep what wrangler printed (the last MiB), so a check can look for uncaught errors;
+  // its errors still go to stderr.
+  let output = "";
+  const keep = (chunk) => {
+    output = (output + chunk.toString()).slice(-1_048_576);
+  };
+  wrangler.stdout?.on("data", keep);
+  wrangler.stderr?.on("data", (chunk) => {
+    keep(chunk);
+    process.stderr.write(chunk);
   });
 
   let stopped = false;
@@ -119,5 +130,5 @@ export async function startLocalStack(options = {}) {
     await stop();
     throw err;
   }
-  return { baseUrl, gemini, stripe, stop };
+  return { baseUrl, gemini, stripe, stop, output: () => output };
 }

@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { PromptDto } from "../prompts";
 import {
+  type CaughtUp,
   formatEventId,
   type HubSubscriber,
   type LiveEvent,
@@ -302,6 +303,8 @@ export class ChatroomHub extends DurableObject<Env> {
       server.send(JSON.stringify(snapshot));
     } else if (after !== null) {
       for (const event of this.replayAfter(after)) server.send(JSON.stringify(event));
+      // A Worker's subscription bounds what waits for its reader from here on (the replay is bounded already).
+      if (url.searchParams.has("worker")) server.send(JSON.stringify({ kind: "caught-up" } satisfies CaughtUp));
     }
     return new Response(null, { status: 101, webSocket: client });
   }

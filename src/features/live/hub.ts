@@ -2,7 +2,7 @@ import { createDb } from "../../db/client";
 import { listChatroomIds } from "../chatrooms";
 import type { PromptDto } from "../prompts";
 import type { BeginAnswer, CancelAnswer, GenerationAnswer } from "./chatroom-hub";
-import type { HubMessage, HubSubscriber, StreamRevocation } from "./live.events";
+import type { CaughtUp, HubMessage, HubSubscriber, StreamRevocation } from "./live.events";
 
 /**
  * The one way routes and the queue consumer reach a chatroom's hub (the ChatroomHub Durable Object).
@@ -125,28 +125,51 @@ export function endRevokedStreams(
   );
 }
 
-/** More unread bytes than this means the reader stopped reading: the subscription gives up. */
+/**
+ * More unread bytes than this means the reader stopped reading (or reads far too slowly): the
+ * subscription gives up, its queue is let go at once, and the client resumes with Last-Event-ID.
+ */
 export const MAX_QUEUED_BYTES = 1024 * 1024;
 
 /** A Worker's own subscription to a hub: a WebSocket read as a queue of messages. */
 export class HubSubscription {
   private readonly queue: Array<{ message: HubMessage; bytes: number }> = [];
   private queuedBytes = 0;
+  /** Set when the subscription gave up because its reader fell more than MAX_QUEUED_BYTES behind. */
+  overflowed = false;
   private wake: (() => void) | undefined;
   private closed = false;
+  private markEnded: () => void = () => {};
+  /** Settles once the subscription is over, closed by either side. */
+  readonly ended = new Promise<void>((resolve) => {
+    this.markEnded = resolve;
+  });
 
-  private constructor(private readonly socket: WebSocket | undefined) {
+  private constructor(
+    private readonly socket: WebSocket | undefined,
+    private counting = true,
+  ) {
     if (!socket) return;
     socket.addEventListener("message", (event) => {
       if (typeof event.data !== "string" || this.closed) return;
-      this.queue.push({ message: JSON.parse(event.data) as HubMessage, bytes: event.data.length });
-      this.queuedBytes += event.data.length;
-      if (this.queuedBytes > MAX_QUEUED_BYTES) this.close();
+      const message = JSON.parse(event.data) as HubMessage | CaughtUp;
+      if ("kind" in message && message.kind === "caught-up") {
+        this.counting = true;
+        return;
+      }
+      const bytes = this.counting ? event.data.length : 0;
+      this.queue.push({ message, bytes });
+      this.queuedBytes += bytes;
+      if (this.queuedBytes > MAX_QUEUED_BYTES) {
+        this.overflowed = true;
+        this.close();
+      }
       this.wake?.();
     });
     const ended = () => {
       this.closed = true;
       this.wake?.();
+      this.markEnded();
     };
     socket.addEventListener("close", ended);
     socket.addEventListener("error", ended);
@@ -158,13 +181,14 @@ export class HubSubscription {
   }
 
   static async open(env: Env, chatroomId: string, options: SubscribeOptions) {
-    const response = await hubOf(env, chatroomId).fetch(subscribeUrl(chatroomId, options), {
-      headers: { Upgrade: "websocket" },
-    });
+    const url = subscribeUrl(chatroomId, options);
+    url.searchParams.set("worker", "1");
+    const response = await hubOf(env, chatroomId).fetch(url, { headers: { Upgrade: "websocket" } });
     const socket = response.webSocket;
     if (!socket) throw new Error(`hub refused the subscription (${response.status})`);
     socket.accept();
-    return new HubSubscription(socket);
+    // A replay comes first, as one burst the hub has bounded already; the reader's backlog counts after it.
+    return new HubSubscription(socket, options.after === undefined);
   }
 
   /** The next message; "idle" when none came within `timeoutMs`, "closed" once the hub hung up. */
@@ -184,7 +208,7 @@ export class HubSubscription {
 
   /** The oldest queued message; none once the subscription was closed for falling behind. */
   private take(): HubMessage | undefined {
-    if (this.queuedBytes > MAX_QUEUED_BYTES) return undefined;
+    if (this.overflowed) return undefined;
     const entry = this.queue.shift();
     if (entry) this.queuedBytes -= entry.bytes;
     return entry?.message;
@@ -193,7 +217,8 @@ export class HubSubscription {
   close() {
     if (this.closed) return;
     this.closed = true;
-    if (this.queuedBytes > MAX_QUEUED_BYTES) this.queue.length = 0;
+    if (this.overflowed) this.queue.length = 0;
+    this.markEnded();
     try {
       this.socket?.close(1000, "done");
     } catch {}

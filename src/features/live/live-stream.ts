@@ -3,11 +3,8 @@ import { type LiveEvent, toSse } from "./live.events";
 
 /** The contract's ceiling for a quiet stream between comments. */
 const MAX_HEARTBEAT_MS = 15_000;
-/**
- * A subscriber with more than this waiting for it has stopped reading (or reads far too slowly): its
- * stream ends, and it resumes with Last-Event-ID like any reconnect. Its memory is then let go at once.
- */
-export const MAX_BUFFERED_BYTES = 1024 * 1024;
+/** Bytes written ahead of what the client has taken; the rest waits in the hub subscription. */
+const IN_FLIGHT_BYTES = 64 * 1024;
 /** Streams end after this long; clients reconnect (with Last-Event-ID). */
 export const MAX_STREAM_MS = 30 * 60 * 1000;
 
@@ -41,14 +38,22 @@ export type LiveStreamPlan = {
 const FINAL_EVENTS = new Set<LiveEvent["event"]>(["deleted", "revoked"]);
 
 /**
- * Turns a hub subscription into a Server-Sent Events response. Events are queued on the body without
- * waiting for the client (nothing here waits on a write, so nothing is left to reject when a client
- * vanishes), and the queue is bounded: past MAX_BUFFERED_BYTES unread, the stream ends with an error.
+ * Turns a hub subscription into a Server-Sent Events response, written to a native byte stream
+ * (IdentityTransformStream): a write completes when the client has taken it, so the bytes it has not
+ * taken are known. At most IN_FLIGHT_BYTES are written ahead of the client; the rest waits in the
+ * subscription, which gives up past its own bound (MAX_QUEUED_BYTES): the stream then ends, and the
+ * client resumes with Last-Event-ID. A failed write is the first sign of a client that vanished (the
+ * abort signal may never follow), and ends the stream too.
  */
 export function liveStreamResponse(plan: LiveStreamPlan): Response {
   const encoder = new TextEncoder();
   const { subscription, request } = plan;
-  let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
+  const { readable, writable } = new IdentityTransformStream();
+  const writer = writable.getWriter();
+  // Rejected when the client goes away; the writes below say so too.
+  writer.closed.catch(() => {});
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
   let finished = false;
 
   const finish = (behind = false) => {
@@ -56,35 +61,45 @@ export function liveStreamResponse(plan: LiveStreamPlan): Response {
     finished = true;
     subscription.close();
     request.signal.removeEventListener("abort", departed);
-    try {
-      // Erroring drops what is queued for a reader that stopped; closing lets a reader take the rest.
-      if (behind) controller?.error(new Error("live stream ended: the client fell too far behind"));
-      else controller?.close();
-    } catch {
-      // The client cancelled the body already.
-    }
+    drained?.();
+    // A reader that stopped is aborted (what waits for it is dropped); otherwise the stream is closed,
+    // also for a departed client (aborting one the runtime already let go of only logs "Uncaught").
+    (behind ? writer.abort(new Error("live stream ended: the client fell too far behind")) : writer.close()).catch(
+      () => {},
+    );
   };
   // With enable_request_signal the runtime aborts this when the client disconnects.
   const departed = () => finish();
   request.signal.addEventListener("abort", departed);
 
-  const body = new ReadableStream<Uint8Array>(
-    {
-      start: (c) => {
-        controller = c;
-      },
-      cancel: () => finish(),
-    },
-    new ByteLengthQueuingStrategy({ highWaterMark: MAX_BUFFERED_BYTES }),
-  );
-
-  /** Queues text for the client; false once the stream has ended (or just ended, the client too far behind). */
+  /** Writes text for the client; false once the stream has ended. */
   const write = (text: string): boolean => {
-    if (finished || !controller) return false;
-    controller.enqueue(encoder.encode(text));
-    if ((controller.desiredSize ?? 0) < 0) finish(true);
-    return !finished;
+    if (finished) return false;
+    const bytes = encoder.encode(text);
+    inFlight += bytes.byteLength;
+    writer.write(bytes).then(
+      () => {
+        inFlight -= bytes.byteLength;
+        if (inFlight <= IN_FLIGHT_BYTES) drained?.();
+      },
+      () => finish(),
+    );
+    return true;
   };
+  /** Waits until the client has taken all but IN_FLIGHT_BYTES of what was written (or the stream ended). */
+  const paced = async () => {
+    while (!finished && inFlight > IN_FLIGHT_BYTES && !subscription.overflowed) {
+      // The subscription may give up meanwhile (its reader fell too far behind).
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          drained = resolve;
+        }),
+        subscription.ended,
+      ]);
+      drained = undefined;
+    }
+  };
+
   /** Writes an event; false when the stream ends with it. */
   const emit = (event: LiveEvent) =>
     write(toSse(event)) && !FINAL_EVENTS.has(event.event) && !(plan.endsAfter?.(event) ?? false);
@@ -96,8 +111,12 @@ export function liveStreamResponse(plan: LiveStreamPlan): Response {
     while (!finished) {
       const left = deadline - Date.now();
       if (left <= 0) return;
+      await paced();
       const message = await subscription.next(Math.min(plan.heartbeatMs, left));
-      if (message === "closed") return;
+      if (message === "closed") {
+        if (subscription.overflowed) finish(true);
+        return;
+      }
       if (message === "idle") {
         const events = (await plan.onIdle?.()) ?? [];
         if (events.length === 0 && !write(": ping\n\n")) return;
@@ -115,5 +134,5 @@ export function liveStreamResponse(plan: LiveStreamPlan): Response {
       finish();
     },
   );
-  return new Response(body, { status: 200, headers: { ...SSE_HEADERS, ...plan.headers } });
+  return new Response(readable, { status: 200, headers: { ...SSE_HEADERS, ...plan.headers } });
 }

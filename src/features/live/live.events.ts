@@ -51,6 +51,9 @@ export type PromptSnapshot = {
   settled: PromptDto | null;
 };
 
+/** Sent to a Worker's subscription after the replay it asked for: what follows is live. */
+export type CaughtUp = { kind: "caught-up" };
+
 export type HubMessage = LiveEvent | PromptSnapshot;
 
 /** Event ids: the hub's sequence number, zero-padded so that ids also sort as strings. */
