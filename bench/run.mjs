@@ -7,6 +7,7 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
@@ -23,7 +24,7 @@ const COMPAT_DATE = /compatibility_date\s*=\s*"([^"]+)"/.exec(readFileSync("wran
 const WEBHOOK_SECRET = "whsec_bench";
 /** `npm run bench -- --write` also writes bench/results.md and the README's Performance section. */
 const WRITE = process.argv.includes("--write");
-/** `npm run bench -- --only=floor` (or `=startup`) measures that alone and prints it, writing nothing. */
+/** `npm run bench -- --only=floor` (or `=startup`, `=soak`) measures that alone and prints it, writing nothing. */
 const ONLY = process.argv.find((arg) => arg.startsWith("--only="))?.slice("--only=".length);
 const startedAt = Date.now();
 
@@ -61,6 +62,24 @@ function workerdPids() {
       }
     });
 }
+/** Whether `pid` is a descendant of this process. */
+function descendsFromUs(pid) {
+  let current = String(pid);
+  for (let depth = 0; depth < 8; depth++) {
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${current}/stat`, "utf8");
+    } catch {
+      return false;
+    }
+    // "pid (comm) state ppid …": comm may hold spaces, so read after its closing parenthesis.
+    const parent = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1];
+    if (Number(parent) === process.pid) return true;
+    if (!parent || Number(parent) <= 1) return false;
+    current = parent;
+  }
+  return false;
+}
 function cpuNanoseconds(pids) {
   let total = 0;
   for (const pid of pids) {
@@ -87,7 +106,10 @@ async function serve(options) {
     }),
   );
   const url = await mf.ready;
-  const pids = workerdPids().filter((pid) => !before.has(pid));
+  const started = workerdPids().filter((pid) => !before.has(pid));
+  // Another run on this machine may start a workerd at the same moment: keep this process's own.
+  const ours = started.filter(descendsFromUs);
+  const pids = ours.length ? ours : started;
   return { mf, url: url.href.replace(/\/$/, ""), pids };
 }
 
@@ -821,14 +843,734 @@ function startup() {
   return { ...ours, libraries: startupCpuMs(floorBundle).median };
 }
 
+/**
+ * The soak: the same traffic twice on one Worker, each pass followed by a drain, and the workerd RSS
+ * after each drain. What the second pass adds is what the Worker keeps per prompt or per connection.
+ * Every loop has a count and a time limit; a failed request is counted and reported, never thrown.
+ */
+const SOAK = {
+  passes: 2,
+  prompts: 1000,
+  connections: 150,
+  users: 10,
+  roomsPerUser: 2,
+  /** Prompt actions (a send and what the client does with it) in flight at once. */
+  concurrency: 16,
+  /** Stream connections of the 150 open at once, at most. */
+  maxOpenConnections: 40,
+  /**
+   * Sends wait while this many prompts are pending: the local broker answers one batch of 10 at a time,
+   * so an unbounded backlog would only make the streamed prompts wait in the queue.
+   */
+  maxBacklog: 80,
+  /** A pass stops sending after this long; what was not sent by then is reported. */
+  trafficMs: 180_000,
+  /** The drain gives up after this long (an `[overloaded]` prompt takes ≈ 30 s of queue back-off). */
+  drainMs: 90_000,
+  settleMs: 5_000,
+  /** Any one request or stream is abandoned (and counted) after this long. */
+  requestMs: 60_000,
+  /** A stream connection of the 150 lives at most this long. */
+  connectionMs: 20_000,
+};
+/** 20 prompt actions, repeated; every 50th prompt is `[overloaded]` instead (retried by the queue, then failed). */
+const SOAK_PROMPT_KINDS = [
+  "plain",
+  "streamed",
+  "plain",
+  "poll",
+  "streamed",
+  "cut",
+  "plain",
+  "streamed",
+  "cancel-stream",
+  "plain",
+  "streamed",
+  "cancel-retry",
+  "poll",
+  "block-retry",
+  "plain",
+  "streamed",
+  "cut",
+  "drop",
+  "streamed",
+  "plain",
+];
+const soakPromptKind = (i) => (i % 50 === 49 ? "overloaded" : SOAK_PROMPT_KINDS[i % SOAK_PROMPT_KINDS.length]);
+/** The stub's markers: `[slow]` spaces chunks 400 ms (time to press stop), `[drop]` cuts Gemini's stream once. */
+const SOAK_MARKERS = {
+  "cancel-stream": "[slow]",
+  drop: "[drop]",
+  "block-retry": "[block]",
+  overloaded: "[overloaded]",
+};
+/** 15 connection kinds, repeated: `/events` over SSE and WebSocket, and per-prompt streams. */
+const SOAK_CONNECTION_KINDS = [
+  "events-close",
+  "events-drop",
+  "ws-close",
+  "prompt-stream",
+  "events-close",
+  "ws-drop",
+  "events-drop",
+  "prompt-stream-drop",
+  "events-close",
+  "events-drop",
+  "ws-close",
+  "prompt-stream",
+  "events-close",
+  "ws-drop",
+  "prompt-stream-drop",
+];
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** VmRSS of the given processes together, in MiB (null when none can be read). */
+function rssMiB(pids) {
+  let kib = 0;
+  let read = 0;
+  for (const pid of pids) {
+    try {
+      const line = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      if (line) {
+        kib += Number(line[1]);
+        read++;
+      }
+    } catch {}
+  }
+  return read ? Number((kib / 1024).toFixed(1)) : null;
+}
+
+/** Established TCP connections whose local port is `port` (the server's side of each client connection). */
+function tcpConnectionsTo(port) {
+  let count = 0;
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text = "";
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields.length > 3 && fields[3] === "01" && Number.parseInt(fields[1].split(":")[1], 16) === port) count++;
+    }
+  }
+  return count;
+}
+
+/**
+ * A WebSocket client over a plain HTTP upgrade, so the client can both close cleanly (a close frame)
+ * and drop the connection without one, as a phone losing its network does. Resolves with the status;
+ * with 101 also `{ send, close, drop, ended }` (`ended` resolves with who ended it).
+ */
+function openWebSocket(url, onText) {
+  return new Promise((resolve) => {
+    const target = new URL(url);
+    const request = httpRequest({
+      host: target.hostname,
+      port: target.port,
+      path: `${target.pathname}${target.search}`,
+      headers: {
+        Connection: "Upgrade",
+        Upgrade: "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": randomBytes(16).toString("base64"),
+      },
+    });
+    // Only until the upgrade: the socket it hands over then lives on its own.
+    const timer = setTimeout(() => request.destroy(new Error("timed out")), SOAK.requestMs);
+    request.on("response", (response) => {
+      clearTimeout(timer);
+      response.resume();
+      resolve({ status: response.statusCode });
+    });
+    request.on("error", (error) => {
+      clearTimeout(timer);
+      resolve({ status: 0, error });
+    });
+    request.on("upgrade", (_response, socket, head) => {
+      clearTimeout(timer);
+      let buffer = Buffer.from(head);
+      let fragments = [];
+      let closing = false;
+      let endedBy;
+      let markEnded;
+      const ended = new Promise((done) => {
+        markEnded = done;
+      });
+      const end = (who) => {
+        endedBy ??= who;
+        markEnded(endedBy);
+      };
+      const frame = (opcode, payload) => {
+        const mask = randomBytes(4);
+        const header =
+          payload.length < 126
+            ? Buffer.from([0x80 | opcode, 0x80 | payload.length])
+            : Buffer.from([0x80 | opcode, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
+        const masked = Buffer.from(payload.map((byte, i) => byte ^ mask[i % 4]));
+        if (!socket.destroyed) socket.write(Buffer.concat([header, mask, masked]));
+      };
+      const parse = () => {
+        for (;;) {
+          if (buffer.length < 2) return;
+          const fin = (buffer[0] & 0x80) !== 0;
+          const opcode = buffer[0] & 0x0f;
+          const masked = (buffer[1] & 0x80) !== 0;
+          let length = buffer[1] & 0x7f;
+          let offset = 2;
+          if (length === 126) {
+            if (buffer.length < 4) return;
+            length = buffer.readUInt16BE(2);
+            offset = 4;
+          } else if (length === 127) {
+            if (buffer.length < 10) return;
+            length = Number(buffer.readBigUInt64BE(2));
+            offset = 10;
+          }
+          const maskAt = offset;
+          if (masked) offset += 4;
+          if (buffer.length < offset + length) return;
+          let payload = buffer.subarray(offset, offset + length);
+          if (masked) payload = Buffer.from(payload.map((byte, i) => byte ^ buffer[maskAt + (i % 4)]));
+          buffer = buffer.subarray(offset + length);
+          if (opcode === 0x8) {
+            // The server's close (or its answer to ours): answer it once, then the TCP connection ends.
+            if (!closing) {
+              closing = true;
+              end("server");
+              frame(0x8, payload.subarray(0, 2));
+            }
+            socket.end();
+          } else if (opcode === 0x9) frame(0xa, payload);
+          else if (opcode === 0x1 || opcode === 0x0) {
+            fragments.push(payload);
+            if (fin) {
+              const text = Buffer.concat(fragments).toString("utf8");
+              fragments = [];
+              try {
+                onText(text);
+              } catch {}
+            }
+          }
+        }
+      };
+      socket.on("data", (chunk) => {
+        buffer = Buffer.concat([buffer, chunk]);
+        parse();
+      });
+      socket.on("error", () => end("error"));
+      socket.on("close", () => end(closing ? "client" : "server"));
+      parse();
+      resolve({
+        status: 101,
+        send: (text) => frame(0x1, Buffer.from(text)),
+        /** A close frame (1000); the connection is destroyed if the server does not answer within 2 s. */
+        close: () => {
+          if (closing || socket.destroyed) return;
+          closing = true;
+          end("client");
+          frame(0x8, Buffer.from([0x03, 0xe8]));
+          setTimeout(() => socket.destroy(), 2_000).unref();
+        },
+        /** Gone without a close frame. */
+        drop: () => {
+          closing = true;
+          end("client");
+          socket.destroy();
+        },
+        ended,
+      });
+    });
+    request.end();
+  });
+}
+
+/** The counters of one pass; `fail` counts a failed request or stream by what failed. */
+function soakCounters() {
+  const failures = {};
+  return {
+    failures,
+    fail(what) {
+      failures[what] = (failures[what] ?? 0) + 1;
+    },
+    actions: {},
+    sent: 0,
+    accepted: 0,
+    cancels: { cancelled: 0, late: 0 },
+    retries: { accepted: 0, refused: 0 },
+    retryingEvents: 0,
+    streamsCut: 0,
+    connections: { opened: 0, refused: 0, closedByClient: 0, droppedMidStream: 0, endedByServer: 0, events: 0 },
+    wsPongs: 0,
+  };
+}
+
+/** One pass of the soak's traffic, then its drain. Never throws. */
+async function soakPass({ server, db, rooms }, pass) {
+  const started = Date.now();
+  const counters = soakCounters();
+  const { fail } = counters;
+  /** Client streams open now (prompt streams and the 150 connections). */
+  const live = new Set();
+  /** The newest prompt sent into each room, for the per-prompt streams. */
+  const newest = new Map();
+  const deadline = started + SOAK.trafficMs;
+  let backlog = 0;
+  let trafficDone = false;
+  let promptsStarted = 0;
+  /** Connections of the 150 under way now. */
+  let connectionsOpen = 0;
+
+  const pendingCount = async () => {
+    const row = await db
+      .prepare("SELECT count(*) AS n FROM messages WHERE role = 'user' AND status = 'pending'")
+      .first();
+    return row.n;
+  };
+  // How many prompts wait, read every 250 ms while the traffic runs.
+  const watching = (async () => {
+    while (!trafficDone) {
+      backlog = await pendingCount().catch(() => backlog);
+      await sleep(250);
+    }
+  })();
+
+  const request = async (what, method, path, { token, body, headers = {} } = {}) => {
+    try {
+      const response = await fetch(`${server.url}${path}`, {
+        method,
+        headers: {
+          ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+          ...(token ? { Authorization: `Bearer ${token}` } : {}),
+          ...headers,
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(SOAK.requestMs),
+      });
+      const text = await response.text();
+      let json = null;
+      try {
+        json = text ? JSON.parse(text) : null;
+      } catch {}
+      return { status: response.status, body: json };
+    } catch (error) {
+      fail(`${what}: ${error?.name === "TimeoutError" ? "timed out" : "no answer"}`);
+      return { status: 0, body: null };
+    }
+  };
+  const expect = (what, answer, status) => {
+    if (answer.status === status) return true;
+    if (answer.status !== 0) fail(`${what}: ${answer.status}`);
+    return false;
+  };
+
+  /**
+   * An SSE request read until the server ends it, `onEvent` stops it (the client hangs up), or its time
+   * runs out. Resolves with how it ended: "server", "client", "refused", "timed out" or "error".
+   */
+  const stream = async (what, path, { method = "GET", token, body, lifetimeMs = SOAK.requestMs }, onEvent) => {
+    const controller = new AbortController();
+    const handle = {};
+    live.add(handle);
+    let byClient = false;
+    let reading;
+    const hangUp = () => {
+      byClient = true;
+      if (reading) reading.stop();
+      else controller.abort();
+    };
+    const timer = setTimeout(hangUp, lifetimeMs);
+    try {
+      const response = await fetch(`${server.url}${path}`, {
+        method,
+        headers: {
+          Accept: "text/event-stream",
+          Authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.any([controller.signal, AbortSignal.timeout(SOAK.requestMs)]),
+      });
+      if (response.status !== 200) {
+        await response.arrayBuffer().catch(() => {});
+        fail(`${what}: ${response.status}`);
+        return "refused";
+      }
+      reading = readSse(response, (event) => onEvent(event, hangUp));
+      if (byClient) reading.stop();
+      await reading.done;
+      return byClient ? "client" : "server";
+    } catch (error) {
+      if (byClient) return "client";
+      fail(`${what}: ${error?.name === "TimeoutError" ? "timed out" : "stream error"}`);
+      return error?.name === "TimeoutError" ? "timed out" : "error";
+    } finally {
+      clearTimeout(timer);
+      controller.abort();
+      live.delete(handle);
+    }
+  };
+
+  /** Waits (long polls, at most 3 × 20 s) until the prompt has left pending; its status, or undefined. */
+  const settled = async (room, promptId) => {
+    for (let poll = 0; poll < 3; poll++) {
+      const answer = await request(
+        "GET …/message/:id?wait",
+        "GET",
+        `/api/chatroom/${room.roomId}/message/${promptId}?wait=20`,
+        { token: room.token },
+      );
+      if (!expect("GET …/message/:id?wait", answer, 200)) return undefined;
+      if (answer.body.prompt.status !== "pending") return answer.body.prompt.status;
+    }
+    fail("prompt still pending after 60 s of waits");
+    return undefined;
+  };
+  const cancel = async (room, promptId) => {
+    const answer = await request("POST …/cancel", "POST", `/api/chatroom/${room.roomId}/message/${promptId}/cancel`, {
+      token: room.token,
+    });
+    if (answer.status === 200) counters.cancels.cancelled++;
+    // Already settled: the reply was quicker than the stop button.
+    else if (answer.status === 409) counters.cancels.late++;
+    else expect("POST …/cancel", answer, 200);
+    return answer.status === 200;
+  };
+  const retry = async (room, promptId) => {
+    const answer = await request("POST …/retry", "POST", `/api/chatroom/${room.roomId}/message/${promptId}/retry`, {
+      token: room.token,
+    });
+    if (answer.status === 202) counters.retries.accepted++;
+    else if (answer.status === 409) counters.retries.refused++;
+    else expect("POST …/retry", answer, 202);
+  };
+  const send = async (room, userMessage) => {
+    counters.sent++;
+    const answer = await request("POST …/message", "POST", `/api/chatroom/${room.roomId}/message`, {
+      token: room.token,
+      body: { userMessage },
+    });
+    if (!expect("POST …/message", answer, 202)) return undefined;
+    counters.accepted++;
+    newest.set(room, answer.body.prompt.id);
+    return answer.body.prompt.id;
+  };
+  /** A send with Accept: text/event-stream; `onEvent(event, promptId, hangUp)`. */
+  const sendStreamed = async (room, userMessage, onEvent = () => {}) => {
+    counters.sent++;
+    let promptId;
+    const ended = await stream(
+      "POST …/message (stream)",
+      `/api/chatroom/${room.roomId}/message`,
+      { method: "POST", token: room.token, body: { userMessage } },
+      (event, hangUp) => {
+        if (event.event === "prompt") {
+          promptId = event.data.prompt.id;
+          counters.accepted++;
+          newest.set(room, promptId);
+        }
+        if (event.event === "retrying") counters.retryingEvents++;
+        onEvent(event, promptId, hangUp);
+      },
+    );
+    return { ended, promptId };
+  };
+
+  const promptAction = async (i) => {
+    const kind = soakPromptKind(i);
+    counters.actions[kind] = (counters.actions[kind] ?? 0) + 1;
+    // Shifted by one room each round of 20, so every room sees every kind.
+    const room = rooms[(i + Math.floor(i / SOAK_PROMPT_KINDS.length)) % rooms.length];
+    const userMessage = `soak ${pass} #${i} ${SOAK_MARKERS[kind] ?? ""} how is the weather on the coast today?`;
+    switch (kind) {
+      case "plain":
+      case "overloaded":
+        await send(room, userMessage);
+        return;
+      case "poll": {
+        const id = await send(room, userMessage);
+        if (id) await settled(room, id);
+        return;
+      }
+      case "streamed":
+      case "drop":
+        await sendStreamed(room, userMessage);
+        return;
+      case "cut": {
+        // The client goes away in the middle of the reply; the reply is still written and stored.
+        const { ended } = await sendStreamed(room, userMessage, (event, _id, hangUp) => {
+          if (event.event === "delta") hangUp();
+        });
+        if (ended === "client") counters.streamsCut++;
+        return;
+      }
+      case "cancel-stream": {
+        // Stop pressed after the first words; the stream then ends with the cancelled reply.
+        let cancelling;
+        await sendStreamed(room, userMessage, (event, id) => {
+          if (event.event === "delta" && !cancelling) cancelling = cancel(room, id);
+        });
+        await cancelling;
+        return;
+      }
+      case "cancel-retry": {
+        // Stopped while still queued, then sent again.
+        const id = await send(room, userMessage);
+        if (id && (await cancel(room, id))) await retry(room, id);
+        return;
+      }
+      case "block-retry": {
+        // Refused by the safety filters, retried once (and refused again).
+        const id = await send(room, userMessage);
+        if (!id) return;
+        if ((await settled(room, id)) === "failed") {
+          await retry(room, id);
+          await settled(room, id);
+        }
+        return;
+      }
+    }
+  };
+
+  const connection = async (j) => {
+    const kind = SOAK_CONNECTION_KINDS[j % SOAK_CONNECTION_KINDS.length];
+    const room = rooms[(j * 7) % rooms.length];
+    const lifetimeMs = Math.min(SOAK.connectionMs, 3_000 + (j % 7) * 2_000);
+    const { connections } = counters;
+    if (kind.startsWith("ws-")) {
+      const ticket = await request("POST …/stream-ticket", "POST", `/api/chatroom/${room.roomId}/stream-ticket`, {
+        token: room.token,
+      });
+      if (!expect("POST …/stream-ticket", ticket, 200)) {
+        connections.refused++;
+        return;
+      }
+      const handle = {};
+      live.add(handle);
+      try {
+        let socket;
+        let midStream = false;
+        const opened = await openWebSocket(
+          `${server.url}/api/chatroom/${room.roomId}/events?ticket=${encodeURIComponent(ticket.body.ticket)}`,
+          (text) => {
+            if (text === "pong") {
+              counters.wsPongs++;
+              return;
+            }
+            connections.events++;
+            if (kind === "ws-drop" && !midStream && JSON.parse(text).event === "delta") {
+              midStream = true;
+              socket?.drop();
+            }
+          },
+        );
+        if (opened.status !== 101) {
+          connections.refused++;
+          fail(`GET …/events (WebSocket): ${opened.status || "no answer"}`);
+          return;
+        }
+        socket = opened;
+        connections.opened++;
+        socket.send("ping");
+        const timer = setTimeout(() => (kind === "ws-drop" ? socket.drop() : socket.close()), lifetimeMs);
+        const endedBy = await Promise.race([socket.ended, sleep(SOAK.connectionMs + 5_000).then(() => "stuck")]);
+        clearTimeout(timer);
+        if (endedBy === "stuck") {
+          socket.drop();
+          fail("WebSocket did not end");
+        } else if (endedBy === "server") connections.endedByServer++;
+        else if (midStream) connections.droppedMidStream++;
+        else connections.closedByClient++;
+      } finally {
+        live.delete(handle);
+      }
+      return;
+    }
+    const perPrompt = kind.startsWith("prompt-stream");
+    const promptId = newest.get(room);
+    if (perPrompt && !promptId) {
+      fail("no prompt to stream yet");
+      return;
+    }
+    const path = perPrompt
+      ? `/api/chatroom/${room.roomId}/message/${promptId}/stream`
+      : `/api/chatroom/${room.roomId}/events`;
+    const dropOn = kind.endsWith("-drop") ? 1 + (j % 3) : Number.POSITIVE_INFINITY;
+    let deltas = 0;
+    let midStream = false;
+    connections.opened++;
+    const ended = await stream(
+      perPrompt ? "GET …/message/:id/stream" : "GET …/events",
+      path,
+      { token: room.token, lifetimeMs },
+      (event, hangUp) => {
+        connections.events++;
+        if (event.event === "delta" && ++deltas >= dropOn) {
+          midStream = true;
+          hangUp();
+        }
+      },
+    );
+    if (ended === "refused" || ended === "error" || ended === "timed out") {
+      connections.opened--;
+      connections.refused++;
+    } else if (ended === "server") connections.endedByServer++;
+    else if (midStream) connections.droppedMidStream++;
+    else connections.closedByClient++;
+  };
+
+  // The prompts, 16 at a time; the connections beside them, opened as the prompts progress.
+  let nextPrompt = 0;
+  const promptWorker = async () => {
+    while (nextPrompt < SOAK.prompts && Date.now() < deadline) {
+      while (backlog >= SOAK.maxBacklog && Date.now() < deadline) await sleep(50);
+      const i = nextPrompt++;
+      promptsStarted = i + 1;
+      await promptAction(i).catch((error) => fail(`prompt action threw: ${error?.message ?? error}`));
+    }
+  };
+  const connectionsRunning = [];
+  const opener = (async () => {
+    for (let j = 0; j < SOAK.connections && Date.now() < deadline; j++) {
+      while (
+        (promptsStarted < (j * SOAK.prompts) / SOAK.connections || connectionsOpen >= SOAK.maxOpenConnections) &&
+        promptsStarted < SOAK.prompts &&
+        Date.now() < deadline
+      )
+        await sleep(20);
+      connectionsOpen++;
+      connectionsRunning.push(
+        connection(j)
+          .catch((error) => fail(`connection threw: ${error?.message ?? error}`))
+          .finally(() => connectionsOpen--),
+      );
+    }
+  })();
+  await Promise.all(Array.from({ length: SOAK.concurrency }, promptWorker));
+  await opener;
+  await Promise.all(connectionsRunning);
+  trafficDone = true;
+  await watching;
+  const trafficSeconds = (Date.now() - started) / 1000;
+
+  // The drain: every prompt settled and every client stream closed (bounded), then a settle pause.
+  const drainStarted = Date.now();
+  let pending = -1;
+  while (Date.now() - drainStarted < SOAK.drainMs) {
+    pending = await pendingCount().catch(() => -1);
+    if (pending === 0 && live.size === 0) break;
+    await sleep(250);
+  }
+  if (pending !== 0) fail(`drain: ${pending === -1 ? "pending count unreadable" : `${pending} prompts still pending`}`);
+  if (live.size > 0) fail(`drain: ${live.size} client streams still open`);
+  const drainSeconds = (Date.now() - drainStarted) / 1000;
+  await sleep(SOAK.settleMs);
+
+  const statuses = Object.fromEntries(
+    (
+      await db
+        .prepare("SELECT status, count(*) AS n FROM messages WHERE role = 'user' AND content LIKE ? GROUP BY status")
+        .bind(`soak ${pass} #%`)
+        .all()
+        .catch(() => ({ results: [] }))
+    ).results.map((row) => [row.status, row.n]),
+  );
+  const result = {
+    pass,
+    rssMiB: rssMiB(server.pids),
+    openTcpConnections: tcpConnectionsTo(Number(new URL(server.url).port)),
+    seconds: Number(((Date.now() - started) / 1000).toFixed(1)),
+    trafficSeconds: Number(trafficSeconds.toFixed(1)),
+    drainSeconds: Number(drainSeconds.toFixed(1)),
+    promptsNotSent: SOAK.prompts - nextPrompt,
+    sent: counters.sent,
+    accepted: counters.accepted,
+    settled: (statuses.completed ?? 0) + (statuses.failed ?? 0) + (statuses.cancelled ?? 0),
+    statuses,
+    actions: counters.actions,
+    cancels: counters.cancels,
+    retries: counters.retries,
+    retryingEvents: counters.retryingEvents,
+    streamsCut: counters.streamsCut,
+    connections: counters.connections,
+    wsPongs: counters.wsPongs,
+    failed: Object.values(counters.failures).reduce((a, b) => a + b, 0),
+    failures: counters.failures,
+  };
+  log(
+    `  pass ${pass}: ${result.settled} of ${result.accepted} prompts settled, ${result.connections.opened} connections, ${result.failed} failed requests, ${result.seconds} s; workerd RSS ${result.rssMiB} MiB`,
+  );
+  return result;
+}
+
+/** The soak on a fresh consuming Worker: fixtures, then SOAK.passes passes. Never throws. */
+async function soak(scriptPath) {
+  const started = Date.now();
+  let gemini;
+  let server;
+  try {
+    gemini = await startGeminiStub({ chunkGapMs: 20 });
+    server = await serveWorker(scriptPath, { geminiUrl: gemini.url, consume: true });
+    const db = await migrate(server.mf);
+    const api = client(server.url);
+    const rooms = [];
+    for (let u = 0; u < SOAK.users; u++) {
+      const user = await api.user();
+      await api.makePro(user.id);
+      for (let r = 0; r < SOAK.roomsPerUser; r++) rooms.push(await api.withRoom(user, `Soak ${r}`));
+    }
+    if (rooms.some((room) => !room.roomId)) throw new Error("the soak's chatrooms could not be created");
+    const baselineMiB = rssMiB(server.pids);
+    const passes = [];
+    for (let pass = 1; pass <= SOAK.passes; pass++) passes.push(await soakPass({ server, db, rooms }, pass));
+    const [first, second] = passes.map((p) => p.rssMiB);
+    return {
+      pids: server.pids.length,
+      baselineMiB,
+      rssMiB: [first, second],
+      growthMiB: first === null || second === null ? null : Number((second - first).toFixed(1)),
+      seconds: Math.round((Date.now() - started) / 1000),
+      passes,
+    };
+  } catch (error) {
+    log(`  soak failed: ${error?.message ?? error}`);
+    return { error: String(error?.message ?? error), seconds: Math.round((Date.now() - started) / 1000) };
+  } finally {
+    await Promise.all([server?.mf.dispose(), gemini?.close()]);
+  }
+}
+
+const soakLogLine = `soak: ${SOAK.passes} passes of ${SOAK.prompts} prompts and ${SOAK.connections} stream connections, each drained; workerd RSS after each drain`;
+
+/** The soak as one paragraph of the results. */
+function soakSummary(result) {
+  if (result.error) return `**Soak**: did not run to the end (${result.error}).`;
+  const [first, second] = result.passes;
+  const sum = (pick) => result.passes.reduce((total, p) => total + pick(p), 0);
+  const connections = (p) => p.connections;
+  return [
+    `**Soak** (the same traffic twice on one Worker: ${SOAK.prompts} prompts from ${SOAK.users} Pro users in ${SOAK.users * SOAK.roomsPerUser} chatrooms — plain, long-polled, streamed, cut by the client mid-reply, cancelled mid-stream or while queued and retried, refused by the stub and retried, Gemini's stream cut and retried by the queue, overloaded — and ${SOAK.connections} stream connections (\`…/events\` over SSE and WebSocket, per-prompt \`…/stream\`), some dropped by the client mid-stream; each pass drained until no prompt is pending and every connection is closed, then ${SOAK.settleMs / 1000} s; no GC forced, as workerd gives an unchanged Worker no way to ask for one):`,
+    `workerd RSS ${result.baselineMiB} MiB before, ${first.rssMiB} MiB after the first drain, ${second.rssMiB} MiB after the second: **growth ${result.growthMiB} MiB** (target ≤ 64 MiB${result.growthMiB !== null && result.growthMiB <= 64 ? "" : ": OVER"}).`,
+    `Prompts settled ${first.settled} / ${second.settled} of ${first.accepted} / ${second.accepted} accepted (${sum((p) => p.cancels.cancelled)} cancelled by the client, ${sum((p) => p.retries.accepted)} retried, ${sum((p) => p.streamsCut)} streams cut); connections ${sum((p) => connections(p).opened)} opened, ${sum((p) => connections(p).droppedMidStream)} dropped mid-stream; ${sum((p) => p.failed)} failed requests; ${first.seconds} s and ${second.seconds} s per pass (${result.seconds} s with the fixtures).`,
+  ].join(" ");
+}
+
 async function main() {
   log("building the Worker (wrangler deploy --dry-run)");
   const plain = build(`${BUILD}/worker`);
+  if (ONLY === "soak") {
+    log(soakLogLine);
+    const result = await soak(plain);
+    console.log(`\n${JSON.stringify(result, null, 2)}\n\n${soakSummary(result)}\n`);
+    return;
+  }
   const instrumented = build(`${BUILD}/instrumented`, "bench/instrumented.ts");
   if (ONLY === "floor")
     return console.table([...(await floorShares(instrumented))].map(([name, f]) => ({ name, ...f })));
   if (ONLY === "startup") return console.log(startup());
-  if (ONLY) throw new Error(`--only takes floor or startup, not ${ONLY}`);
+  if (ONLY) throw new Error(`--only takes floor, startup or soak, not ${ONLY}`);
   const bundle = readFileSync(plain);
   const size = { raw: bundle.length / 1024, gzip: gzipSync(bundle, { level: 9 }).length / 1024 };
 
@@ -909,6 +1651,9 @@ async function main() {
 
   log("live replies: 24 streamed prompts, then 10 prompts watched by 1 and by 50 subscribers");
   const live = await liveReplies(plain);
+
+  log(soakLogLine);
+  const soaked = await soak(plain);
   const ms = (figure) => `${figure.p50} / ${figure.p95}`;
 
   const today = new Date().toISOString().slice(0, 10);
@@ -930,6 +1675,8 @@ async function main() {
     `| first \`delta\` with \`max_batch_timeout = 1\` (${live.batched.count} prompts) | ${ms(live.batched.firstDelta)} | ${ms(live.batched.firstDeltaOverhead)} |`,
     "",
     `**Fan-out** on \`GET …/events\` (${live.fifty.prompts} prompts, ${live.fifty.deltas} deltas): with 1 subscriber the first delta arrives ${ms(live.single)} ms after the stub's first chunk; with ${live.fifty.subscribers} subscribers ${ms(live.fifty)} ms (added: ${live.fifty.p50 - live.single.p50} / ${live.fifty.p95 - live.single.p95} ms). Lost events: **${live.fifty.lost}**, out of order: **${live.fifty.reordered}**, prompts whose deltas do not join into the stored reply: **${live.fifty.wrongText}**.`,
+    "",
+    soakSummary(soaked),
     "",
     `**Startup** (\`wrangler check startup\`, median of ${boot.runs.length}): **${boot.median.toFixed(1)} ms** global-scope CPU (budget 25 ms${boot.median <= 25 ? "" : `: over by ${(boot.median - 25).toFixed(1)} ms`}); the libraries it loads take ${boot.libraries.toFixed(1)} ms on their own (\`bench/startup-floor.ts\`), so our own code takes ${(boot.median - boot.libraries).toFixed(1)} ms.`,
     "",
@@ -973,6 +1720,14 @@ async function main() {
     maxKvWritesPerKeyPerSecond: burst.max,
     d1BytesPerPromptWithReply: burst.bytesPerPrompt,
     firstDeltaOverheadMsP50: live.timed.firstDeltaOverhead.p50,
+    soakRssGrowthMiB: soaked.growthMiB ?? null,
+    soakRssMiB: soaked.rssMiB ?? null,
+    soakPromptsSettled: soaked.passes?.map((p) => p.settled) ?? null,
+    soakPromptsAccepted: soaked.passes?.map((p) => p.accepted) ?? null,
+    soakConnections: soaked.passes?.map((p) => p.connections.opened) ?? null,
+    soakFailedRequests: soaked.passes?.map((p) => p.failed) ?? null,
+    soakSecondsPerPass: soaked.passes?.map((p) => p.seconds) ?? null,
+    soakSeconds: soaked.seconds,
     endpoints: Object.fromEntries(
       rows
         .filter((r) => !r.name.startsWith("trivial"))
