@@ -387,6 +387,32 @@ try {
         },
       ],
       [
+        "a password change on another device ends the session in both tabs, which return to sign-in",
+        async () => {
+          for (const tab of [page, second]) {
+            await tab
+              .getByRole("navigation", { name: "Chatrooms" })
+              .getByRole("button", { name: "Trip planning" })
+              .click();
+            await tab.getByText("● Live").waitFor();
+          }
+          const changed = await fetch(`${stack.baseUrl}/api/auth/change-password`, {
+            method: "POST",
+            headers: { Authorization: `Bearer ${await token()}`, "Content-Type": "application/json" },
+            body: JSON.stringify({ currentPassword: PASSWORD, newPassword: "an0therPass7" }),
+          });
+          check(changed.status === 200, `change-password: ${changed.status}`);
+          for (const tab of [page, second]) {
+            await tab
+              .getByText("Your session ended: the password was changed. Sign in again.")
+              .waitFor({ timeout: 15_000 });
+            await tab.locator("#signed-out").waitFor();
+            check(await tab.locator("#signed-in").isHidden(), "still signed in");
+          }
+          await shot(page, "session-ended");
+        },
+      ],
+      [
         "no uncaught error, CSP violation or third-party request in either tab",
         async () => {
           check(problems.length === 0, problems.join("\n  "));

@@ -2,7 +2,7 @@
 // EventSource, which cannot send an Authorization header and so opens them with a stream ticket.
 
 const TOKEN_KEY = "gemini-backend.authToken";
-const LIVE_EVENTS = ["prompt", "delta", "retrying", "reply", "reset", "deleted"];
+const LIVE_EVENTS = ["prompt", "delta", "retrying", "reply", "reset", "deleted", "revoked"];
 
 /** The token lives in sessionStorage: it is gone when the tab closes, and each tab signs in on its own. */
 export const session = {
@@ -102,6 +102,11 @@ export function watchChatroom(chatroomId, { onOpen, onEvent, onError, onState })
     for (const name of LIVE_EVENTS) {
       source.addEventListener(name, (event) => {
         lastEventId = event.lastEventId;
+        // The session that opened the stream ended (logout, password change): nothing to resume.
+        if (name === "revoked" || name === "deleted") {
+          closed = true;
+          source.close();
+        }
         onEvent(name, JSON.parse(event.data));
       });
     }
@@ -136,7 +141,7 @@ export async function followPrompt(chatroomId, promptId, onEvent) {
     for (const name of LIVE_EVENTS) {
       source.addEventListener(name, (event) => {
         onEvent(name, JSON.parse(event.data));
-        if (name === "reply" || name === "deleted") end();
+        if (name === "reply" || name === "deleted" || name === "revoked") end();
       });
     }
     // The stream ends after `reply`; EventSource would reconnect and start it over, so any error ends it.

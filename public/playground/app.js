@@ -321,6 +321,14 @@ function follow(turn) {
     });
 }
 
+/** What ended the session a stream was opened with (the `revoked` event's reason). */
+const SESSION_ENDED = {
+  logout: "Your session ended: this sign-in was logged out. Sign in again.",
+  "logout-all": "Your session ended: you logged out on every device. Sign in again.",
+  "password-changed": "Your session ended: the password was changed. Sign in again.",
+  "password-reset": "Your session ended: the password was reset. Sign in again.",
+};
+
 function handleEvent(name, data, { following = false } = {}) {
   const turn = current.turns.get(data.promptId ?? data.prompt?.id);
   if (turn?.following && !following && name !== "reply") return;
@@ -348,6 +356,9 @@ function handleEvent(name, data, { following = false } = {}) {
       closeRoom();
       showStatus("This chatroom was deleted.");
       return loadRooms().catch(showError);
+    case "revoked":
+      signOutLocally();
+      return showStatus(SESSION_ENDED[data.reason] ?? "Your session ended. Sign in again.");
   }
 }
 
