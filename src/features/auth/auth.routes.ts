@@ -241,7 +241,7 @@ authRoutes.openapi(
     operationId: "resetPassword",
     tags: ["Auth"],
     summary: "Set a new password with a reset OTP",
-    description: `Every token issued before the reset stops working. The reset also marks the phone verified.\n\n${THROTTLE_RULE}`,
+    description: `Every token issued before the reset stops working, and their open live streams get \`revoked\` and end. The reset also marks the phone verified.\n\n${THROTTLE_RULE}`,
     security: [],
     request: { body: jsonBody(ResetPasswordBodySchema) },
     responses: {
@@ -280,7 +280,7 @@ authRoutes.openapi(
     operationId: "changePassword",
     tags: ["Auth"],
     summary: "Change the password and get a fresh token",
-    description: `Every token issued before the change, including the one used for this call, stops working. Of concurrent changes made with the same token exactly one succeeds; the others answer 409 PASSWORD_CHANGE_CONFLICT and change nothing.\n\n${THROTTLE_RULE}`,
+    description: `Every token issued before the change, including the one used for this call, stops working, and their open live streams get \`revoked\` and end. Of concurrent changes made with the same token exactly one succeeds; the others answer 409 PASSWORD_CHANGE_CONFLICT and change nothing.\n\n${THROTTLE_RULE}`,
     security: bearerAuth,
     middleware: [requireAuth] as const,
     request: { body: jsonBody(ChangePasswordBodySchema) },
@@ -345,7 +345,7 @@ authRoutes.openapi(
     tags: ["Auth"],
     summary: "End this token",
     description:
-      "The token used for this call stops working, and so do the stream tickets issued with it; the user's other tokens keep working. " +
+      "The token used for this call stops working, and so do the stream tickets issued with it; the live streams opened with either get `revoked` and end. The user's other tokens keep working. " +
       "No body. A second logout with the same token is a 401.",
     security: bearerAuth,
     middleware: [requireAuth] as const,
@@ -372,7 +372,7 @@ authRoutes.openapi(
     tags: ["Auth"],
     summary: "End every token of the user",
     description:
-      "Every token of the user issued so far stops working, on every device, with their stream tickets, as after a password change; " +
+      "Every token of the user issued so far stops working, on every device, with their stream tickets and open live streams (`revoked`), as after a password change; " +
       "the password stays. No body. Sign in again (login or verify-otp) for a new token.",
     security: bearerAuth,
     middleware: [requireAuth] as const,

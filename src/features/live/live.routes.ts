@@ -92,7 +92,8 @@ liveRoutes.openapi(
     summary: "One prompt as Server-Sent Events: the text so far, then live until its reply",
     description:
       "`prompt` as stored now; while pending, one `delta` with all the text generated so far (if any), then that prompt's live events; ends after `reply`. " +
-      "For a settled prompt `prompt` and `reply` come at once and the stream ends. Accepts ?ticket= instead of the Authorization header.",
+      "For a settled prompt `prompt` and `reply` come at once and the stream ends. The stream belongs to the prompt's current run: it never ends a retried prompt with an earlier run's reply. " +
+      "Ends with `revoked` when its token or ticket is revoked. Accepts ?ticket= instead of the Authorization header.",
     security: bearerOrTicketAuth,
     request: { params: MessageParamsSchema, query: TicketQuerySchema },
     responses: {
@@ -115,8 +116,11 @@ liveRoutes.openapi(
     summary: "Everything happening in the chatroom, live (SSE, or WebSocket with Upgrade)",
     description:
       "Live for as long as the client stays (ended after 30 minutes; reconnect). Reconnecting with Last-Event-ID (or ?lastEventId=) replays every event after that id " +
-      "if it is at most 10 minutes and 1000 events old, else sends `reset`. With `Upgrade: websocket` the same events come as text messages {id, event, data}. " +
-      "Accepts ?ticket= instead of the Authorization header.",
+      "if it is at most 10 minutes and 1000 events old, else sends `reset`. With `Upgrade: websocket` the same events come as text messages {id, event, data}; " +
+      "the text `ping` sent on the socket is answered `pong`, and the socket is closed right after `deleted` (1000) or `revoked` (1008). " +
+      "Accepts ?ticket= instead of the Authorization header. Authorization holds for the stream's whole life: when its token or ticket is revoked " +
+      "(logout of that token, logout-all, password change or reset) the stream gets `revoked` and ends. A reader more than 1 MiB behind " +
+      "(live events waiting for it, not counting a replay) is dropped and resumes with Last-Event-ID. Ownership is checked before anything else is touched.",
     security: bearerOrTicketAuth,
     request: { params: ChatroomIdParamsSchema, query: EventsQuerySchema },
     responses: {

@@ -151,7 +151,8 @@ promptRoutes.openapi(
     tags: ["Messages"],
     summary: "A prompt and its reply; with wait=N, held until the reply lands",
     description:
-      "With wait > 0 the request returns as soon as the prompt leaves pending, or after N seconds. Only prompt ids (role user) are found here.",
+      "With wait > 0 the request returns as soon as the prompt leaves pending, or after N seconds; 404 at once if the chatroom is deleted meanwhile, " +
+      "401 if the token is revoked meanwhile. Only prompt ids (role user) are found here.",
     security: bearerAuth,
     request: { params: MessageParamsSchema, query: WaitQuerySchema },
     responses: {
