@@ -275,3 +275,23 @@ describe("WebSocket keepalive", () => {
     expect(ws.closed()?.code).toBe(1000);
   });
 });
+
+describe("what a hub keeps", () => {
+  it("forgets a prompt it has heard nothing of for an hour, whatever its state, at its next publish", async () => {
+    const { token, room } = await roomOfNewUser();
+    const stale = await sendPrompt(token, room.id);
+    const hub = hubOf(room.id);
+    await hub.beginGeneration(stale, "lost", 1, false);
+    await runInDurableObject(hub, (_hub: ChatroomHub, state) => {
+      state.storage.sql.exec("UPDATE prompts SET seen_at = ? WHERE id = ?", Date.now() - 61 * 60 * 1000, stale);
+    });
+    const fresh = await sendPrompt(token, room.id);
+    const ids = await runInDurableObject(hub, (_hub: ChatroomHub, state) =>
+      state.storage.sql
+        .exec<{ id: string }>("SELECT id FROM prompts")
+        .toArray()
+        .map((row) => row.id),
+    );
+    expect(ids).toEqual([fresh]);
+  });
+});

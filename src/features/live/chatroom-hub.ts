@@ -23,6 +23,11 @@ export const REPLAY_MAX_EVENTS = 1000;
 export const GENERATION_LEASE_MS = 45_000;
 /** How long the hub remembers a settled prompt, for subscribers that arrive just after it settled. */
 const SETTLED_MEMORY_MS = REPLAY_WINDOW_MS;
+/**
+ * A prompt the hub has heard nothing of for this long is forgotten, whatever its state: far past any
+ * generation lease and the queue's retries, which settle or dead-letter a prompt within minutes.
+ */
+const FORGOTTEN_AFTER_MS = 60 * 60 * 1000;
 
 /** The answer to a generation's call: go on, or stop (cancelled or chatroom deleted) with the text kept. */
 export type GenerationAnswer = { stop: false } | { stop: true; text: string };
@@ -381,7 +386,13 @@ export class ChatroomHub extends DurableObject<Env> {
       this.sql.exec("DELETE FROM events WHERE seq <= ?", through);
       this.setMeta("pruned_through", through);
     }
-    this.sql.exec("DELETE FROM prompts WHERE state = 'settled' AND seen_at < ?", now - SETTLED_MEMORY_MS);
+    // Rows of any state go once nothing has been heard of them for long (a reply whose announcement was
+    // lost would otherwise keep its row for ever); a later delivery starts afresh without one.
+    this.sql.exec(
+      "DELETE FROM prompts WHERE (state = 'settled' AND seen_at < ?) OR seen_at < ?",
+      now - SETTLED_MEMORY_MS,
+      now - FORGOTTEN_AFTER_MS,
+    );
   }
 
   /** Run `incarnation` of the prompt starts afresh, pending, and every subscriber hears of it. */
