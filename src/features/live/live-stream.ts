@@ -44,6 +44,13 @@ const FINAL_EVENTS = new Set<LiveEvent["event"]>(["deleted", "revoked"]);
  * subscription, which gives up past its own bound (MAX_QUEUED_BYTES): the stream then ends, and the
  * client resumes with Last-Event-ID. A failed write is the first sign of a client that vanished (the
  * abort signal may never follow), and ends the stream too.
+ *
+ * What is written goes to the runtime from a timer callback (setTimeout 0), all that is pending in
+ * one write. The runtime runs timers just after it polled its connections, so a client that went
+ * away is noticed first and the response is cancelled (request.signal aborts). A write made straight
+ * from a hub message runs later in the same busy turn and can meet a connection that already broke
+ * unnoticed: the runtime then fails the response itself, logs "Uncaught Error: Network connection
+ * lost." and never aborts the signal.
  */
 export function liveStreamResponse(plan: LiveStreamPlan): Response {
   const encoder = new TextEncoder();
@@ -55,21 +62,49 @@ export function liveStreamResponse(plan: LiveStreamPlan): Response {
   let inFlight = 0;
   let drained: (() => void) | undefined;
   let finished = false;
+  /** Written but not yet handed to the runtime: it goes at the next flush. */
+  let pending: Uint8Array[] = [];
+  let flushTimer: ReturnType<typeof setTimeout> | undefined;
 
-  const finish = (behind = false) => {
+  /** Hands what is pending to the runtime in one write; closes the stream once it has finished. */
+  const flush = () => {
+    flushTimer = undefined;
+    if (pending.length > 0) {
+      const bytes = concat(pending);
+      pending = [];
+      writer.write(bytes).then(
+        () => {
+          inFlight -= bytes.byteLength;
+          if (inFlight <= IN_FLIGHT_BYTES) drained?.();
+        },
+        () => finish("departed"),
+      );
+    }
+    if (finished) writer.close().catch(() => {});
+  };
+
+  const finish = (end: "done" | "departed" | "behind" = "done") => {
     if (finished) return;
     finished = true;
     subscription.close();
     request.signal.removeEventListener("abort", departed);
     drained?.();
-    // A reader that stopped is aborted (what waits for it is dropped); otherwise the stream is closed,
-    // also for a departed client (aborting one the runtime already let go of only logs "Uncaught").
-    (behind ? writer.abort(new Error("live stream ended: the client fell too far behind")) : writer.close()).catch(
-      () => {},
-    );
+    if (end === "done") {
+      // What is still pending goes first; the stream closes on the same timer turn.
+      flushTimer ??= setTimeout(flush, 0);
+      return;
+    }
+    if (flushTimer) clearTimeout(flushTimer);
+    pending = [];
+    // A reader that stopped is aborted (what waits for it is dropped); a departed client's stream is
+    // closed (aborting one the runtime already let go of only logs "Uncaught").
+    (end === "behind"
+      ? writer.abort(new Error("live stream ended: the client fell too far behind"))
+      : writer.close()
+    ).catch(() => {});
   };
   // With enable_request_signal the runtime aborts this when the client disconnects.
-  const departed = () => finish();
+  const departed = () => finish("departed");
   request.signal.addEventListener("abort", departed);
 
   /** Writes text for the client; false once the stream has ended. */
@@ -77,13 +112,8 @@ export function liveStreamResponse(plan: LiveStreamPlan): Response {
     if (finished) return false;
     const bytes = encoder.encode(text);
     inFlight += bytes.byteLength;
-    writer.write(bytes).then(
-      () => {
-        inFlight -= bytes.byteLength;
-        if (inFlight <= IN_FLIGHT_BYTES) drained?.();
-      },
-      () => finish(),
-    );
+    pending.push(bytes);
+    flushTimer ??= setTimeout(flush, 0);
     return true;
   };
   /** Waits until the client has taken all but IN_FLIGHT_BYTES of what was written (or the stream ended). */
@@ -114,7 +144,7 @@ export function liveStreamResponse(plan: LiveStreamPlan): Response {
       await paced();
       const message = await subscription.next(Math.min(plan.heartbeatMs, left));
       if (message === "closed") {
-        if (subscription.overflowed) finish(true);
+        if (subscription.overflowed) finish("behind");
         return;
       }
       if (message === "idle") {
@@ -135,4 +165,15 @@ export function liveStreamResponse(plan: LiveStreamPlan): Response {
     },
   );
   return new Response(readable, { status: 200, headers: { ...SSE_HEADERS, ...plan.headers } });
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0] as Uint8Array;
+  const joined = new Uint8Array(chunks.reduce((total, chunk) => total + chunk.byteLength, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return joined;
 }
