@@ -125,7 +125,7 @@ export async function streamChurn(stack, { rounds = 4 } = {}) {
       sse(`${base}/api/chatroom/${room}/events?ticket=${await ticketOf(revokable)}`, {}),
     ];
     const sent = [];
-    for (const text of [`[slow] churn ${round}`, `[drop] churn ${round}`, `churn ${round}`]) {
+    for (const text of [`[slow] churn ${round}`, `[drop] churn ${round}`, `[slow] churn ${round}, again`]) {
       const answer = await call("POST", `/api/chatroom/${room}/message`, {
         token: sender,
         body: { userMessage: text },
@@ -143,9 +143,12 @@ export async function streamChurn(stack, { rounds = 4 } = {}) {
         ),
       );
     }
-    dropped.push(
-      sse(`${base}/api/chatroom/${room}/events`, { Authorization: `Bearer ${sender}` }, 200 + Math.random() * 2_000),
-    );
+    // Chatroom streams dropped while the three replies are written (the cut that used to log "Uncaught").
+    for (let i = 0; i < 5; i++) {
+      dropped.push(
+        sse(`${base}/api/chatroom/${room}/events`, { Authorization: `Bearer ${sender}` }, 300 + Math.random() * 2_500),
+      );
+    }
     const ws = socket(`${wsBase}/api/chatroom/${room}/events?ticket=${await ticketOf(sender)}`);
     await ws.opened;
     await sleep(300 + Math.random() * 700);
