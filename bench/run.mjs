@@ -1748,6 +1748,8 @@ async function main() {
     ),
   };
   writeFileSync("bench/results.json", `${JSON.stringify(results, null, 2)}\n`);
+  // In the repository's own format, so `npm run lint` passes on what the bench wrote.
+  spawnSync("biome", ["format", "--write", "bench/results.json"], { stdio: "ignore" });
   const readme = readFileSync("README.md", "utf8");
   const marked = /<!-- bench:start -->[\s\S]*<!-- bench:end -->/;
   if (marked.test(readme))
