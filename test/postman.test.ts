@@ -21,7 +21,7 @@ describe("Postman collection", () => {
             `${item.request.method} /${item.request.url.path
               .join("/")
               .replace(/\{\{chatroomId\}\}/, "{id}")
-              .replace(/\{\{promptId\}\}/, "{messageId}")}`,
+              .replace(/\{\{(promptId|replyId)\}\}/, "{messageId}")}`,
         ),
       ),
     );

@@ -332,6 +332,7 @@ describe("queue consumer", () => {
       createdAt: expect.any(String),
       replyTo: sent.body.prompt.id,
       tokens: { prompt: 3, completion: 4 },
+      feedback: null,
     });
     const detail = await call("GET", `/api/chatroom/${room.id}`, { token });
     expect(detail.body.chatroom.messages.map((m: { role: string }) => m.role)).toEqual(["user", "assistant"]);

@@ -97,6 +97,8 @@ export const chatrooms = sqliteTable(
 export const MESSAGE_ROLES = ["user", "assistant"] as const;
 export const MESSAGE_STATUSES = ["pending", "completed", "failed", "cancelled"] as const;
 
+export const FEEDBACK_RATINGS = ["up", "down"] as const;
+
 export const messages = sqliteTable(
   "messages",
   {
@@ -118,6 +120,10 @@ export const messages = sqliteTable(
     // On prompts: bumped each time the prompt is retried, so a settle by an earlier run of it (a late
     // generation or its cancel) can never settle the retried prompt.
     incarnation: integer("incarnation").notNull().default(0),
+    // On assistant replies: the owner's rating ("up" or "down"), optional comment, and when they gave it.
+    feedbackRating: text("feedback_rating", { enum: FEEDBACK_RATINGS }),
+    feedbackComment: text("feedback_comment"),
+    feedbackAt: timestamp("feedback_at"),
     createdAt: timestamp("created_at").notNull(),
     updatedAt: timestamp("updated_at").notNull(),
   },

@@ -58,6 +58,8 @@ type Step = {
   prerequest?: string[];
   query?: Record<string, string>;
   body?: Record<string, string>;
+  /** Path parameters filled from other variables than PATH_VARIABLES says (a reply's id for `messageId`). */
+  pathVariables?: Record<string, string>;
 };
 
 /** The happy path, in the order it must run. */
@@ -118,6 +120,7 @@ const FLOW: Step[] = [
     tests: [
       ...expectStatus(200),
       'pm.test("the prompt is answered", () => pm.expect(pm.response.json().prompt.status).to.not.eql("pending"));',
+      store("replyId", "pm.response.json().prompt.reply && pm.response.json().prompt.reply.id"),
     ],
   },
   { key: "get /api/billing/subscription/status", name: "9. Subscription status", tests: expectStatus(200) },
@@ -137,6 +140,25 @@ const MORE: Step[] = [
     name: "Page through messages",
     query: { limit: "50" },
     tests: expectStatus(200),
+  },
+  {
+    key: "put /api/chatroom/{id}/message/{messageId}/feedback",
+    name: "Rate the reply",
+    pathVariables: { messageId: "replyId" },
+    body: { rating: "up", comment: "Clear and short" },
+    tests: [
+      ...expectStatus(200),
+      'pm.test("the reply carries the rating", () => pm.expect(pm.response.json().reply.feedback.rating).to.eql("up"));',
+    ],
+  },
+  {
+    key: "delete /api/chatroom/{id}/message/{messageId}/feedback",
+    name: "Remove the reply's rating",
+    pathVariables: { messageId: "replyId" },
+    tests: [
+      ...expectStatus(200),
+      'pm.test("the rating is gone", () => pm.expect(pm.response.json().reply.feedback).to.eql(null));',
+    ],
   },
   {
     key: "get /api/chatroom/{id}/message/{messageId}/stream",
@@ -254,7 +276,12 @@ function buildItem(doc: OpenApiDocument, step: Step): PostmanItem {
   const segments = path
     .split("/")
     .filter(Boolean)
-    .map((segment) => segment.replace(/^\{(\w+)\}$/, (_, name: string) => `{{${PATH_VARIABLES[name] ?? name}}}`));
+    .map((segment) =>
+      segment.replace(
+        /^\{(\w+)\}$/,
+        (_, name: string) => `{{${step.pathVariables?.[name] ?? PATH_VARIABLES[name] ?? name}}}`,
+      ),
+    );
   const query = Object.entries(step.query ?? {}).map(([key, value]) => ({ key, value }));
   const raw = `{{baseURL}}/${segments.join("/")}${query.length ? `?${query.map((q) => `${q.key}=${q.value}`).join("&")}` : ""}`;
   const bodySchema = operation.requestBody?.content?.["application/json"]?.schema;
@@ -313,6 +340,7 @@ export function generateCollection(doc: OpenApiDocument): PostmanCollection {
       { key: "userId", value: "" },
       { key: "chatroomId", value: "" },
       { key: "promptId", value: "" },
+      { key: "replyId", value: "" },
       { key: "ticket", value: "" },
       { key: "checkoutUrl", value: "" },
     ],

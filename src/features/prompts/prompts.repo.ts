@@ -1,6 +1,13 @@
-import { type SQL, sql } from "drizzle-orm";
+import { and, eq, type SQL, sql } from "drizzle-orm";
 import { type Database, toStatement } from "../../db/client";
-import { chatrooms, idempotencyKeys, type MESSAGE_STATUSES, messages, promptUsage } from "../../db/schema";
+import {
+  chatrooms,
+  type FEEDBACK_RATINGS,
+  idempotencyKeys,
+  type MESSAGE_STATUSES,
+  messages,
+  promptUsage,
+} from "../../db/schema";
 import { proCondition } from "../billing";
 import { BASIC_DAILY_PROMPT_LIMIT } from "./quota";
 
@@ -143,7 +150,7 @@ export async function readQuotaState(db: Database, userId: string, day: string, 
 const promptWithReply = (userId: string, chatroomId: string, promptId: string) =>
   sql`SELECT p.id, p.chatroom_id, p.content, p.status, p.created_at, p.incarnation,
       r.id AS reply_id, r.content AS reply_content, r.status AS reply_status, r.created_at AS reply_created_at,
-      r.prompt_tokens, r.completion_tokens
+      r.prompt_tokens, r.completion_tokens, r.feedback_rating, r.feedback_comment, r.feedback_at
     FROM ${messages} p LEFT JOIN ${messages} r ON r.reply_to = p.id
     WHERE p.id = ${promptId} AND p.chatroom_id = ${chatroomId} AND p.user_id = ${userId} AND p.role = 'user'`;
 
@@ -159,6 +166,9 @@ export type PromptWithReplyRow = {
   reply_content: string | null;
   reply_status: Exclude<MessageStatus, "pending"> | null;
   reply_created_at: number | null;
+  feedback_rating: (typeof FEEDBACK_RATINGS)[number] | null;
+  feedback_comment: string | null;
+  feedback_at: number | null;
   prompt_tokens: number | null;
   completion_tokens: number | null;
 };
@@ -308,5 +318,35 @@ export async function findOwnedPrompt(db: Database, userId: string, chatroomId: 
   const [row] = await db.all<MessageRow>(
     sql`SELECT * FROM ${messages} WHERE id = ${promptId} AND chatroom_id = ${chatroomId} AND user_id = ${userId} AND role = 'user'`,
   );
+  return row;
+}
+
+export type FeedbackToStore = { rating: (typeof FEEDBACK_RATINGS)[number]; comment: string | null; at: Date };
+
+/**
+ * Sets (or with null clears) the feedback on one of the user's replies in that chatroom, in one
+ * statement; undefined when there is no such reply (a prompt id, another user's, unknown).
+ */
+export async function setFeedback(
+  db: Database,
+  where: { userId: string; chatroomId: string; messageId: string },
+  feedback: FeedbackToStore | null,
+) {
+  const [row] = await db
+    .update(messages)
+    .set({
+      feedbackRating: feedback?.rating ?? null,
+      feedbackComment: feedback?.comment ?? null,
+      feedbackAt: feedback?.at ?? null,
+    })
+    .where(
+      and(
+        eq(messages.id, where.messageId),
+        eq(messages.chatroomId, where.chatroomId),
+        eq(messages.userId, where.userId),
+        eq(messages.role, "assistant"),
+      ),
+    )
+    .returning();
   return row;
 }

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { createDb } from "../../db/client";
 import { notFound } from "../../lib/errors";
 import { authErrors, bearerAuth, bodyErrors, errorResponses, jsonBody, jsonResponse } from "../../lib/openapi";
@@ -6,8 +7,10 @@ import { createRouter } from "../../lib/validate";
 import type { AppEnv } from "../../types";
 import { ChatroomIdParamsSchema, findMessagePage, MessageParamsSchema } from "../chatrooms";
 import { promptStream, sseResponse, subscriberOf, waitUntilSettled } from "../live";
-import { findPromptWithReply } from "./prompts.repo";
+import { type FeedbackToStore, findPromptWithReply, setFeedback } from "./prompts.repo";
 import {
+  FeedbackBodySchema,
+  FeedbackResponseSchema,
   MessagePageResponseSchema,
   MessagesQuerySchema,
   PromptAcceptedSchema,
@@ -206,6 +209,60 @@ promptRoutes.openapi(
     return c.json(answer.body, 202);
   },
 );
+
+const FEEDBACK_DESCRIPTION =
+  "Only the owner's assistant replies take feedback (any status); a prompt id, another user's message or an unknown id is 404. " +
+  "The contract's `{message}` answer comes as `reply`, since every body's `message` is its human-readable text.";
+
+promptRoutes.openapi(
+  createRoute({
+    method: "put",
+    path: "/{id}/message/{messageId}/feedback",
+    operationId: "putFeedback",
+    tags: ["Messages"],
+    summary: "Rate a reply up or down, with an optional comment",
+    description: `${FEEDBACK_DESCRIPTION} A second PUT replaces the first (a comment left out is cleared).`,
+    security: bearerAuth,
+    request: { params: MessageParamsSchema, body: jsonBody(FeedbackBodySchema) },
+    responses: {
+      200: jsonResponse(FeedbackResponseSchema, "The reply with its feedback"),
+      ...errorResponses({
+        ...bodyErrors,
+        ...authErrors,
+        404: "NOT_FOUND: no such reply of this user in this chatroom",
+      }),
+    },
+  }),
+  async (c) => {
+    const { rating, comment } = c.req.valid("json");
+    return feedbackAnswer(c, { rating, comment: comment ?? null, at: new Date() }, "Feedback saved");
+  },
+);
+
+promptRoutes.openapi(
+  createRoute({
+    method: "delete",
+    path: "/{id}/message/{messageId}/feedback",
+    operationId: "deleteFeedback",
+    tags: ["Messages"],
+    summary: "Remove the feedback on a reply",
+    description: `${FEEDBACK_DESCRIPTION} Removing feedback that was never given answers 200 too.`,
+    security: bearerAuth,
+    request: { params: MessageParamsSchema },
+    responses: {
+      200: jsonResponse(FeedbackResponseSchema, "The reply, with feedback null"),
+      ...errorResponses({ ...authErrors, 404: "NOT_FOUND: no such reply of this user in this chatroom" }),
+    },
+  }),
+  async (c) => feedbackAnswer(c, null, "Feedback removed"),
+);
+
+async function feedbackAnswer(c: Context<AppEnv>, feedback: FeedbackToStore | null, message: string) {
+  const { id, messageId } = c.req.param() as { id: string; messageId: string };
+  const row = await setFeedback(c.var.db, { userId: c.var.userId, chatroomId: id, messageId }, feedback);
+  if (!row) throw notFound("Reply");
+  return c.json({ success: true as const, message, reply: toMessageResponse(row) }, 200);
+}
 
 /** True when the client asked for Server-Sent Events (`Accept: text/event-stream`). */
 function wantsEventStream(accept: string | undefined) {

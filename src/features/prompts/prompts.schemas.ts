@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { MESSAGE_STATUSES, type Message } from "../../db/schema";
+import { FEEDBACK_RATINGS, MESSAGE_STATUSES, type Message } from "../../db/schema";
 import { built, docsOnly, successSchema } from "../../lib/openapi";
 import { textField } from "../../lib/text";
 import type { MessageRow, PromptWithReplyRow } from "./prompts.repo";
@@ -66,8 +66,44 @@ export const MessageSchema = docsOnly(() =>
         .object({ prompt: z.number().int().nullable(), completion: z.number().int().nullable() })
         .optional()
         .openapi({ description: "On assistant replies from Gemini: usageMetadata token counts" }),
+      feedback: z
+        .union([built(FeedbackSchema), z.null()])
+        .optional()
+        .openapi({ description: "On assistant replies: the owner's rating, or null when none was given" }),
     })
     .openapi("Message", { example: exampleReply }),
+);
+
+export const FeedbackSchema = docsOnly(() =>
+  z
+    .object({
+      rating: z.enum(FEEDBACK_RATINGS),
+      comment: z.string().nullable(),
+      updatedAt: z.string(),
+    })
+    .openapi("Feedback", {
+      example: { rating: "up", comment: "Clear and short", updatedAt: "2026-08-15T09:31:00.000Z" },
+    }),
+);
+
+/** The body of PUT …/message/:messageId/feedback. */
+export const FeedbackBodySchema = z
+  .object({
+    rating: z.enum(FEEDBACK_RATINGS).openapi({ description: "up or down" }),
+    comment: textField({ field: "comment", min: 1, max: 1000, multiline: true }).optional().openapi({
+      description: "Optional, up to 1000 characters; line breaks allowed; replaces any earlier comment",
+      example: "Clear and short",
+    }),
+  })
+  .openapi("FeedbackRequest");
+
+export const FeedbackResponseSchema = docsOnly(() =>
+  successSchema({
+    reply: built(MessageSchema).openapi({
+      description:
+        "The reply with its feedback (every body's `message` is its human-readable text, so the reply goes here)",
+    }),
+  }).openapi("FeedbackResponse"),
 );
 
 export const PromptSchema = docsOnly(() =>
@@ -175,6 +211,16 @@ export function toMessageResponse(message: Message): MessageDto {
     ...(message.role === "assistant" && message.status === "completed"
       ? { tokens: { prompt: message.promptTokens, completion: message.completionTokens } }
       : {}),
+    ...(message.role === "assistant" ? { feedback: toFeedback(message) } : {}),
+  };
+}
+
+function toFeedback(message: Pick<Message, "feedbackRating" | "feedbackComment" | "feedbackAt">) {
+  if (!message.feedbackRating || !message.feedbackAt) return null;
+  return {
+    rating: message.feedbackRating,
+    comment: message.feedbackComment,
+    updatedAt: message.feedbackAt.toISOString(),
   };
 }
 
@@ -198,6 +244,11 @@ export function toPromptResponse(row: Omit<PromptWithReplyRow, "incarnation">): 
             ...(row.reply_status === "completed"
               ? { tokens: { prompt: row.prompt_tokens, completion: row.completion_tokens } }
               : {}),
+            feedback: toFeedback({
+              feedbackRating: row.feedback_rating,
+              feedbackComment: row.feedback_comment,
+              feedbackAt: row.feedback_at === null ? null : new Date(row.feedback_at),
+            }),
           }
         : null,
   };
@@ -224,6 +275,9 @@ export function toSettledPrompt(
     reply_content: reply?.content ?? null,
     reply_status: reply && status !== "pending" ? status : null,
     reply_created_at: reply?.createdAt.getTime() ?? null,
+    feedback_rating: null,
+    feedback_comment: null,
+    feedback_at: null,
     prompt_tokens: reply?.tokens?.prompt ?? null,
     completion_tokens: reply?.tokens?.completion ?? null,
   });

@@ -1,0 +1,3 @@
+ALTER TABLE `messages` ADD `feedback_rating` text;--> statement-breakpoint
+ALTER TABLE `messages` ADD `feedback_comment` text;--> statement-breakpoint
+ALTER TABLE `messages` ADD `feedback_at` integer;
