@@ -387,6 +387,46 @@ try {
         },
       ],
       [
+        "rates a reply with a thumb, which stays after a reload, and takes it back",
+        async () => {
+          await page.bringToFront();
+          await page
+            .getByRole("navigation", { name: "Chatrooms" })
+            .getByRole("button", { name: "Trip planning" })
+            .click();
+          await page.getByText("● Live").waitFor();
+          const good = page
+            .locator('.turn[data-status="completed"]')
+            .last()
+            .getByRole("button", { name: "Good reply" });
+          await good.click();
+          await page.waitForFunction(
+            () =>
+              [...document.querySelectorAll('.turn[data-status="completed"]')]
+                .at(-1)
+                ?.querySelector('.thumb[data-rating="up"]')
+                ?.getAttribute("aria-pressed") === "true",
+          );
+          await shot(page, "feedback");
+          await page.reload();
+          await page.getByText("● Live").waitFor();
+          const kept = page
+            .locator('.turn[data-status="completed"]')
+            .last()
+            .getByRole("button", { name: "Good reply" });
+          await kept.waitFor();
+          check((await kept.getAttribute("aria-pressed")) === "true", "the rating was not kept");
+          await kept.click();
+          await page.waitForFunction(
+            () =>
+              [...document.querySelectorAll('.turn[data-status="completed"]')]
+                .at(-1)
+                ?.querySelector('.thumb[data-rating="up"]')
+                ?.getAttribute("aria-pressed") === "false",
+          );
+        },
+      ],
+      [
         "a password change on another device ends the session in both tabs, which return to sign-in",
         async () => {
           for (const tab of [page, second]) {

@@ -294,7 +294,12 @@ function applyPage({ messages, nextCursor }) {
       render(turn);
     } else {
       const turn = turnFor(message.replyTo);
-      Object.assign(turn, { text: message.content, tokens: message.tokens });
+      Object.assign(turn, {
+        text: message.content,
+        tokens: message.tokens,
+        replyId: message.id,
+        feedback: message.feedback ?? null,
+      });
       render(turn);
     }
   }
@@ -373,6 +378,8 @@ function applyPrompt(prompt) {
   if (prompt.status !== "pending" || restarted) {
     turn.text = prompt.reply?.content ?? "";
     turn.tokens = prompt.reply?.tokens;
+    turn.replyId = prompt.reply?.id;
+    turn.feedback = prompt.reply?.feedback ?? null;
     turn.note = "";
   }
   render(turn);
@@ -420,6 +427,17 @@ function turnFor(id) {
     applyAccepted(prompt);
     renderUsage(usage);
   });
+  // Thumbs on a reply: pressing the rating it has takes it back.
+  for (const thumb of element.querySelectorAll(".thumb")) {
+    on(thumb, "click", async () => {
+      const path = `/chatroom/${current.id}/message/${turn.replyId}/feedback`;
+      const { rating } = thumb.dataset;
+      const { reply } =
+        turn.feedback?.rating === rating ? await api("DELETE", path) : await api("PUT", path, { rating });
+      turn.feedback = reply.feedback;
+      render(turn);
+    });
+  }
   // Prompt ids are UUIDv7, so they sort by time: insert before the first later turn.
   const later = [...current.turns.keys()].filter((other) => other > id).sort()[0];
   $("#turns").insertBefore(element, later ? current.turns.get(later).element : null);
@@ -441,6 +459,10 @@ function render(turn) {
   const focused = reply.querySelector("button:focus");
   reply.querySelector(".stop").hidden = status !== "pending";
   reply.querySelector(".retry").hidden = status !== "failed" && status !== "cancelled";
+  for (const thumb of reply.querySelectorAll(".thumb")) {
+    thumb.hidden = status !== "completed" || !turn.replyId;
+    thumb.setAttribute("aria-pressed", String(turn.feedback?.rating === thumb.dataset.rating));
+  }
   // A keyboard user whose button just went away (Stop → Retry → Stop → done) keeps a place nearby.
   if (focused?.hidden) (reply.querySelector("button:not([hidden])") ?? $("#prompt")).focus();
 }
