@@ -235,7 +235,8 @@ promptRoutes.openapi(
   }),
   async (c) => {
     const { rating, comment } = c.req.valid("json");
-    return feedbackAnswer(c, { rating, comment: comment ?? null, at: new Date() }, "Feedback saved");
+    const feedback = { rating, comment: comment ?? null, at: new Date() };
+    return feedbackAnswer(c, c.req.valid("param"), feedback, "Feedback saved");
   },
 );
 
@@ -254,11 +255,15 @@ promptRoutes.openapi(
       ...errorResponses({ ...authErrors, 404: "NOT_FOUND: no such reply of this user in this chatroom" }),
     },
   }),
-  async (c) => feedbackAnswer(c, null, "Feedback removed"),
+  async (c) => feedbackAnswer(c, c.req.valid("param"), null, "Feedback removed"),
 );
 
-async function feedbackAnswer(c: Context<AppEnv>, feedback: FeedbackToStore | null, message: string) {
-  const { id, messageId } = c.req.param() as { id: string; messageId: string };
+async function feedbackAnswer(
+  c: Context<AppEnv>,
+  { id, messageId }: { id: string; messageId: string },
+  feedback: FeedbackToStore | null,
+  message: string,
+) {
   const row = await setFeedback(c.var.db, { userId: c.var.userId, chatroomId: id, messageId }, feedback);
   if (!row) throw notFound("Reply");
   return c.json({ success: true as const, message, reply: toMessageResponse(row) }, 200);
