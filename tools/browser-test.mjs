@@ -395,18 +395,21 @@ try {
             .getByRole("button", { name: "Trip planning" })
             .click();
           await page.getByText("● Live").waitFor();
+          const upPressedOnLastReply = (pressed) =>
+            page.waitForFunction(
+              (expected) =>
+                [...document.querySelectorAll('.turn[data-status="completed"]')]
+                  .at(-1)
+                  ?.querySelector('.thumb[data-rating="up"]')
+                  ?.getAttribute("aria-pressed") === expected,
+              pressed,
+            );
           const good = page
             .locator('.turn[data-status="completed"]')
             .last()
             .getByRole("button", { name: "Good reply" });
           await good.click();
-          await page.waitForFunction(
-            () =>
-              [...document.querySelectorAll('.turn[data-status="completed"]')]
-                .at(-1)
-                ?.querySelector('.thumb[data-rating="up"]')
-                ?.getAttribute("aria-pressed") === "true",
-          );
+          await upPressedOnLastReply("true");
           await shot(page, "feedback");
           await page.reload();
           await page.getByText("● Live").waitFor();
@@ -417,13 +420,7 @@ try {
           await kept.waitFor();
           check((await kept.getAttribute("aria-pressed")) === "true", "the rating was not kept");
           await kept.click();
-          await page.waitForFunction(
-            () =>
-              [...document.querySelectorAll('.turn[data-status="completed"]')]
-                .at(-1)
-                ?.querySelector('.thumb[data-rating="up"]')
-                ?.getAttribute("aria-pressed") === "false",
-          );
+          await upPressedOnLastReply("false");
         },
       ],
       [
