@@ -12,6 +12,8 @@ export default defineConfig(async () => {
           // background deliveries cannot race their assertions: sends go to a real local queue that
           // nothing consumes.
           queueProducers: { PROMPT_QUEUE: { queueName: "gemini-prompts-under-test" } },
+          // An empty database beside DB, for the migration tests: old-shape rows, then the next migration.
+          d1Databases: { DB: "gemini-backend-db", MIGRATION_DB: "migration-under-test" },
           bindings: {
             TEST_MIGRATIONS: migrations,
             // Deploys default to webhook delivery; tests read OTPs from the body unless they say otherwise.

@@ -425,6 +425,8 @@ describe("API documentation", () => {
       "reply",
       "reset",
       "deleted",
+      "branch",
+      "chatroom",
       "revoked",
     ]);
   });

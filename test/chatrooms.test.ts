@@ -36,6 +36,9 @@ describe("POST /api/chatroom", () => {
       createdAt: expect.any(String),
       updatedAt: expect.any(String),
       lastMessageAt: null,
+      activeLeafId: null,
+      systemInstruction: null,
+      model: null,
     });
   });
 

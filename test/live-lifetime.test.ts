@@ -218,6 +218,8 @@ describe("a subscriber that stops reading", () => {
     const id = await sendPrompt(token, room.id);
     expect((await stalled.next())?.event).toBe("prompt");
     const promptEvent = await reading.next();
+    // The send moved the active branch: every chatroom stream hears where it now ends.
+    expect((await reading.next())?.data).toEqual({ activeLeafId: id });
     const hub = hubOf(room.id);
     expect(await hub.beginGeneration(id, "g1", 1, false)).toEqual({ stop: false });
     const piece = "x".repeat(64 * 1024);
@@ -235,6 +237,7 @@ describe("a subscriber that stops reading", () => {
     // The stalled stream ended: what it still yields is under 1 MiB of deltas, then an error or its end.
     let got = 0;
     let lastId = promptEvent?.id ?? "";
+    expect(promptEvent?.event).toBe("prompt");
     await expect(
       (async () => {
         for (let e = await stalled.next(); e; e = await stalled.next()) {

@@ -61,6 +61,8 @@ describe("POST /api/chatroom/:id/message", () => {
       content: "What is D1?",
       status: "pending",
       createdAt: expect.any(String),
+      parentId: null,
+      version: { index: 1, count: 1 },
       reply: null,
     });
     expect(res.body.usage).toMatchObject({ used: 1, limit: 5, remaining: 4 });
@@ -330,8 +332,11 @@ describe("queue consumer", () => {
       content: "Hi there!",
       status: "completed",
       createdAt: expect.any(String),
+      parentId: sent.body.prompt.id,
+      version: { index: 1, count: 1 },
       replyTo: sent.body.prompt.id,
       tokens: { prompt: 3, completion: 4 },
+      model: "gemini-2.5-flash",
       feedback: null,
     });
     const detail = await call("GET", `/api/chatroom/${room.id}`, { token });
@@ -632,18 +637,22 @@ describe("POST /api/chatroom/:id/message/:messageId/retry", () => {
 });
 
 describe("GET /api/chatroom/:id/messages", () => {
+  /** `count` completed prompts, each following the one before on the active branch. */
   async function seedMessages(roomId: string, userId: string, count: number) {
     const start = Date.now() - count * 1000;
-    const statements = Array.from({ length: count }, (_, i) => {
+    const ids = Array.from({ length: count }, (_, i) => {
       const at = start + i * 1000;
-      const id = `${at
+      return `${at
         .toString(16)
         .padStart(12, "0")
         .replace(/^(.{8})(.{4})$/, "$1-$2")}-7000-8000-${String(i).padStart(12, "0")}`;
-      return env.DB.prepare(
-        "INSERT INTO messages (id, chatroom_id, user_id, role, content, status, created_at, updated_at) VALUES (?1, ?2, ?3, 'user', ?4, 'completed', ?5, ?5)",
-      ).bind(id, roomId, userId, `message ${i}`, at);
     });
+    const statements = ids.map((id, i) =>
+      env.DB.prepare(
+        "INSERT INTO messages (id, chatroom_id, user_id, role, content, status, parent_id, created_at, updated_at) VALUES (?1, ?2, ?3, 'user', ?4, 'completed', ?5, ?6, ?6)",
+      ).bind(id, roomId, userId, `message ${i}`, ids[i - 1] ?? null, start + i * 1000),
+    );
+    statements.push(env.DB.prepare("UPDATE chatrooms SET active_leaf_id = ? WHERE id = ?").bind(ids.at(-1), roomId));
     await env.DB.batch(statements);
   }
 

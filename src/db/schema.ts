@@ -87,6 +87,13 @@ export const chatrooms = sqliteTable(
     // Touched on create, rename and every completed reply: the list is ordered by it.
     updatedAt: timestamp("updated_at").notNull(),
     lastMessageAt: timestamp("last_message_at"),
+    // The end of the active branch: the path from the root to this message is what the chatroom shows
+    // and where a send appends. Null while the chatroom has no message.
+    activeLeafId: text("active_leaf_id"),
+    // Sent as Gemini's systemInstruction with every prompt of the chatroom; null for none.
+    systemInstruction: text("system_instruction"),
+    // A model id from GEMINI_MODELS; null for the default.
+    model: text("model"),
   },
   (t) => [
     uniqueIndex("chatrooms_user_name_key_unique").on(t.userId, t.nameKey),
@@ -111,14 +118,20 @@ export const messages = sqliteTable(
     role: text("role", { enum: MESSAGE_ROLES }).notNull(),
     content: text("content").notNull(),
     status: text("status", { enum: MESSAGE_STATUSES }).notNull(),
-    // On assistant replies: the prompt answered. Unique, so a prompt can never get two replies.
+    // The message this one follows in the chatroom's tree: a reply's prompt; a prompt's reply (or prompt)
+    // before it; null for a first prompt. Messages with the same parent and role are versions of one place.
+    parentId: text("parent_id"),
+    // On assistant replies: the prompt answered (the same as parentId). Unique with incarnation, so a run
+    // of a prompt can never get two replies; a regenerated prompt keeps its earlier replies as versions.
     replyTo: text("reply_to"),
+    // On assistant replies: the model that wrote it.
+    model: text("model"),
     promptTokens: integer("prompt_tokens"),
     completionTokens: integer("completion_tokens"),
     // On prompts: the UTC day whose quota unit it used, so a failure can give that unit back.
     quotaDay: text("quota_day"),
-    // On prompts: bumped each time the prompt is retried, so a settle by an earlier run of it (a late
-    // generation or its cancel) can never settle the retried prompt.
+    // On prompts: bumped each time the prompt is retried or regenerated, so a settle by an earlier run of it
+    // (a late generation or its cancel) can never settle the new run. On replies: the run that wrote it.
     incarnation: integer("incarnation").notNull().default(0),
     // On assistant replies: the owner's rating ("up" or "down"), optional comment, and when they gave it.
     feedbackRating: text("feedback_rating", { enum: FEEDBACK_RATINGS }),
@@ -129,7 +142,9 @@ export const messages = sqliteTable(
   },
   (t) => [
     index("messages_chatroom_id_idx").on(t.chatroomId, t.id),
-    uniqueIndex("messages_reply_to_unique").on(t.replyTo),
+    uniqueIndex("messages_reply_run_unique").on(t.replyTo, t.incarnation),
+    // A message's versions (its siblings with the same role) and a node's children, roots included.
+    index("messages_siblings_idx").on(t.chatroomId, t.parentId, t.role, t.id),
     // The scheduled sweep's way to the few prompts still pending.
     index("messages_pending_idx").on(t.updatedAt).where(sql`status = 'pending'`),
   ],

@@ -161,6 +161,30 @@ const MORE: Step[] = [
     ],
   },
   {
+    key: "post /api/chatroom/{id}/message/{messageId}/regenerate",
+    name: "Regenerate the reply (a new reply version; 409 NOT_COMPLETED unless the prompt completed)",
+    tests: expectStatus(202, 409),
+  },
+  {
+    key: "post /api/chatroom/{id}/message/{messageId}/edit",
+    name: "Edit the prompt (a new version of it, answered like a send)",
+    body: { userMessage: "Explain Cloudflare Queues in one sentence." },
+    tests: [
+      ...expectStatus(202),
+      'pm.test("is a second version of the first prompt", () => pm.expect(pm.response.json().prompt.version).to.eql({ index: 2, count: 2 }));',
+      store("editedPromptId", "pm.response.json().prompt.id"),
+    ],
+  },
+  {
+    key: "put /api/chatroom/{id}/active-branch",
+    name: "Switch back to the first version",
+    body: { messageId: "{{promptId}}" },
+    tests: [
+      ...expectStatus(200),
+      'pm.test("shows the first version again", () => pm.expect(pm.response.json().messages[0].id).to.eql(pm.collectionVariables.get("promptId")));',
+    ],
+  },
+  {
     key: "get /api/chatroom/{id}/message/{messageId}/stream",
     name: "Stream a prompt (SSE: prompt, deltas, reply; ends at once for an answered prompt)",
     tests: [

@@ -1,4 +1,4 @@
-import type { ChatroomDto } from "./chatrooms.schemas";
+import type { ChatroomListItemDto } from "./chatrooms.schemas";
 
 /**
  * Each user's chatroom list is cached in Workers KV under the user's *list version*, a counter in D1
@@ -57,7 +57,7 @@ export async function storeChatroomList(
   kv: KVNamespace,
   userId: string,
   version: number,
-  chatrooms: ChatroomDto[],
+  chatrooms: ChatroomListItemDto[],
   { overwrite = false } = {},
 ) {
   const key = listKey(userId, version);

@@ -1,8 +1,9 @@
-import { and, desc, eq, getTableColumns, lt, ne, notExists, type Placeholder, sql } from "drizzle-orm";
+import { and, desc, eq, getTableColumns, ne, notExists, type Placeholder, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import type { Database } from "../../db/client";
 import { batch, compiled, rowMapper, rowsOf } from "../../db/compiled";
-import { type Chatroom, chatrooms, messages, users } from "../../db/schema";
+import { type Chatroom, chatrooms, users } from "../../db/schema";
+import { branchPage, branchPageStatement } from "../prompts/branch.repo";
 
 export const nameKeyOf = (name: string) => name.toLowerCase();
 
@@ -28,7 +29,6 @@ export async function insertChatroom(db: Database, room: { id: string; userId: s
 
 const newestFirst = [desc(chatrooms.updatedAt), desc(chatrooms.id)];
 const toChatroom = rowMapper(chatrooms);
-const toMessage = rowMapper(messages);
 const userIdValue = sql.placeholder("userId");
 const roomIdValue = sql.placeholder("id");
 
@@ -59,19 +59,6 @@ const roomsUnlessVersionQuery = compiled<"userId" | "version">((db) =>
 const ownedRoomQuery = compiled<"userId" | "id">((db) =>
   db.select().from(chatrooms).where(ownedBy(userIdValue, roomIdValue)),
 );
-/** A room's newest messages, newest first; `before`: only those older than a message id. */
-const messagesQuery = <V extends string>(before: boolean) =>
-  compiled<V>((db) =>
-    db
-      .select()
-      .from(messages)
-      .where(and(eq(messages.chatroomId, roomIdValue), before ? lt(messages.id, sql.placeholder("before")) : undefined))
-      .orderBy(desc(messages.id))
-      .limit(sql.placeholder("limit")),
-  );
-const newestMessagesQuery = messagesQuery<"id" | "limit">(false);
-const messagesBeforeQuery = messagesQuery<"id" | "before" | "limit">(true);
-
 /**
  * The version the user's cached chatroom list is keyed by (bumped by triggers on any room change) and,
  * in the same round trip and snapshot, the list itself, unless the version is still `cachedVersion`
@@ -96,21 +83,10 @@ export async function listChatrooms(db: Database, userId: string): Promise<Chatr
   return rowsOf(await roomsQuery(db, { userId }).all(), toChatroom);
 }
 
-/** The room and its newest messages (newest first), in one round trip. */
+/** The room and the last `limit` messages of its active branch (oldest first), in one round trip. */
 export async function findChatroomWithMessages(db: Database, userId: string, id: string, limit: number) {
-  const [rooms, recent] = await batch(db, [ownedRoomQuery(db, { userId, id }), newestMessagesQuery(db, { id, limit })]);
-  return { room: rowsOf(rooms, toChatroom)[0], recent: rowsOf(recent, toMessage) };
-}
-
-/** One page of messages older than `before` (newest first, one extra to tell whether more exist). */
-export async function findMessagePage(db: Database, userId: string, id: string, limit: number, before?: string) {
-  const [rooms, page] = await batch(db, [
-    ownedRoomQuery(db, { userId, id }),
-    before === undefined
-      ? newestMessagesQuery(db, { id, limit: limit + 1 })
-      : messagesBeforeQuery(db, { id, before, limit: limit + 1 }),
-  ]);
-  return { exists: rooms.results.length === 1, page: rowsOf(page, toMessage) };
+  const [rooms, recent] = await batch(db, [ownedRoomQuery(db, { userId, id }), branchPageStatement(db, id, limit)]);
+  return { room: rowsOf(rooms, toChatroom)[0], recent: branchPage(recent, limit).messages };
 }
 
 export type RenameResult = { kind: "renamed"; room: Chatroom } | { kind: "not-found" } | { kind: "taken" };
@@ -163,4 +139,38 @@ export async function chatroomExists(db: Database, userId: string, id: string): 
 export async function listChatroomIds(db: Database, userId: string): Promise<string[]> {
   const rooms = await db.select({ id: chatrooms.id }).from(chatrooms).where(eq(chatrooms.userId, userId));
   return rooms.map((room) => room.id);
+}
+
+/**
+ * Moves the chatroom's active branch through `messageId`, down to the newest leaf beneath it: the newest
+ * child at each step, where a prompt's follow-up prompts (sent while it was pending) come before its
+ * replies, so the branch follows the conversation rather than stopping at a reply hung beside it. One
+ * round trip: the move, the room and the new branch's last `limit` messages. Undefined when the room or
+ * the message is not the user's.
+ */
+export async function switchActiveBranch(db: Database, userId: string, id: string, messageId: string, limit: number) {
+  const move = db.$client
+    .prepare(
+      `WITH RECURSIVE down(id, role, n) AS (
+        SELECT id, role, 0 FROM messages WHERE id = ?1 AND chatroom_id = ?2
+        UNION ALL
+        SELECT c.id, c.role, down.n + 1 FROM down JOIN messages c ON c.id = COALESCE(
+          CASE WHEN down.role = 'user' THEN
+            (SELECT x.id FROM messages x WHERE x.chatroom_id = ?2 AND x.parent_id = down.id AND x.role = 'user' ORDER BY x.id DESC LIMIT 1)
+          END,
+          (SELECT x.id FROM messages x WHERE x.chatroom_id = ?2 AND x.parent_id = down.id ORDER BY x.id DESC LIMIT 1))
+      )
+      UPDATE chatrooms SET active_leaf_id = (SELECT id FROM down ORDER BY n DESC LIMIT 1)
+      WHERE id = ?2 AND user_id = ?3 AND EXISTS (SELECT 1 FROM messages WHERE id = ?1 AND chatroom_id = ?2)
+      RETURNING id`,
+    )
+    .bind(messageId, id, userId);
+  const [moved, rooms, recent] = await batch(db, [
+    move,
+    ownedRoomQuery(db, { userId, id }),
+    branchPageStatement(db, id, limit),
+  ]);
+  const room = rowsOf(rooms, toChatroom)[0];
+  if (!room || moved.results.length === 0) return { room, moved: false as const };
+  return { room, moved: true as const, recent: branchPage(recent, limit).messages };
 }

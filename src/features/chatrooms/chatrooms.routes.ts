@@ -13,7 +13,7 @@ import {
 } from "../../lib/openapi";
 import { createRouter } from "../../lib/validate";
 import type { AppEnv } from "../../types";
-import { announceChatroomDeleted } from "../live";
+import { announceBranch, announceChatroomDeleted } from "../live";
 import { toMessageResponse } from "../prompts";
 import {
   forgetCachedVersion,
@@ -29,13 +29,17 @@ import {
   insertChatroom,
   listChatrooms,
   renameChatroom,
+  switchActiveBranch,
 } from "./chatrooms.repo";
 import {
+  ActiveBranchBodySchema,
+  ActiveBranchResponseSchema,
   ChatroomBodySchema,
   ChatroomDetailResponseSchema,
   ChatroomIdParamsSchema,
   ChatroomListResponseSchema,
   ChatroomResponseSchema,
+  toChatroomListItem,
   toChatroomResponse,
 } from "./chatrooms.schemas";
 
@@ -115,7 +119,7 @@ chatroomRoutes.openapi(
     // then what KV holds for the versions reached again predates the rewind, and is replaced.
     const rewound = known !== undefined && version < known;
     if (known !== undefined && (!fromD1 || rewound)) forgetCachedVersion(userId, known);
-    const rooms = (fromD1 ?? (await listChatrooms(primary, userId))).map(toChatroomResponse);
+    const rooms = (fromD1 ?? (await listChatrooms(primary, userId))).map(toChatroomListItem);
     c.executionCtx.waitUntil(storeChatroomList(c.env.CACHE, userId, version, rooms, { overwrite: rewound }));
     c.header("X-Cache", "MISS");
     return c.json({ success: true as const, message: "Chatrooms", chatrooms: rooms }, 200);
@@ -144,7 +148,7 @@ chatroomRoutes.openapi(
       RECENT_MESSAGES,
     );
     if (!room) throw chatroomNotFound();
-    const chatroom = { ...toChatroomResponse(room), messages: recent.reverse().map(toMessageResponse) };
+    const chatroom = { ...toChatroomResponse(room), messages: recent.map(toMessageResponse) };
     return c.json({ success: true as const, message: "Chatroom", chatroom }, 200);
   },
 );
@@ -199,5 +203,42 @@ chatroomRoutes.openapi(
     if (!(await deleteChatroom(c.var.db, c.var.userId, id))) throw chatroomNotFound();
     await announceChatroomDeleted(c.env, id);
     return c.json({ success: true as const, message: "Chatroom deleted" }, 200);
+  },
+);
+
+chatroomRoutes.openapi(
+  createRoute({
+    method: "put",
+    path: "/{id}/active-branch",
+    operationId: "switchBranch",
+    tags: ["Chatrooms"],
+    summary: "Show another version: the active branch runs through a message, down to the newest leaf beneath it",
+    description:
+      "The newest child is taken at each step below the message; a prompt's follow-up prompts (sent while it was still pending) come before its replies, " +
+      "so the branch follows the conversation. Every device gets a `branch` event. Switching to the branch already active answers 200 and changes nothing. " +
+      "An unknown id, another chatroom's message or another user's is 404.",
+    security: bearerAuth,
+    request: { params: ChatroomIdParamsSchema, body: jsonBody(ActiveBranchBodySchema) },
+    responses: {
+      200: jsonResponse(ActiveBranchResponseSchema, "The chatroom and the last 20 messages of its new active branch"),
+      ...errorResponses({ ...bodyErrors, ...authErrors, 404: "NOT_FOUND: no such chatroom, or no such message in it" }),
+    },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    const { messageId } = c.req.valid("json");
+    const switched = await switchActiveBranch(c.var.db, c.var.userId, id, messageId, RECENT_MESSAGES);
+    if (!switched.room) throw chatroomNotFound();
+    if (!switched.moved) throw notFound("Message");
+    await announceBranch(c.env, id, switched.room.activeLeafId);
+    return c.json(
+      {
+        success: true as const,
+        message: "Active branch switched",
+        chatroom: toChatroomResponse(switched.room),
+        messages: switched.recent.map(toMessageResponse),
+      },
+      200,
+    );
   },
 );

@@ -13,14 +13,35 @@ export const ChatroomNameSchema = textField({ field: "name", min: 1, max: 100, t
 
 export const ChatroomBodySchema = z.object({ name: ChatroomNameSchema }).openapi("ChatroomRequest");
 
+const chatroomListFields = () => ({
+  id: z.string().openapi({ example: exampleChatroomId }),
+  name: z.string().openapi({ example: "Trip planning" }),
+  createdAt: z.string().openapi({ example: "2026-08-15T09:20:00.000Z" }),
+  updatedAt: z.string().openapi({ example: "2026-08-15T09:30:06.000Z" }),
+  lastMessageAt: z.string().nullable().openapi({ example: "2026-08-15T09:30:06.000Z" }),
+});
+
+/** A chatroom as GET /chatroom lists it. */
+export const ChatroomListItemSchema = docsOnly(() => z.object(chatroomListFields()).openapi("ChatroomListItem"));
+
+/** A chatroom with its settings and where its active branch ends. */
 export const ChatroomSchema = docsOnly(() =>
   z
     .object({
-      id: z.string().openapi({ example: exampleChatroomId }),
-      name: z.string().openapi({ example: "Trip planning" }),
-      createdAt: z.string().openapi({ example: "2026-08-15T09:20:00.000Z" }),
-      updatedAt: z.string().openapi({ example: "2026-08-15T09:30:06.000Z" }),
-      lastMessageAt: z.string().nullable().openapi({ example: "2026-08-15T09:30:06.000Z" }),
+      ...chatroomListFields(),
+      activeLeafId: z.string().nullable().openapi({
+        description:
+          "The last message of the active branch (the path GET /chatroom/{id} and …/messages show, and where a send appends); null while the chatroom is empty",
+        example: exampleMessages[1]?.id,
+      }),
+      systemInstruction: z.string().nullable().openapi({
+        description: "Sent to Gemini as its system instruction with every prompt; null for none",
+        example: "You are a concise travel planner. Answer in bullet points.",
+      }),
+      model: z
+        .string()
+        .nullable()
+        .openapi({ description: "A model id from GET /api/models; null for the default", example: "gemini-2.5-pro" }),
     })
     .openapi("Chatroom"),
 );
@@ -45,16 +66,48 @@ export const MessageParamsSchema = ChatroomIdParamsSchema.extend({
 
 export const ChatroomResponseSchema = docsOnly(() => successSchema({ chatroom: built(ChatroomSchema) }));
 export const ChatroomDetailResponseSchema = docsOnly(() => successSchema({ chatroom: built(ChatroomDetailSchema) }));
-export const ChatroomListResponseSchema = docsOnly(() => successSchema({ chatrooms: z.array(built(ChatroomSchema)) }));
+export const ChatroomListResponseSchema = docsOnly(() =>
+  successSchema({ chatrooms: z.array(built(ChatroomListItemSchema)) }),
+);
 
+export const ActiveBranchBodySchema = z
+  .object({
+    messageId: z.string().openapi({
+      example: "0198a9e4-0b6f-7a10-9c21-3d4e5f6a7b8c",
+      description:
+        "Any message of the chatroom: the active branch will run through it, down to the newest leaf beneath it",
+    }),
+  })
+  .openapi("ActiveBranchRequest");
+
+export const ActiveBranchResponseSchema = docsOnly(() =>
+  successSchema({
+    chatroom: built(ChatroomSchema),
+    messages: z.array(built(MessageSchema)).openapi({
+      description: "The last 20 messages of the new active branch, oldest first",
+      example: exampleMessages,
+    }),
+  }),
+);
+
+export type ChatroomListItemDto = z.infer<typeof ChatroomListItemSchema>;
 export type ChatroomDto = z.infer<typeof ChatroomSchema>;
 
-export function toChatroomResponse(room: Chatroom): ChatroomDto {
+export function toChatroomListItem(room: Chatroom): ChatroomListItemDto {
   return {
     id: room.id,
     name: room.name,
     createdAt: room.createdAt.toISOString(),
     updatedAt: room.updatedAt.toISOString(),
     lastMessageAt: toIso(room.lastMessageAt),
+  };
+}
+
+export function toChatroomResponse(room: Chatroom): ChatroomDto {
+  return {
+    ...toChatroomListItem(room),
+    activeLeafId: room.activeLeafId,
+    systemInstruction: room.systemInstruction,
+    model: room.model,
   };
 }

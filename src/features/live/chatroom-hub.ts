@@ -69,6 +69,8 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, at I
   CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);`;
 
 const ALL = "all";
+/** Publish scope of an event for the chatroom's streams only, not per-prompt ones. */
+const ROOM_ONLY = Symbol("room only");
 const promptTag = (promptId: string) => `prompt:${promptId}`;
 
 /**
@@ -109,11 +111,23 @@ export class ChatroomHub extends DurableObject<Env> {
    * A prompt was accepted (sent or retried, run `incarnation`): it starts afresh, and every subscriber
    * hears of it. A run the hub already knows of (its generation began first and announced it) is left as is.
    */
-  publishPrompt(prompt: PromptDto, incarnation = 0): void {
+  publishPrompt(prompt: PromptDto, incarnation = 0, activeLeafId?: string): void {
     if (this.deleted()) return;
     const row = this.prompt(prompt.id);
-    if (row && row.incarnation >= incarnation) return;
-    this.announce(prompt, incarnation);
+    if (!row || row.incarnation < incarnation) this.announce(prompt, incarnation);
+    if (activeLeafId !== undefined) this.publishBranch(activeLeafId);
+  }
+
+  /** The chatroom's active branch moved (a send, edit, regenerate, retry or switch): its subscribers hear where it ends. */
+  publishBranch(activeLeafId: string | null): void {
+    if (this.deleted()) return;
+    this.publish("branch", { activeLeafId }, ROOM_ONLY);
+  }
+
+  /** The chatroom's name or settings changed: its subscribers get it as it now is. */
+  publishChatroom(chatroom: LiveEventData["chatroom"]["chatroom"]): void {
+    if (this.deleted()) return;
+    this.publish("chatroom", { chatroom }, ROOM_ONLY);
   }
 
   /**
@@ -352,7 +366,11 @@ export class ChatroomHub extends DurableObject<Env> {
       .map((row) => JSON.parse(row.body) as LiveEvent);
   }
 
-  private publish<K extends LiveEventName>(name: K, data: LiveEventData[K], promptId: string | null) {
+  private publish<K extends LiveEventName>(
+    name: K,
+    data: LiveEventData[K],
+    promptId: string | null | typeof ROOM_ONLY,
+  ) {
     const now = Date.now();
     const seq = this.head() + 1;
     const event = this.event(seq, name, data);
@@ -360,9 +378,10 @@ export class ChatroomHub extends DurableObject<Env> {
     this.sql.exec("INSERT INTO events (seq, at, body) VALUES (?, ?, ?)", seq, now, body);
     this.setMeta("head", seq);
     this.prune(now);
-    // A chatroom-wide event (deleted) reaches every subscriber, per-prompt ones included.
+    // A chatroom-wide event (deleted) reaches every subscriber, per-prompt ones included; a room-only one
+    // (branch, chatroom) only the chatroom's streams.
     const sockets = promptId ? this.ctx.getWebSockets(ALL) : this.ctx.getWebSockets();
-    if (promptId) sockets.push(...this.ctx.getWebSockets(promptTag(promptId)));
+    if (typeof promptId === "string") sockets.push(...this.ctx.getWebSockets(promptTag(promptId)));
     for (const socket of sockets) {
       try {
         socket.send(body);

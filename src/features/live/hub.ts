@@ -19,11 +19,18 @@ async function bestEffort<T>(what: string, chatroomId: string, call: () => Promi
   }
 }
 
-/** Run `incarnation` (D1's counter, bumped by each retry) of the prompt was accepted. */
-export const announcePrompt = (env: Env, prompt: PromptDto, incarnation: number) =>
+/**
+ * Run `incarnation` (D1's counter, bumped by each retry or regeneration) of the prompt was accepted; with
+ * `activeLeafId`, the active branch moved too (one call: `prompt`, then `branch`).
+ */
+export const announcePrompt = (env: Env, prompt: PromptDto, incarnation: number, activeLeafId?: string) =>
   bestEffort("publishPrompt", prompt.chatroomId, () =>
-    hubOf(env, prompt.chatroomId).publishPrompt(prompt, incarnation),
+    hubOf(env, prompt.chatroomId).publishPrompt(prompt, incarnation, activeLeafId),
   );
+
+/** The chatroom's active branch now ends at `activeLeafId` (a switch). */
+export const announceBranch = (env: Env, chatroomId: string, activeLeafId: string | null) =>
+  bestEffort("publishBranch", chatroomId, () => hubOf(env, chatroomId).publishBranch(activeLeafId));
 
 export const announceReply = (env: Env, prompt: PromptDto, incarnation: number) =>
   bestEffort("publishReply", prompt.chatroomId, () => hubOf(env, prompt.chatroomId).publishReply(prompt, incarnation));

@@ -1,6 +1,7 @@
 // What other features (and the auth middleware) may use of live; everything else here is live's own.
 export { DeltaPublisher } from "./delta-publisher";
 export {
+  announceBranch,
   announceChatroomDeleted,
   announcePrompt,
   announceReply,

@@ -1,3 +1,4 @@
+import type { ChatroomDto } from "../chatrooms/chatrooms.schemas";
 import type { PromptDto, UsageDto } from "../prompts";
 
 /** The events of the "Live replies" contract, with the data each carries. */
@@ -9,6 +10,8 @@ export type LiveEventData = {
   reset: Record<string, never>;
   deleted: { chatroomId: string };
   revoked: { reason: RevokedReason };
+  branch: { activeLeafId: string | null };
+  chatroom: { chatroom: ChatroomDto };
 };
 
 /** Why a stream's token or ticket stopped working (the `revoked` event's `reason`). */

@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { built, docsOnly, successSchema } from "../../lib/openapi";
+import { ChatroomSchema } from "../chatrooms/chatrooms.schemas";
 import { PromptSchema, UsageSchema } from "../prompts/prompts.schemas";
 
 // Docs-only (src/lib/openapi.ts): the events are documented, not validated at runtime.
@@ -21,7 +22,10 @@ export const LiveEventSchema = docsOnly(() => {
               .openapi({ description: "Only on the stream answering the send itself" }),
           }),
         })
-        .openapi({ description: "A prompt was accepted in the chatroom (sent or retried), from any device" }),
+        .openapi({
+          description:
+            "A prompt was accepted in the chatroom (sent, edited, retried or regenerated), from any device; a regenerated prompt comes pending with reply null",
+        }),
       z
         .object({
           id: eventId,
@@ -47,6 +51,24 @@ export const LiveEventSchema = docsOnly(() => {
       z.object({ id: eventId, event: z.literal("deleted"), data: z.object({ chatroomId: z.string() }) }).openapi({
         description: "The chatroom was deleted; the stream ends (a WebSocket is closed with 1000 at once)",
       }),
+      z
+        .object({
+          id: eventId,
+          event: z.literal("branch"),
+          data: z.object({ activeLeafId: z.string().nullable() }),
+        })
+        .openapi({
+          description:
+            "The active branch moved (a send, edit, regenerate, a retry that dropped the leaf, or a switch, from any device): it now ends at activeLeafId. " +
+            "When a reply completes the prompt the branch ended at, it ends at the reply: the `reply` event says so, with no `branch` of its own. " +
+            "Only on the chatroom's event stream, not on a prompt's stream",
+        }),
+      z
+        .object({ id: eventId, event: z.literal("chatroom"), data: z.object({ chatroom: built(ChatroomSchema) }) })
+        .openapi({
+          description:
+            "The chatroom's name or settings changed (a rename, new settings or an automatic title): the chatroom as it now is. Only on the chatroom's event stream",
+        }),
       z
         .object({
           id: eventId,

@@ -11,7 +11,13 @@ import {
 export const DEFAULT_GEMINI_MODEL = "gemini-2.5-flash";
 
 export type ChatTurn = { role: "user" | "model"; text: string };
-export type GeminiReply = { text: string; promptTokens: number | null; completionTokens: number | null };
+export type GeminiReply = {
+  text: string;
+  promptTokens: number | null;
+  completionTokens: number | null;
+  /** The model that wrote it. */
+  model: string;
+};
 
 /** A failed generation. `userMessage` is ours and safe to show; upstream text stays in `detail` (logs only). */
 export class AiFailure extends Error {
@@ -39,7 +45,14 @@ export type StreamOptions = {
   signal?: AbortSignal;
   firstChunkTimeoutMs?: number;
   idleGapTimeoutMs?: number;
+  /** A model id; the server's default (`GEMINI_MODEL`, else gemini-2.5-flash) when absent. */
+  model?: string;
+  /** Sent as Gemini's systemInstruction, not as a turn. */
+  systemInstruction?: string;
 };
+
+/** The model a prompt is answered with when its chatroom names none. */
+export const defaultModel = (env: Env) => env.GEMINI_MODEL || DEFAULT_GEMINI_MODEL;
 
 /**
  * Streams Gemini's answer to `turns` (`:streamGenerateContent?alt=sse`), handing each piece of text to
@@ -53,8 +66,12 @@ export async function streamReply(env: Env, turns: ChatTurn[], options: StreamOp
       "GEMINI_API_KEY is not set",
     );
   }
+  const modelName = options.model || defaultModel(env);
   const model = new GoogleGenerativeAI(env.GEMINI_API_KEY).getGenerativeModel(
-    { model: env.GEMINI_MODEL || DEFAULT_GEMINI_MODEL },
+    {
+      model: modelName,
+      ...(options.systemInstruction ? { systemInstruction: options.systemInstruction } : {}),
+    },
     { baseUrl: env.GEMINI_BASE_URL || undefined },
   );
   const controller = new AbortController();
@@ -96,6 +113,7 @@ export async function streamReply(env: Env, turns: ChatTurn[], options: StreamOp
       text,
       promptTokens: usage?.promptTokenCount ?? null,
       completionTokens: usage?.candidatesTokenCount ?? null,
+      model: modelName,
     };
   } catch (err) {
     if (timedOut) {

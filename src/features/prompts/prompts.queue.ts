@@ -25,7 +25,16 @@ type Outcome = "ack" | "retry" | { retryAfterSeconds: number };
 
 type SettleablePrompt = Pick<
   MessageRow,
-  "id" | "chatroom_id" | "user_id" | "quota_day" | "incarnation" | "content" | "created_at"
+  | "id"
+  | "chatroom_id"
+  | "user_id"
+  | "quota_day"
+  | "incarnation"
+  | "content"
+  | "created_at"
+  | "parent_id"
+  | "version_index"
+  | "version_count"
 >;
 
 /**
@@ -39,8 +48,8 @@ export async function settlePrompt(
 ) {
   const replyId = uuidv7();
   const now = new Date();
-  const stored = await storeReply(db, { ...reply, replyId, now });
-  if (!stored) return false;
+  const version = await storeReply(db, { ...reply, replyId, now });
+  if (!version) return false;
   await announceReply(
     env,
     toSettledPrompt(reply.prompt, reply.outcome, {
@@ -48,6 +57,8 @@ export async function settlePrompt(
       content: reply.content,
       createdAt: now,
       tokens: reply.tokens,
+      model: reply.model,
+      version,
     }),
     reply.prompt.incarnation,
   );
@@ -115,6 +126,7 @@ type Reply = {
   content: string;
   outcome: "completed" | "failed";
   tokens?: { prompt: number | null; completion: number | null };
+  model?: string;
 };
 
 async function answerPrompt(env: Env, promptId: string, attempts: number): Promise<Outcome> {
@@ -166,6 +178,7 @@ async function answerPrompt(env: Env, promptId: string, attempts: number): Promi
       content: answer.text,
       outcome: "completed",
       tokens: { prompt: answer.promptTokens, completion: answer.completionTokens },
+      model: answer.model,
     };
   } catch (err) {
     await deltas?.settle();

@@ -1,5 +1,6 @@
-import { and, eq, type SQL, sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { type Database, toStatement } from "../../db/client";
+import { batch, rowsOf } from "../../db/compiled";
 import {
   chatrooms,
   type FEEDBACK_RATINGS,
@@ -9,6 +10,7 @@ import {
   promptUsage,
 } from "../../db/schema";
 import { proCondition } from "../billing";
+import { toBranchMessage, VERSION_COLUMNS, versionColumns } from "./branch.repo";
 import { BASIC_DAILY_PROMPT_LIMIT } from "./quota";
 
 type MessageStatus = (typeof MESSAGE_STATUSES)[number];
@@ -27,8 +29,13 @@ export type MessageRow = {
   prompt_tokens: number | null;
   completion_tokens: number | null;
   quota_day: string | null;
-  /** Bumped by each retry: a settle must name the run it belongs to. */
+  /** Bumped by each retry or regeneration: a settle must name the run it belongs to. */
   incarnation: number;
+  parent_id: string | null;
+  model: string | null;
+  /** The message's place among its versions (loadPromptContext reads them beside the row). */
+  version_index: number;
+  version_count: number;
   created_at: number;
 };
 
@@ -57,42 +64,63 @@ export type NewPrompt = {
   content: string;
   day: string;
   now: Date;
+  /** Where it goes: after the active leaf (a send), or as a new version of an earlier prompt (an edit). */
+  editOf?: string;
   idempotency?: { key: string; fingerprint: string; notBefore: Date };
 };
 
 export type RecordedPrompt =
   | { kind: "not-found" }
+  | { kind: "message-not-found" }
   | { kind: "replay"; messageId: string; fingerprint: string; response: string | null }
   | { kind: "limited"; pro: boolean }
-  | { kind: "stored"; pro: boolean; used: number };
+  | { kind: "stored"; pro: boolean; used: number; parentId: string | null; version: { index: number; count: number } };
+
+/** The user's prompt `promptId` in the chatroom (SQL, true or false). */
+const ownsPrompt = (userId: string, chatroomId: string, promptId: string) =>
+  sql`EXISTS (SELECT 1 FROM ${messages} WHERE ${messages.id} = ${promptId} AND ${messages.chatroomId} = ${chatroomId} AND ${messages.userId} = ${userId} AND ${messages.role} = 'user')`;
+
+/** A message's parent id and version, read back after it was written. */
+const placeOf = (id: string) =>
+  sql`SELECT m.parent_id, ${sql.raw(VERSION_COLUMNS)} FROM ${messages} m WHERE m.id = ${id}`;
+
+type Place = { parent_id: string | null; version_index: number; version_count: number };
 
 /**
- * Checks the room, the idempotency key and the quota, and stores the prompt: one batch, so one
- * round trip and one transaction. Each statement is conditional on the ones before it, which is
- * what makes 20 concurrent sends give exactly 5 prompts on a Basic day.
+ * Checks the room (and for an edit the prompt edited), the idempotency key and the quota, and stores
+ * the prompt as the chatroom's new active leaf: one batch, so one round trip and one transaction. Each
+ * statement is conditional on the ones before it, which is what makes 20 concurrent sends give exactly 5
+ * prompts on a Basic day, and two concurrent sends a chain rather than two versions of one place.
  */
 export async function recordPrompt(db: Database, prompt: NewPrompt): Promise<RecordedPrompt> {
-  const { id, userId, chatroomId, day, now, idempotency } = prompt;
+  const { id, userId, chatroomId, day, now, idempotency, editOf } = prompt;
   const keyClaimed = idempotency
     ? sql` AND EXISTS (SELECT 1 FROM ${idempotencyKeys} WHERE ${idempotencyKeys.userId} = ${userId} AND ${idempotencyKeys.key} = ${idempotency.key} AND ${idempotencyKeys.messageId} = ${id})`
     : sql``;
+  const target = editOf ? sql` AND ${ownsPrompt(userId, chatroomId, editOf)}` : sql``;
+  const parent = editOf
+    ? sql`(SELECT ${messages.parentId} FROM ${messages} WHERE ${messages.id} = ${editOf})`
+    : sql`(SELECT ${chatrooms.activeLeafId} FROM ${chatrooms} WHERE ${chatrooms.id} = ${chatroomId})`;
   const keyStatements = idempotency
     ? [
         sql`DELETE FROM ${idempotencyKeys} WHERE user_id = ${userId} AND key = ${idempotency.key} AND created_at < ${idempotency.notBefore.getTime()}`,
         sql`INSERT INTO ${idempotencyKeys} (user_id, key, message_id, fingerprint, created_at)
-          SELECT ${userId}, ${idempotency.key}, ${id}, ${idempotency.fingerprint}, ${now.getTime()} WHERE ${ownsRoom(userId, chatroomId)}
+          SELECT ${userId}, ${idempotency.key}, ${id}, ${idempotency.fingerprint}, ${now.getTime()} WHERE ${ownsRoom(userId, chatroomId)}${target}
           ON CONFLICT DO NOTHING`,
       ]
     : [];
   const statements = [
-    sql`SELECT ${ownsRoom(userId, chatroomId)} AS owned, ${proCondition(userId, now)} AS pro`,
+    sql`SELECT ${ownsRoom(userId, chatroomId)} AS owned, ${proCondition(userId, now)} AS pro${
+      editOf ? sql`, ${ownsPrompt(userId, chatroomId, editOf)} AS target` : sql``
+    }`,
     ...keyStatements,
-    takeQuotaUnit(userId, day, id, now, sql`${ownsRoom(userId, chatroomId)}${keyClaimed}`),
-    sql`INSERT INTO ${messages} (id, chatroom_id, user_id, role, content, status, quota_day, created_at, updated_at)
-      SELECT ${id}, ${chatroomId}, ${userId}, 'user', ${prompt.content}, 'pending', ${day}, ${now.getTime()}, ${now.getTime()}
+    takeQuotaUnit(userId, day, id, now, sql`${ownsRoom(userId, chatroomId)}${target}${keyClaimed}`),
+    sql`INSERT INTO ${messages} (id, chatroom_id, user_id, role, content, status, quota_day, parent_id, created_at, updated_at)
+      SELECT ${id}, ${chatroomId}, ${userId}, 'user', ${prompt.content}, 'pending', ${day}, ${parent}, ${now.getTime()}, ${now.getTime()}
       WHERE ${unitGranted(userId, day, id)}`,
-    sql`UPDATE ${chatrooms} SET last_message_at = ${now.getTime()}
+    sql`UPDATE ${chatrooms} SET last_message_at = ${now.getTime()}, active_leaf_id = ${id}
       WHERE id = ${chatroomId} AND EXISTS (SELECT 1 FROM ${messages} WHERE ${messages.id} = ${id})`,
+    placeOf(id),
     ...(idempotency
       ? [
           sql`SELECT message_id, fingerprint, response FROM ${idempotencyKeys} WHERE user_id = ${userId} AND key = ${idempotency.key}`,
@@ -100,8 +128,9 @@ export async function recordPrompt(db: Database, prompt: NewPrompt): Promise<Rec
       : []),
   ];
   const results = await db.$client.batch(statements.map((statement) => toStatement(db, statement)));
-  const flags = results[0]?.results[0] as { owned: number; pro: number } | undefined;
+  const flags = results[0]?.results[0] as { owned: number; pro: number; target?: number } | undefined;
   if (!flags?.owned) return { kind: "not-found" };
+  if (editOf && !flags.target) return { kind: "message-not-found" };
   const pro = flags.pro === 1;
   if (idempotency) {
     const claim = results.at(-1)?.results[0] as { message_id: string; fingerprint: string; response: string | null };
@@ -111,7 +140,14 @@ export async function recordPrompt(db: Database, prompt: NewPrompt): Promise<Rec
   }
   const counted = results[1 + keyStatements.length]?.results[0] as { count: number } | undefined;
   if (!counted) return { kind: "limited", pro };
-  return { kind: "stored", pro, used: counted.count };
+  const place = results[4 + keyStatements.length]?.results[0] as Place | undefined;
+  return {
+    kind: "stored",
+    pro,
+    used: counted.count,
+    parentId: place?.parent_id ?? null,
+    version: { index: place?.version_index ?? 1, count: place?.version_count ?? 1 },
+  };
 }
 
 export async function saveIdempotentResponse(
@@ -147,11 +183,25 @@ export async function readQuotaState(db: Database, userId: string, day: string, 
   return { used: row?.used ?? 0, pro: row?.pro === 1 };
 }
 
+/**
+ * A prompt with its reply: the reply on the active branch, or the newest when the branch does not pass
+ * through the prompt; none while it is pending (a regenerated prompt waits for its new reply). The walk
+ * up from the leaf stops at the prompt (ids grow down a branch), so a prompt near the leaf costs a few
+ * steps.
+ */
 const promptWithReply = (userId: string, chatroomId: string, promptId: string) =>
-  sql`SELECT p.id, p.chatroom_id, p.content, p.status, p.created_at, p.incarnation,
-      r.id AS reply_id, r.content AS reply_content, r.status AS reply_status, r.created_at AS reply_created_at,
-      r.prompt_tokens, r.completion_tokens, r.feedback_rating, r.feedback_comment, r.feedback_at
-    FROM ${messages} p LEFT JOIN ${messages} r ON r.reply_to = p.id
+  sql`WITH RECURSIVE up(id, parent_id, role) AS (
+      SELECT m.id, m.parent_id, m.role FROM ${messages} m
+        WHERE m.id = (SELECT active_leaf_id FROM ${chatrooms} WHERE id = ${chatroomId}) AND m.id > ${promptId}
+      UNION ALL
+      SELECT m.id, m.parent_id, m.role FROM ${messages} m JOIN up ON m.id = up.parent_id WHERE m.id > ${promptId}
+    )
+    SELECT p.id, p.chatroom_id, p.content, p.status, p.created_at, p.incarnation, p.parent_id, ${sql.raw(versionColumns("p"))},
+      r.id AS reply_id, r.content AS reply_content, r.status AS reply_status, r.created_at AS reply_created_at, r.model AS reply_model,
+      r.prompt_tokens, r.completion_tokens, r.feedback_rating, r.feedback_comment, r.feedback_at, ${sql.raw(versionColumns("r", "reply_"))}
+    FROM ${messages} p LEFT JOIN ${messages} r ON p.status <> 'pending' AND r.id = COALESCE(
+      (SELECT up.id FROM up WHERE up.parent_id = p.id AND up.role = 'assistant'),
+      (SELECT x.id FROM ${messages} x WHERE x.chatroom_id = p.chatroom_id AND x.parent_id = p.id AND x.role = 'assistant' ORDER BY x.id DESC LIMIT 1))
     WHERE p.id = ${promptId} AND p.chatroom_id = ${chatroomId} AND p.user_id = ${userId} AND p.role = 'user'`;
 
 export type PromptWithReplyRow = {
@@ -160,6 +210,12 @@ export type PromptWithReplyRow = {
   content: string;
   status: MessageStatus;
   created_at: number;
+  parent_id: string | null;
+  version_index: number;
+  version_count: number;
+  reply_version_index: number | null;
+  reply_version_count: number | null;
+  reply_model: string | null;
   /** The prompt's run: bumped by each retry. */
   incarnation: number;
   reply_id: string | null;
@@ -178,20 +234,32 @@ export async function findPromptWithReply(db: Database, userId: string, chatroom
   return row;
 }
 
-/** The prompt and the conversation before it (newest first, at most `limit`), in one round trip. */
+/**
+ * The prompt and its own branch before it (newest first, at most `limit`), in one round trip: its
+ * ancestors, never a message of another branch, however new. Failed prompts and the error notes answering
+ * them are not part of the conversation; a cancelled prompt is, with the partial reply it kept (one
+ * cancelled before any text is left out). A prompt followed on the branch by its reply goes with that reply.
+ */
 export async function loadPromptContext(db: Database, promptId: string, limit: number) {
   const [prompt, history] = await db.$client.batch([
-    toStatement(db, sql`SELECT * FROM ${messages} WHERE id = ${promptId} AND role = 'user'`),
-    // Failed prompts and the error notes answering them are not part of the conversation; a cancelled
-    // prompt is, with the partial reply it kept (one cancelled before any text is left out).
     toStatement(
       db,
-      sql`SELECT * FROM ${messages} m
-        WHERE chatroom_id = (SELECT chatroom_id FROM ${messages} WHERE id = ${promptId})
-          AND id <= ${promptId}
-          AND (status = 'completed' OR id = ${promptId}
-            OR (status = 'cancelled' AND (role = 'assistant' OR EXISTS (SELECT 1 FROM ${messages} r WHERE r.reply_to = m.id))))
-        ORDER BY id DESC LIMIT ${limit}`,
+      sql`SELECT m.*, ${sql.raw(VERSION_COLUMNS)} FROM ${messages} m WHERE m.id = ${promptId} AND m.role = 'user'`,
+    ),
+    toStatement(
+      db,
+      sql`WITH RECURSIVE up(id, parent_id, n, child_id) AS (
+          SELECT id, parent_id, 0, NULL FROM ${messages} WHERE id = ${promptId}
+          UNION ALL
+          SELECT m.id, m.parent_id, up.n + 1, up.id FROM ${messages} m JOIN up ON m.id = up.parent_id WHERE up.n < ${limit * 3}
+        )
+        SELECT m.* FROM up JOIN ${messages} m ON m.id = up.id LEFT JOIN ${messages} c ON c.id = up.child_id
+        WHERE m.id = ${promptId}
+          OR (m.role = 'assistant' AND m.status IN ('completed', 'cancelled'))
+          OR (m.role = 'user' AND c.role = 'assistant' AND c.status IN ('completed', 'cancelled'))
+          OR (m.role = 'user' AND c.role = 'user' AND (m.status = 'completed'
+            OR (m.status = 'cancelled' AND EXISTS (SELECT 1 FROM ${messages} r WHERE r.parent_id = m.id AND r.role = 'assistant'))))
+        ORDER BY up.n LIMIT ${limit}`,
     ),
   ]);
   return {
@@ -206,6 +274,8 @@ export type ReplyToStore = {
   content: string;
   outcome: "completed" | "failed" | "cancelled";
   tokens?: { prompt: number | null; completion: number | null };
+  /** The model that wrote it (none for a failure note). */
+  model?: string;
   now: Date;
 };
 
@@ -240,83 +310,157 @@ export async function cancelWithoutReply(
 }
 
 /**
- * Stores the one reply a prompt may have and settles the prompt. The unique reply_to makes a second
- * delivery's insert a no-op, and every later statement only acts if this call's reply is the one
- * stored, so redeliveries change nothing. A failure also gives the quota unit back.
+ * Stores the one reply a run of a prompt may have and settles the prompt. The unique (reply_to,
+ * incarnation) makes a second delivery's insert a no-op, and every later statement only acts if this
+ * call's reply is the one stored, so redeliveries change nothing. The reply becomes the active leaf when
+ * its prompt was. A failure also gives the quota unit back. Returns the stored reply's version, or
+ * undefined when this call stored nothing.
  */
-export async function storeReply(db: Database, reply: ReplyToStore): Promise<boolean> {
+export async function storeReply(
+  db: Database,
+  reply: ReplyToStore,
+): Promise<{ index: number; count: number } | undefined> {
   const { replyId, prompt, now } = reply;
   const mine = sql`EXISTS (SELECT 1 FROM ${messages} WHERE ${messages.id} = ${replyId})`;
   const statements = [
-    sql`INSERT INTO ${messages} (id, chatroom_id, user_id, role, content, status, reply_to, prompt_tokens, completion_tokens, created_at, updated_at)
-      SELECT ${replyId}, ${prompt.chatroom_id}, ${prompt.user_id}, 'assistant', ${reply.content}, ${reply.outcome}, ${prompt.id},
-        ${reply.tokens?.prompt ?? null}, ${reply.tokens?.completion ?? null}, ${now.getTime()}, ${now.getTime()}
+    sql`INSERT INTO ${messages} (id, chatroom_id, user_id, role, content, status, reply_to, parent_id, incarnation, model, prompt_tokens, completion_tokens, created_at, updated_at)
+      SELECT ${replyId}, ${prompt.chatroom_id}, ${prompt.user_id}, 'assistant', ${reply.content}, ${reply.outcome}, ${prompt.id}, ${prompt.id},
+        ${prompt.incarnation}, ${reply.model ?? null}, ${reply.tokens?.prompt ?? null}, ${reply.tokens?.completion ?? null}, ${now.getTime()}, ${now.getTime()}
       WHERE ${stillPending(prompt)}
-      ON CONFLICT (reply_to) DO NOTHING`,
+      ON CONFLICT (reply_to, incarnation) DO NOTHING`,
     sql`UPDATE ${messages} SET status = ${reply.outcome}, updated_at = ${now.getTime()} WHERE id = ${prompt.id} AND ${mine}`,
-    sql`UPDATE ${chatrooms} SET updated_at = ${now.getTime()}, last_message_at = ${now.getTime()} WHERE id = ${prompt.chatroom_id} AND ${mine}`,
+    sql`UPDATE ${chatrooms} SET updated_at = ${now.getTime()}, last_message_at = ${now.getTime()},
+        active_leaf_id = CASE WHEN active_leaf_id = ${prompt.id} THEN ${replyId} ELSE active_leaf_id END
+      WHERE id = ${prompt.chatroom_id} AND ${mine}`,
     ...(reply.outcome === "failed" && prompt.quota_day
       ? [
           sql`UPDATE ${promptUsage} SET count = max(count - 1, 0)
             WHERE user_id = ${prompt.user_id} AND day = ${prompt.quota_day} AND ${mine}`,
         ]
       : []),
-    sql`SELECT ${mine} AS stored`,
+    sql`SELECT ${sql.raw(VERSION_COLUMNS)} FROM ${messages} m WHERE m.id = ${replyId}`,
   ];
   const results = await db.$client.batch(statements.map((statement) => toStatement(db, statement)));
-  return (results.at(-1)?.results[0] as { stored: number } | undefined)?.stored === 1;
+  const row = results.at(-1)?.results[0] as { version_index: number; version_count: number } | undefined;
+  return row && { index: row.version_index, count: row.version_count };
 }
 
 export type RetriedPrompt =
   | { kind: "not-found" }
-  | { kind: "not-retryable" }
-  | { kind: "limited"; pro: boolean }
-  | { kind: "requeued"; pro: boolean; used: number; content: string; createdAt: Date; incarnation: number };
+  | { kind: "replay"; messageId: string; fingerprint: string; response: string | null }
+  | { kind: "not-retryable"; status: MessageStatus }
+  | { kind: "limited"; pro: boolean; grant: string }
+  | {
+      kind: "requeued";
+      pro: boolean;
+      used: number;
+      prompt: Pick<MessageRow, "id" | "content" | "parent_id" | "version_index" | "version_count"> & {
+        created_at: number;
+      };
+      incarnation: number;
+      /** Whether the active branch now ends at the prompt (a regeneration, or a retry that dropped the leaf). */
+      leafMoved: boolean;
+      /** This request's mark on its Idempotency-Key. */
+      grant: string;
+    };
 
 /**
- * Puts a failed or cancelled prompt back to pending: takes a quota unit again, removes the failure
- * note or partial reply so the next reply can take its place, in one batch.
+ * Puts a prompt back to pending for a new run: takes a quota unit again, in one batch. A retry (of a
+ * failed or cancelled prompt) drops that run's failure note or partial reply so the next reply takes its
+ * place; what was sent after it then follows the prompt itself, as if sent while it was pending. A
+ * regeneration (of a completed prompt) keeps every reply as a version and ends the active branch at the
+ * prompt until its new reply arrives.
  */
-export async function requeueFailedPrompt(
+export async function requeuePrompt(
   db: Database,
-  input: { userId: string; chatroomId: string; promptId: string; day: string; now: Date },
+  input: {
+    userId: string;
+    chatroomId: string;
+    promptId: string;
+    day: string;
+    now: Date;
+    mode: "retry" | "regenerate";
+    idempotency?: NewPrompt["idempotency"];
+  },
 ): Promise<RetriedPrompt> {
-  const { userId, chatroomId, promptId, day, now } = input;
-  const isRetryable = sql`EXISTS (SELECT 1 FROM ${messages} WHERE ${messages.id} = ${promptId} AND ${messages.chatroomId} = ${chatroomId} AND ${messages.userId} = ${userId} AND ${messages.role} = 'user' AND ${messages.status} IN ('failed', 'cancelled'))`;
-  // A fresh grant value: the prompt's own id may still be the marker from when it was first sent.
+  const { userId, chatroomId, promptId, day, now, mode, idempotency } = input;
+  const from = mode === "retry" ? sql`('failed', 'cancelled')` : sql`('completed')`;
+  const isRequeueable = sql`EXISTS (SELECT 1 FROM ${messages} WHERE ${messages.id} = ${promptId} AND ${messages.chatroomId} = ${chatroomId} AND ${messages.userId} = ${userId} AND ${messages.role} = 'user' AND ${messages.status} IN ${from})`;
+  // A fresh grant value: the prompt's own id may still be the marker from when it was first sent. It
+  // also marks this request's claim of an Idempotency-Key.
   const grant = crypto.randomUUID();
   const granted = unitGranted(userId, day, grant);
+  const keyStatements = idempotency
+    ? [
+        sql`DELETE FROM ${idempotencyKeys} WHERE user_id = ${userId} AND key = ${idempotency.key} AND created_at < ${idempotency.notBefore.getTime()}`,
+        sql`INSERT INTO ${idempotencyKeys} (user_id, key, message_id, fingerprint, created_at)
+          SELECT ${userId}, ${idempotency.key}, ${grant}, ${idempotency.fingerprint}, ${now.getTime()} WHERE ${isRequeueable}
+          ON CONFLICT DO NOTHING`,
+      ]
+    : [];
+  const keyClaimed = idempotency
+    ? sql` AND EXISTS (SELECT 1 FROM ${idempotencyKeys} WHERE ${idempotencyKeys.userId} = ${userId} AND ${idempotencyKeys.key} = ${idempotency.key} AND ${idempotencyKeys.messageId} = ${grant})`
+    : sql``;
+  const runReply = sql`(SELECT r.id FROM ${messages} r JOIN ${messages} p ON p.id = r.reply_to
+    WHERE r.reply_to = ${promptId} AND r.incarnation = p.incarnation)`;
   const statements = [
-    sql`SELECT status, content, created_at, incarnation, ${proCondition(userId, now)} AS pro FROM ${messages}
-      WHERE id = ${promptId} AND chatroom_id = ${chatroomId} AND user_id = ${userId} AND role = 'user'`,
-    takeQuotaUnit(userId, day, grant, now, isRetryable),
-    sql`DELETE FROM ${messages} WHERE reply_to = ${promptId} AND ${isRetryable} AND ${granted}`,
+    sql`SELECT m.status, m.content, m.created_at, m.incarnation, m.parent_id, ${sql.raw(VERSION_COLUMNS)}, ${proCondition(userId, now)} AS pro
+      FROM ${messages} m WHERE m.id = ${promptId} AND m.chatroom_id = ${chatroomId} AND m.user_id = ${userId} AND m.role = 'user'`,
+    ...keyStatements,
+    takeQuotaUnit(userId, day, grant, now, sql`${isRequeueable}${keyClaimed}`),
+    ...(mode === "retry"
+      ? [
+          sql`UPDATE ${chatrooms} SET active_leaf_id = ${promptId} WHERE id = ${chatroomId} AND active_leaf_id = ${runReply} AND ${granted}`,
+          sql`UPDATE ${messages} SET parent_id = ${promptId} WHERE chatroom_id = ${chatroomId} AND parent_id = ${runReply} AND ${granted}`,
+          sql`DELETE FROM ${messages} WHERE id = ${runReply} AND ${isRequeueable} AND ${granted}`,
+        ]
+      : [sql`UPDATE ${chatrooms} SET active_leaf_id = ${promptId} WHERE id = ${chatroomId} AND ${granted}`]),
     sql`UPDATE ${messages} SET status = 'pending', quota_day = ${day}, incarnation = incarnation + 1, updated_at = ${now.getTime()}
-      WHERE id = ${promptId} AND status IN ('failed', 'cancelled') AND ${granted}`,
+      WHERE id = ${promptId} AND status IN ${from} AND ${granted}`,
+    ...(idempotency
+      ? [
+          sql`SELECT message_id, fingerprint, response FROM ${idempotencyKeys} WHERE user_id = ${userId} AND key = ${idempotency.key}`,
+        ]
+      : []),
   ];
   const results = await db.$client.batch(statements.map((statement) => toStatement(db, statement)));
+  if (idempotency) {
+    const claim = results.at(-1)?.results[0] as { message_id: string; fingerprint: string; response: string | null };
+    if (claim && claim.message_id !== grant) {
+      return { kind: "replay", messageId: claim.message_id, fingerprint: claim.fingerprint, response: claim.response };
+    }
+  }
   const state = results[0]?.results[0] as
-    | { status: string; content: string; created_at: number; incarnation: number; pro: number }
+    | (Pick<
+        MessageRow,
+        "status" | "content" | "created_at" | "incarnation" | "parent_id" | "version_index" | "version_count"
+      > & {
+        pro: number;
+      })
     | undefined;
   if (!state) return { kind: "not-found" };
-  if (state.status !== "failed" && state.status !== "cancelled") return { kind: "not-retryable" };
+  if (!(mode === "retry" ? ["failed", "cancelled"] : ["completed"]).includes(state.status)) {
+    return { kind: "not-retryable", status: state.status };
+  }
   const pro = state.pro === 1;
-  const counted = results[1]?.results[0] as { count: number } | undefined;
-  if (!counted) return { kind: "limited", pro };
+  const counted = results[1 + keyStatements.length]?.results[0] as { count: number } | undefined;
+  if (!counted) return { kind: "limited", pro, grant };
   return {
     kind: "requeued",
     pro,
     used: counted.count,
-    content: state.content,
-    createdAt: new Date(state.created_at),
+    prompt: { id: promptId, ...state },
     incarnation: state.incarnation + 1,
+    leafMoved: (results[2 + keyStatements.length]?.meta.changes ?? 0) > 0,
+    grant,
   };
 }
 
 /** One of the user's prompts (role user) in that chatroom, as stored. */
 export async function findOwnedPrompt(db: Database, userId: string, chatroomId: string, promptId: string) {
   const [row] = await db.all<MessageRow>(
-    sql`SELECT * FROM ${messages} WHERE id = ${promptId} AND chatroom_id = ${chatroomId} AND user_id = ${userId} AND role = 'user'`,
+    sql`SELECT m.*, ${sql.raw(VERSION_COLUMNS)} FROM ${messages} m
+      WHERE m.id = ${promptId} AND m.chatroom_id = ${chatroomId} AND m.user_id = ${userId} AND m.role = 'user'`,
   );
   return row;
 }
@@ -324,29 +468,28 @@ export async function findOwnedPrompt(db: Database, userId: string, chatroomId: 
 export type FeedbackToStore = { rating: (typeof FEEDBACK_RATINGS)[number]; comment: string | null; at: Date };
 
 /**
- * Sets (or with null clears) the feedback on one of the user's replies in that chatroom, in one
- * statement; undefined when there is no such reply (a prompt id, another user's, unknown).
+ * Sets (or with null clears) the feedback on one of the user's replies in that chatroom, and reads it
+ * back with its version: one round trip. Undefined when there is no such reply (a prompt id, another
+ * user's, unknown).
  */
 export async function setFeedback(
   db: Database,
   where: { userId: string; chatroomId: string; messageId: string },
   feedback: FeedbackToStore | null,
 ) {
-  const [row] = await db
-    .update(messages)
-    .set({
-      feedbackRating: feedback?.rating ?? null,
-      feedbackComment: feedback?.comment ?? null,
-      feedbackAt: feedback?.at ?? null,
-    })
-    .where(
-      and(
-        eq(messages.id, where.messageId),
-        eq(messages.chatroomId, where.chatroomId),
-        eq(messages.userId, where.userId),
-        eq(messages.role, "assistant"),
-      ),
-    )
-    .returning();
-  return row;
+  const { userId, chatroomId, messageId } = where;
+  const [, read] = await batch(db, [
+    toStatement(
+      db,
+      sql`UPDATE ${messages} SET feedback_rating = ${feedback?.rating ?? null}, feedback_comment = ${feedback?.comment ?? null},
+          feedback_at = ${feedback?.at.getTime() ?? null}
+        WHERE id = ${messageId} AND chatroom_id = ${chatroomId} AND user_id = ${userId} AND role = 'assistant'`,
+    ),
+    toStatement(
+      db,
+      sql`SELECT m.*, ${sql.raw(VERSION_COLUMNS)} FROM ${messages} m
+        WHERE m.id = ${messageId} AND m.chatroom_id = ${chatroomId} AND m.user_id = ${userId} AND m.role = 'assistant'`,
+    ),
+  ]);
+  return rowsOf(read, toBranchMessage)[0];
 }

@@ -5,8 +5,9 @@ import { notFound } from "../../lib/errors";
 import { authErrors, bearerAuth, bodyErrors, errorResponses, jsonBody, jsonResponse } from "../../lib/openapi";
 import { createRouter } from "../../lib/validate";
 import type { AppEnv } from "../../types";
-import { ChatroomIdParamsSchema, findMessagePage, MessageParamsSchema } from "../chatrooms";
+import { ChatroomIdParamsSchema, MessageParamsSchema } from "../chatrooms";
 import { promptStream, sseResponse, subscriberOf, waitUntilSettled } from "../live";
+import { findBranchPage } from "./branch.repo";
 import { type FeedbackToStore, findPromptWithReply, setFeedback } from "./prompts.repo";
 import {
   FeedbackBodySchema,
@@ -20,7 +21,7 @@ import {
   toPromptResponse,
   WaitQuerySchema,
 } from "./prompts.schemas";
-import { retryPrompt, sendPrompt } from "./send-prompt";
+import { type PromptAnswer, requeue, sendPrompt } from "./send-prompt";
 
 const promptErrors = {
   ...bodyErrors,
@@ -36,6 +37,25 @@ const rateLimitHeaders = z.object({
   "RateLimit-Reset": z.string().optional().openapi({ description: "Seconds until 00:00 UTC" }),
 });
 
+const idempotencyKeyHeader = () =>
+  z.object({
+    "idempotency-key": z
+      .string()
+      .min(1)
+      .max(255)
+      .regex(/^[\x21-\x7e]+$/, "Idempotency-Key must be 1–255 visible ASCII characters")
+      .optional()
+      .openapi({ description: "Idempotency-Key: repeats within 24 h return the first answer" }),
+  });
+
+const queuedResponses = (description: string) => ({
+  200: {
+    ...sseResponse(`With Accept: text/event-stream: ${description}`),
+    headers: rateLimitHeaders,
+  },
+  202: { ...jsonResponse(PromptAcceptedSchema, "Accepted and queued"), headers: rateLimitHeaders },
+});
+
 /**
  * A chatroom's messages: its history, sending a prompt, one prompt with its reply, retrying one. Mounted
  * at /api/chatroom behind requireAuth (src/app.ts).
@@ -48,7 +68,11 @@ promptRoutes.openapi(
     path: "/{id}/messages",
     operationId: "listMessages",
     tags: ["Messages"],
-    summary: "Page through a chatroom's messages, newest page first, each page oldest first",
+    summary: "Page through a chatroom's active branch, newest page first, each page oldest first",
+    description:
+      "The active branch is the path from the first prompt to the chatroom's activeLeafId, each message after the one it follows; a prompt followed on it by another prompt " +
+      "(sent while it was still pending) has its newest reply listed right after it, so every message shows and each prompt is followed by its own answer. " +
+      "Each page walks up from where the last one stopped: one D1 round trip, as fast 5,000 messages back as at the end.",
     security: bearerAuth,
     request: { params: ChatroomIdParamsSchema, query: MessagesQuerySchema },
     responses: {
@@ -62,17 +86,14 @@ promptRoutes.openapi(
   }),
   async (c) => {
     const { limit, before } = c.req.valid("query");
-    const { exists, page } = await findMessagePage(c.var.db, c.var.userId, c.req.valid("param").id, limit, before);
-    if (!exists) throw notFound("Chatroom");
-    const hasMore = page.length > limit;
-    const newestFirst = page.slice(0, limit);
-    const nextCursor = hasMore ? (newestFirst.at(-1)?.id ?? null) : null;
+    const page = await findBranchPage(c.var.db, c.var.userId, c.req.valid("param").id, limit, before);
+    if (!page) throw notFound("Chatroom");
     return c.json(
       {
         success: true as const,
         message: "Messages",
-        messages: newestFirst.reverse().map(toMessageResponse),
-        nextCursor,
+        messages: page.messages.map(toMessageResponse),
+        nextCursor: page.nextCursor,
       },
       200,
     );
@@ -96,23 +117,11 @@ promptRoutes.openapi(
     security: bearerAuth,
     request: {
       params: ChatroomIdParamsSchema,
-      headers: z.object({
-        "idempotency-key": z
-          .string()
-          .min(1)
-          .max(255)
-          .regex(/^[\x21-\x7e]+$/, "Idempotency-Key must be 1–255 visible ASCII characters")
-          .optional()
-          .openapi({ description: "Idempotency-Key: repeats within 24 h return the first answer" }),
-      }),
+      headers: idempotencyKeyHeader(),
       body: jsonBody(SendMessageBodySchema),
     },
     responses: {
-      200: {
-        ...sseResponse("With Accept: text/event-stream: the prompt, its reply as it is written, then the reply"),
-        headers: rateLimitHeaders,
-      },
-      202: { ...jsonResponse(PromptAcceptedSchema, "Accepted and queued"), headers: rateLimitHeaders },
+      ...queuedResponses("the prompt, its reply as it is written, then the reply"),
       ...errorResponses({
         ...promptErrors,
         409: "IDEMPOTENCY_KEY_REUSED or IDEMPOTENCY_KEY_IN_USE",
@@ -126,23 +135,101 @@ promptRoutes.openapi(
       content: c.req.valid("json").userMessage,
       idempotencyKey: c.req.valid("header")["idempotency-key"],
     });
-    const headers: Record<string, string> = {
-      ...answer.headers,
-      ...(answer.replayed ? { "Idempotent-Replayed": "true" } : {}),
-    };
-    if (wantsEventStream(c.req.header("Accept"))) {
-      const { prompt, usage } = answer.body;
-      return (await promptStream(c, {
-        chatroomId: prompt.chatroomId,
-        promptId: prompt.id,
-        // A repeat streams the prompt's current state, read from D1; a new prompt is known to be pending.
-        known: answer.replayed ? undefined : prompt,
-        usage,
-        headers,
-      })) as never;
-    }
-    for (const [name, value] of Object.entries(headers)) c.header(name, value);
-    return c.json(answer.body, 202);
+    return (await acceptedAnswer(c, answer)) as never;
+  },
+);
+
+/** 202 with the accepted prompt, or with Accept: text/event-stream its stream (prompt, deltas, reply). */
+async function acceptedAnswer(c: Context<AppEnv>, answer: PromptAnswer & { replayed?: true }) {
+  const headers: Record<string, string> = {
+    ...answer.headers,
+    ...(answer.replayed ? { "Idempotent-Replayed": "true" } : {}),
+  };
+  if (wantsEventStream(c.req.header("Accept"))) {
+    const { prompt, usage } = answer.body;
+    return promptStream(c, {
+      chatroomId: prompt.chatroomId,
+      promptId: prompt.id,
+      // A repeat streams the prompt's current state, read from D1; a new prompt is known to be pending.
+      known: answer.replayed ? undefined : prompt,
+      usage,
+      headers,
+    });
+  }
+  for (const [name, value] of Object.entries(headers)) c.header(name, value);
+  return c.json(answer.body, 202);
+}
+
+promptRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/{id}/message/{messageId}/edit",
+    operationId: "editPrompt",
+    tags: ["Messages"],
+    summary: "Edit a prompt: a new version of it, answered like a send",
+    description:
+      "Stores a new prompt with the same parent as messageId (a new version of that place; the earlier version and everything after it stay, one switch away), " +
+      "makes it the active leaf and queues it exactly like a send: one quota unit, Idempotency-Key, 429, and with Accept: text/event-stream its stream. " +
+      "Any of the user's prompts can be edited, whatever its status. A reply id is 404: replies are regenerated, not edited.",
+    security: bearerAuth,
+    request: { params: MessageParamsSchema, headers: idempotencyKeyHeader(), body: jsonBody(SendMessageBodySchema) },
+    responses: {
+      ...queuedResponses("the new prompt, its reply as it is written, then the reply"),
+      ...errorResponses({
+        ...promptErrors,
+        404: "NOT_FOUND: no such chatroom, or no such prompt in it (a reply id too)",
+        409: "IDEMPOTENCY_KEY_REUSED or IDEMPOTENCY_KEY_IN_USE",
+      }),
+    },
+  }),
+  async (c) => {
+    const { id, messageId } = c.req.valid("param");
+    const answer = await sendPrompt(c.env, c.var.db, {
+      userId: c.var.userId,
+      chatroomId: id,
+      content: c.req.valid("json").userMessage,
+      idempotencyKey: c.req.valid("header")["idempotency-key"],
+      editOf: messageId,
+    });
+    return (await acceptedAnswer(c, answer)) as never;
+  },
+);
+
+promptRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/{id}/message/{messageId}/regenerate",
+    operationId: "regeneratePrompt",
+    tags: ["Messages"],
+    summary: "Regenerate a completed prompt's reply: a new reply version",
+    description:
+      "The prompt goes back to pending (reply null until the new one arrives) and the active branch ends at it; its earlier replies, and what followed them, " +
+      "stay as other versions. Queued like a send: one quota unit, 429, and with Accept: text/event-stream its stream. " +
+      "A failed or cancelled prompt is retried with …/retry instead (409 NOT_COMPLETED here), and a pending one is still being answered (409 too). " +
+      "With an Idempotency-Key, a repeat within 24 h answers the first regeneration again instead of starting another.",
+    security: bearerAuth,
+    request: { params: MessageParamsSchema, headers: idempotencyKeyHeader() },
+    responses: {
+      ...queuedResponses("the prompt (pending), its new reply as it is written, then the reply"),
+      ...errorResponses({
+        ...authErrors,
+        404: "NOT_FOUND: no such chatroom, or no such prompt in it (a reply id too)",
+        409: "NOT_COMPLETED: only a completed prompt can be regenerated; or IDEMPOTENCY_KEY_REUSED / IDEMPOTENCY_KEY_IN_USE",
+        429: promptErrors[429],
+        503: promptErrors[503],
+      }),
+    },
+  }),
+  async (c) => {
+    const { id, messageId } = c.req.valid("param");
+    const answer = await requeue(c.env, c.var.db, {
+      userId: c.var.userId,
+      chatroomId: id,
+      promptId: messageId,
+      mode: "regenerate",
+      idempotencyKey: c.req.valid("header")["idempotency-key"],
+    });
+    return (await acceptedAnswer(c, answer)) as never;
   },
 );
 
@@ -200,10 +287,11 @@ promptRoutes.openapi(
   }),
   async (c) => {
     const { id, messageId } = c.req.valid("param");
-    const answer = await retryPrompt(c.env, c.var.db, {
+    const answer = await requeue(c.env, c.var.db, {
       userId: c.var.userId,
       chatroomId: id,
       promptId: messageId,
+      mode: "retry",
     });
     for (const [name, value] of Object.entries(answer.headers)) c.header(name, value);
     return c.json(answer.body, 202);

@@ -2,6 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { FEEDBACK_RATINGS, MESSAGE_STATUSES, type Message } from "../../db/schema";
 import { built, docsOnly, successSchema } from "../../lib/openapi";
 import { textField } from "../../lib/text";
+import { type BranchMessage, CURSOR_PATTERN } from "./branch.repo";
 import type { MessageRow, PromptWithReplyRow } from "./prompts.repo";
 
 // Response schemas are docs-only (src/lib/openapi.ts): built by /openapi.json and /docs, not at startup.
@@ -15,6 +16,8 @@ const examplePrompt = {
   content: "Explain Cloudflare Queues in two sentences.",
   status: "completed",
   createdAt: "2026-08-15T09:30:00.000Z",
+  parentId: null,
+  version: { index: 1, count: 1 },
 } as const;
 const exampleReply = {
   id: "0198a9e4-2a1d-7e44-8b55-6c7d8e9f0a1b",
@@ -24,8 +27,12 @@ const exampleReply = {
     "Producers send, and a consumer Worker receives them in batches, acknowledging or retrying each.",
   status: "completed",
   createdAt: "2026-08-15T09:30:04.000Z",
+  parentId: examplePrompt.id,
+  version: { index: 2, count: 2 },
   replyTo: examplePrompt.id,
   tokens: { prompt: 11, completion: 46 },
+  model: "gemini-2.5-flash",
+  feedback: null,
 } as const;
 /** A chatroom's messages as the API lists them (oldest first), for examples. */
 export const exampleMessages = [examplePrompt, exampleReply];
@@ -37,6 +44,8 @@ const examplePromptWith = (status: (typeof MESSAGE_STATUSES)[number], reply: typ
   content: examplePrompt.content,
   status,
   createdAt: examplePrompt.createdAt,
+  parentId: null,
+  version: examplePrompt.version,
   reply,
 });
 
@@ -51,6 +60,24 @@ export const UsageSchema = docsOnly(() =>
     .openapi("Usage", { example: exampleUsage }),
 );
 
+export const VersionSchema = docsOnly(() =>
+  z
+    .object({
+      index: z.number().int().openapi({ description: "1-based, oldest first" }),
+      count: z.number().int().openapi({ description: "How many versions this place in the conversation has" }),
+    })
+    .openapi("Version", {
+      description:
+        "Messages with the same parent and role are versions of one place: edits of a prompt, regenerated replies",
+    }),
+);
+
+const parentIdField = () =>
+  z.string().nullable().openapi({
+    description:
+      "The message this one follows in the chatroom's tree: a reply's prompt; the reply (or the still-pending prompt) a prompt was sent after; null for a first prompt",
+  });
+
 export const MessageSchema = docsOnly(() =>
   z
     .object({
@@ -61,11 +88,20 @@ export const MessageSchema = docsOnly(() =>
         description: "cancelled: stopped by the user; an assistant reply then holds the text written until then",
       }),
       createdAt: z.string(),
-      replyTo: z.string().optional().openapi({ description: "On assistant replies: the prompt answered" }),
+      parentId: parentIdField(),
+      version: built(VersionSchema),
+      replyTo: z
+        .string()
+        .optional()
+        .openapi({ description: "On assistant replies: the prompt answered (the same as parentId)" }),
       tokens: z
         .object({ prompt: z.number().int().nullable(), completion: z.number().int().nullable() })
         .optional()
         .openapi({ description: "On assistant replies from Gemini: usageMetadata token counts" }),
+      model: z
+        .string()
+        .optional()
+        .openapi({ description: "On assistant replies written by Gemini: the model that wrote it" }),
       feedback: z
         .union([built(FeedbackSchema), z.null()])
         .optional()
@@ -115,10 +151,13 @@ export const PromptSchema = docsOnly(() =>
       content: z.string(),
       status: z.enum(MESSAGE_STATUSES),
       createdAt: z.string(),
+      parentId: parentIdField(),
+      version: built(VersionSchema),
       // A union, not .nullable(): the generator turns a nullable $ref into allOf [Message, null], which nothing matches.
       reply: z.union([built(MessageSchema), z.null()]).openapi({
         description:
-          "The assistant's reply once the prompt is answered; null while pending, and for a prompt cancelled before any text",
+          "The assistant's reply once the prompt is answered: the one on the active branch, or the newest when the prompt is not on it; " +
+          "null while pending (a regenerated prompt too, until its new reply arrives), and for a prompt cancelled before any text",
       }),
     })
     .openapi("Prompt", { example: examplePromptWith("completed", exampleReply) }),
@@ -172,9 +211,13 @@ export const MessagesQuerySchema = z.object({
     .openapi({ param: { name: "limit", in: "query" }, description: "1–100; out of range is a 400, not a clamp" }),
   before: z
     .string()
-    .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/, "before must be a nextCursor value")
+    .regex(CURSOR_PATTERN, "before must be a nextCursor value")
     .optional()
-    .openapi({ param: { name: "before", in: "query" }, description: "nextCursor from the previous page" }),
+    .openapi({
+      param: { name: "before", in: "query" },
+      description:
+        "nextCursor from the previous page (the id of its oldest message; any message id works): the messages before it on its branch, even if the active branch moved since",
+    }),
 });
 
 export const WaitQuerySchema = z.object({
@@ -190,7 +233,8 @@ export const MessagePageResponseSchema = docsOnly(() =>
   successSchema({
     messages: z.array(built(MessageSchema)).openapi({ description: "Oldest first", example: exampleMessages }),
     nextCursor: z.string().nullable().openapi({
-      description: "Pass as `before` for older messages; null at the start",
+      description:
+        "Pass as `before` for the older messages of this branch; null when this page reaches its first message",
       example: exampleMessages[0]?.id,
     }),
   }),
@@ -200,17 +244,20 @@ export type MessageDto = z.infer<typeof MessageSchema>;
 export type PromptDto = z.infer<typeof PromptSchema>;
 export type UsageDto = z.infer<typeof UsageSchema>;
 
-export function toMessageResponse(message: Message): MessageDto {
+export function toMessageResponse(message: BranchMessage): MessageDto {
   return {
     id: message.id,
     role: message.role,
     content: message.content,
     status: message.status,
     createdAt: message.createdAt.toISOString(),
+    parentId: message.parentId,
+    version: message.version,
     ...(message.replyTo ? { replyTo: message.replyTo } : {}),
     ...(message.role === "assistant" && message.status === "completed"
       ? { tokens: { prompt: message.promptTokens, completion: message.completionTokens } }
       : {}),
+    ...(message.model ? { model: message.model } : {}),
     ...(message.role === "assistant" ? { feedback: toFeedback(message) } : {}),
   };
 }
@@ -232,6 +279,8 @@ export function toPromptResponse(row: Omit<PromptWithReplyRow, "incarnation">): 
     content: row.content,
     status: row.status,
     createdAt: new Date(row.created_at).toISOString(),
+    parentId: row.parent_id,
+    version: { index: row.version_index, count: row.version_count },
     reply:
       row.reply_id && row.reply_status && row.reply_content !== null && row.reply_created_at !== null
         ? {
@@ -240,10 +289,13 @@ export function toPromptResponse(row: Omit<PromptWithReplyRow, "incarnation">): 
             content: row.reply_content,
             status: row.reply_status,
             createdAt: new Date(row.reply_created_at).toISOString(),
+            parentId: row.id,
+            version: { index: row.reply_version_index ?? 1, count: row.reply_version_count ?? 1 },
             replyTo: row.id,
             ...(row.reply_status === "completed"
               ? { tokens: { prompt: row.prompt_tokens, completion: row.completion_tokens } }
               : {}),
+            ...(row.reply_model ? { model: row.reply_model } : {}),
             feedback: toFeedback({
               feedbackRating: row.feedback_rating,
               feedbackComment: row.feedback_comment,
@@ -256,13 +308,18 @@ export function toPromptResponse(row: Omit<PromptWithReplyRow, "incarnation">): 
 
 /** A prompt as GET …/message/:messageId shows it, from its stored row and the reply just stored (if any). */
 export function toSettledPrompt(
-  prompt: Pick<MessageRow, "id" | "chatroom_id" | "content" | "created_at">,
+  prompt: Pick<
+    MessageRow,
+    "id" | "chatroom_id" | "content" | "created_at" | "parent_id" | "version_index" | "version_count"
+  >,
   status: PromptDto["status"],
   reply: {
     id: string;
     content: string;
     createdAt: Date;
     tokens?: { prompt: number | null; completion: number | null };
+    model?: string | null;
+    version: { index: number; count: number };
   } | null,
 ): PromptDto {
   return toPromptResponse({
@@ -271,7 +328,13 @@ export function toSettledPrompt(
     content: prompt.content,
     status,
     created_at: prompt.created_at,
+    parent_id: prompt.parent_id,
+    version_index: prompt.version_index,
+    version_count: prompt.version_count,
     reply_id: reply?.id ?? null,
+    reply_version_index: reply?.version.index ?? null,
+    reply_version_count: reply?.version.count ?? null,
+    reply_model: reply?.model ?? null,
     reply_content: reply?.content ?? null,
     reply_status: reply && status !== "pending" ? status : null,
     reply_created_at: reply?.createdAt.getTime() ?? null,

@@ -9,7 +9,7 @@ import {
   type NewPrompt,
   recordPrompt,
   releaseIdempotencyKey,
-  requeueFailedPrompt,
+  requeuePrompt,
   saveIdempotentResponse,
 } from "./prompts.repo";
 import type { PromptDto } from "./prompts.schemas";
@@ -50,8 +50,9 @@ function dailyLimitReached(now: Date) {
   );
 }
 
-async function fingerprintOf(chatroomId: string, content: string) {
-  return toHex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${chatroomId}\n${content}`)));
+/** What an Idempotency-Key's first request was: a repeat must be the same request. */
+async function fingerprintOf(...parts: string[]) {
+  return toHex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(parts.join("\n"))));
 }
 
 function accepted(prompt: PromptDto, pro: boolean, used: number, now: Date, message: string): PromptAnswer {
@@ -70,12 +71,12 @@ async function enqueueOrFail(
   env: Env,
   db: Database,
   prompt: PromptDto,
-  run: { userId: string; day: string; incarnation: number },
+  run: { userId: string; day: string; incarnation: number; activeLeafId?: string },
 ) {
   // Both at once: a consumer that reaches the hub before the announcement announces the run itself,
   // so subscribers still hear of the prompt before a word of its reply.
   const [, queued] = await Promise.all([
-    announcePrompt(env, prompt, run.incarnation),
+    announcePrompt(env, prompt, run.incarnation, run.activeLeafId),
     enqueuePrompt(env.PROMPT_QUEUE, prompt.id).then(
       () => true,
       (err) => {
@@ -96,6 +97,9 @@ async function enqueueOrFail(
       incarnation: run.incarnation,
       content: prompt.content,
       created_at: Date.parse(prompt.createdAt),
+      parent_id: prompt.parentId,
+      version_index: prompt.version.index,
+      version_count: prompt.version.count,
     },
     content: "This prompt could not be queued for the AI. Please retry it.",
     outcome: "failed",
@@ -107,42 +111,50 @@ async function enqueueOrFail(
   );
 }
 
+function idempotencyConflict(fingerprint: string, recorded: { fingerprint: string; response: string | null }) {
+  if (recorded.fingerprint !== fingerprint) {
+    return new AppError(409, "IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was already used for a different request");
+  }
+  return new AppError(
+    409,
+    "IDEMPOTENCY_KEY_IN_USE",
+    "A request with this Idempotency-Key is still in progress",
+    undefined,
+    {
+      "Retry-After": "1",
+    },
+  );
+}
+
+/**
+ * A new prompt: sent after the chatroom's active leaf, or (`editOf`) a new version of an earlier prompt,
+ * with the same parent. Either way it becomes the active leaf and is queued.
+ */
 export async function sendPrompt(
   env: Env,
   db: Database,
-  input: { userId: string; chatroomId: string; content: string; idempotencyKey?: string },
+  input: { userId: string; chatroomId: string; content: string; idempotencyKey?: string; editOf?: string },
 ): Promise<PromptAnswer & { replayed?: true }> {
   const now = new Date();
   const day = utcDay(now);
-  const { userId, chatroomId, content, idempotencyKey } = input;
-  const prompt: NewPrompt = { id: uuidv7(now.getTime()), userId, chatroomId, content, day, now };
+  const { userId, chatroomId, content, idempotencyKey, editOf } = input;
+  const prompt: NewPrompt = { id: uuidv7(now.getTime()), userId, chatroomId, content, day, now, editOf };
   if (idempotencyKey) {
     prompt.idempotency = {
       key: idempotencyKey,
-      fingerprint: await fingerprintOf(chatroomId, content),
+      // A send's fingerprint is what it always was, so keys stored before edits existed still match.
+      fingerprint: await (editOf
+        ? fingerprintOf(chatroomId, "edit", editOf, content)
+        : fingerprintOf(chatroomId, content)),
       notBefore: new Date(now.getTime() - IDEMPOTENCY_WINDOW_MS),
     };
   }
   const recorded = await recordPrompt(db, prompt);
   if (recorded.kind === "not-found") throw notFound("Chatroom");
+  if (recorded.kind === "message-not-found") throw notFound("Message");
   if (recorded.kind === "replay") {
-    if (recorded.fingerprint !== prompt.idempotency?.fingerprint) {
-      throw new AppError(
-        409,
-        "IDEMPOTENCY_KEY_REUSED",
-        "This Idempotency-Key was already used for a different request",
-      );
-    }
-    if (!recorded.response) {
-      throw new AppError(
-        409,
-        "IDEMPOTENCY_KEY_IN_USE",
-        "A request with this Idempotency-Key is still in progress",
-        undefined,
-        {
-          "Retry-After": "1",
-        },
-      );
+    if (recorded.fingerprint !== prompt.idempotency?.fingerprint || !recorded.response) {
+      throw idempotencyConflict(prompt.idempotency?.fingerprint ?? "", recorded);
     }
     return { ...(JSON.parse(recorded.response) as PromptAnswer), replayed: true };
   }
@@ -157,10 +169,12 @@ export async function sendPrompt(
     content,
     status: "pending",
     createdAt: now.toISOString(),
+    parentId: recorded.parentId,
+    version: recorded.version,
     reply: null,
   };
   try {
-    await enqueueOrFail(env, db, pending, { userId, day, incarnation: 0 });
+    await enqueueOrFail(env, db, pending, { userId, day, incarnation: 0, activeLeafId: prompt.id });
   } catch (err) {
     // The prompt was settled as failed: a retry with the same key must be able to send it again.
     if (prompt.idempotency) await releaseIdempotencyKey(db, userId, prompt.idempotency.key, prompt.id);
@@ -171,36 +185,91 @@ export async function sendPrompt(
     recorded.pro,
     recorded.used,
     now,
-    "Prompt accepted; the reply will arrive asynchronously",
+    editOf
+      ? "Edited prompt accepted; the reply will arrive asynchronously"
+      : "Prompt accepted; the reply will arrive asynchronously",
   );
   if (prompt.idempotency)
     await saveIdempotentResponse(db, userId, prompt.idempotency.key, prompt.id, JSON.stringify(answer));
   return answer;
 }
 
-export async function retryPrompt(
+/**
+ * A new run of an earlier prompt: `retry` for a failed or cancelled one (its failure note or partial
+ * reply dropped), `regenerate` for a completed one (a new reply version; the active branch ends at it).
+ */
+export async function requeue(
   env: Env,
   db: Database,
-  input: { userId: string; chatroomId: string; promptId: string },
-): Promise<PromptAnswer> {
+  input: {
+    userId: string;
+    chatroomId: string;
+    promptId: string;
+    mode: "retry" | "regenerate";
+    idempotencyKey?: string;
+  },
+): Promise<PromptAnswer & { replayed?: true }> {
   const now = new Date();
   const day = utcDay(now);
-  const { userId, chatroomId, promptId } = input;
-  const retried = await requeueFailedPrompt(db, { userId, chatroomId, promptId, day, now });
+  const { userId, chatroomId, promptId, mode, idempotencyKey } = input;
+  const idempotency = idempotencyKey
+    ? {
+        key: idempotencyKey,
+        fingerprint: await fingerprintOf(chatroomId, mode, promptId),
+        notBefore: new Date(now.getTime() - IDEMPOTENCY_WINDOW_MS),
+      }
+    : undefined;
+  const retried = await requeuePrompt(db, { userId, chatroomId, promptId, day, now, mode, idempotency });
   if (retried.kind === "not-found") throw notFound("Message");
-  if (retried.kind === "not-retryable") {
-    throw new AppError(409, "NOT_FAILED", "Only a failed or cancelled prompt can be retried");
+  if (retried.kind === "replay") {
+    if (retried.fingerprint !== idempotency?.fingerprint || !retried.response) {
+      throw idempotencyConflict(idempotency?.fingerprint ?? "", retried);
+    }
+    return { ...(JSON.parse(retried.response) as PromptAnswer), replayed: true };
   }
-  if (retried.kind === "limited") throw dailyLimitReached(now);
+  if (retried.kind === "not-retryable") {
+    if (mode === "retry") throw new AppError(409, "NOT_FAILED", "Only a failed or cancelled prompt can be retried");
+    throw new AppError(
+      409,
+      "NOT_COMPLETED",
+      retried.status === "pending"
+        ? "This prompt is still being answered; cancel it first or wait for its reply"
+        : "Only a completed prompt can be regenerated; a failed or cancelled one is retried with …/retry",
+    );
+  }
+  if (retried.kind === "limited") {
+    if (idempotency) await releaseIdempotencyKey(db, userId, idempotency.key, retried.grant);
+    throw dailyLimitReached(now);
+  }
   const pending: PromptDto = {
     id: promptId,
     chatroomId,
     role: "user",
-    content: retried.content,
+    content: retried.prompt.content,
     status: "pending",
-    createdAt: retried.createdAt.toISOString(),
+    createdAt: new Date(retried.prompt.created_at).toISOString(),
+    parentId: retried.prompt.parent_id,
+    version: { index: retried.prompt.version_index, count: retried.prompt.version_count },
     reply: null,
   };
-  await enqueueOrFail(env, db, pending, { userId, day, incarnation: retried.incarnation });
-  return accepted(pending, retried.pro, retried.used, now, "Prompt queued again");
+  try {
+    await enqueueOrFail(env, db, pending, {
+      userId,
+      day,
+      incarnation: retried.incarnation,
+      activeLeafId: retried.leafMoved ? promptId : undefined,
+    });
+  } catch (err) {
+    if (idempotency) await releaseIdempotencyKey(db, userId, idempotency.key, retried.grant);
+    throw err;
+  }
+  const answer = accepted(
+    pending,
+    retried.pro,
+    retried.used,
+    now,
+    mode === "retry" ? "Prompt queued again" : "Prompt queued for a new reply",
+  );
+  if (idempotency) await saveIdempotentResponse(db, userId, idempotency.key, retried.grant, JSON.stringify(answer));
+  return answer;
 }

@@ -1,0 +1,106 @@
+import type { Database } from "../../db/client";
+import { rowMapper } from "../../db/compiled";
+import { type Message, messages } from "../../db/schema";
+
+/**
+ * A chatroom is a tree of messages (API.md, "Branches"): every message names its parent, and the
+ * chatroom its active leaf. The active branch is the path from the root to that leaf, listed in branch
+ * order: each message after the one it follows. A prompt on the path whose next message on it is
+ * another prompt (it was still pending when that one was sent) has its newest reply listed right after
+ * it, hung beside the path, so every message of the conversation shows and each prompt is followed by
+ * its own answer.
+ *
+ * Every read here walks parent links upward from a known node with a recursive query, a primary-key
+ * lookup per step, and never more steps than the page holds: a page costs the same 5,000 messages
+ * back in a 10,000-message branch as it does at the leaf. A page's cursor is its oldest message: the
+ * walk goes on from that message's parent, so the next page continues the same branch even if the
+ * active branch has moved since.
+ */
+
+/** A message with its place among its versions (siblings with the same parent and role), oldest first. */
+export type BranchMessage = Message & { version: { index: number; count: number } };
+
+/** nextCursor values, and any message id: the messages before that message on its branch. */
+export const CURSOR_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** SQL for a message's version, as two columns (`<prefix>version_index`, `<prefix>version_count`), for a message aliased `m`. */
+export const versionColumns = (m = "m", prefix = "") => `
+  (SELECT count(*) FROM messages s WHERE s.chatroom_id = ${m}.chatroom_id AND s.parent_id IS ${m}.parent_id AND s.role = ${m}.role AND s.id <= ${m}.id) AS ${prefix}version_index,
+  (SELECT count(*) FROM messages s WHERE s.chatroom_id = ${m}.chatroom_id AND s.parent_id IS ${m}.parent_id AND s.role = ${m}.role) AS ${prefix}version_count`;
+export const VERSION_COLUMNS = versionColumns();
+
+/**
+ * The branch up from a start node (at most `?3` + 1 path nodes) with the replies hung beside it, newest
+ * first: `seq` orders them (a hung reply comes just before, that is after, its prompt). `?2` is the
+ * chatroom; with `skipFirstHung` true the start node's own hung reply is left out (the page before ended with it).
+ */
+const branchSql = (start: string, skipFirstHung: string) => `
+WITH RECURSIVE path(id, parent_id, role, status, next_role, n) AS (
+  SELECT id, parent_id, role, status, NULL, 1 FROM messages WHERE id = ${start} AND chatroom_id = ?2
+  UNION ALL
+  SELECT m.id, m.parent_id, m.role, m.status, path.role, path.n + 1
+    FROM messages m JOIN path ON m.id = path.parent_id
+    WHERE path.n <= ?3
+),
+items(id, seq) AS (
+  SELECT id, n * 2 FROM path
+  UNION ALL
+  SELECT (SELECT r.id FROM messages r WHERE r.chatroom_id = ?2 AND r.parent_id = path.id AND r.role = 'assistant' ORDER BY r.id DESC LIMIT 1), n * 2 - 1
+    FROM path
+    WHERE path.role = 'user' AND path.status <> 'pending' AND (path.next_role IS NULL OR path.next_role = 'user')
+      AND NOT (path.n = 1 AND ${skipFirstHung})
+)
+SELECT m.*, ${VERSION_COLUMNS}
+FROM items JOIN messages m ON m.id = items.id
+ORDER BY items.seq LIMIT ?3 + 1`;
+
+const FROM_LEAF = branchSql("(SELECT active_leaf_id FROM chatrooms WHERE id = ?2)", "0");
+// Before a reply comes its prompt itself (whose hung reply, if it has one, is that reply); before a
+// prompt, the message it follows and that one's hung reply.
+const FROM_CURSOR = branchSql(
+  "(SELECT parent_id FROM messages WHERE id = ?1 AND chatroom_id = ?2)",
+  "(SELECT role FROM messages WHERE id = ?1) = 'assistant'",
+);
+
+/**
+ * The statement for one page of a chatroom's branch: from its active leaf, or before a cursor message.
+ * It does not check who owns the chatroom: run it in a batch beside a check that does.
+ */
+export function branchPageStatement(
+  db: Database,
+  chatroomId: string,
+  limit: number,
+  before?: string,
+): D1PreparedStatement {
+  return db.$client.prepare(before === undefined ? FROM_LEAF : FROM_CURSOR).bind(before ?? null, chatroomId, limit);
+}
+
+const toMessage = rowMapper(messages);
+
+type Row = Record<string, unknown>;
+
+export const toBranchMessage = (row: Row): BranchMessage => ({
+  ...toMessage(row),
+  version: { index: Number(row.version_index), count: Number(row.version_count) },
+});
+
+/**
+ * A page from a branch statement's result: at most `limit` messages oldest first, and the cursor of the
+ * page before them (null when these reach the first message).
+ */
+export function branchPage(result: D1Result, limit: number): { messages: BranchMessage[]; nextCursor: string | null } {
+  const rows = result.results as Row[];
+  const shown = rows.slice(0, limit);
+  const nextCursor = rows.length > limit ? ((shown.at(-1)?.id as string | undefined) ?? null) : null;
+  return { messages: shown.reverse().map(toBranchMessage), nextCursor };
+}
+
+/** One page of the user's chatroom's active branch, and whether the chatroom is theirs: one round trip. */
+export async function findBranchPage(db: Database, userId: string, chatroomId: string, limit: number, before?: string) {
+  const [owned, page] = await db.$client.batch([
+    db.$client.prepare("SELECT 1 AS owned FROM chatrooms WHERE id = ? AND user_id = ?").bind(chatroomId, userId),
+    branchPageStatement(db, chatroomId, limit, before),
+  ]);
+  if (!owned?.results.length || !page) return undefined;
+  return branchPage(page, limit);
+}
