@@ -5,6 +5,7 @@ import { authRoutes } from "./features/auth/auth.routes";
 import { billingRoutes, stripeWebhookRoutes } from "./features/billing/billing.routes";
 import { chatroomRoutes } from "./features/chatrooms/chatrooms.routes";
 import { liveRoutes } from "./features/live/live.routes";
+import { modelRoutes } from "./features/models/models.routes";
 import { playgroundRoutes } from "./features/playground/playground.routes";
 import { promptRoutes } from "./features/prompts/prompts.routes";
 import { userRoutes } from "./features/users/users.routes";
@@ -87,6 +88,7 @@ export function createApp() {
 
   app.route("/api/auth", authRoutes);
   app.route("/api/user", userRoutes);
+  app.route("/api/models", modelRoutes);
   // Rooms, their messages and live replies: every path under /api/chatroom needs a token (the two
   // stream GETs take a stream ticket instead), checked once before whichever router serves it.
   app.use("/api/chatroom/*", requireAuth);

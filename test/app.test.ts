@@ -357,6 +357,7 @@ describe("API documentation", () => {
       "POST /api/auth/login",
       "POST /api/auth/forgot-password",
       "POST /api/auth/reset-password",
+      "GET /api/models",
       "GET /api/billing/dummy/success",
       "GET /api/billing/dummy/cancel",
     ]);

@@ -61,7 +61,7 @@ describe("POST /api/chatroom", () => {
   it.each([
     ["a blank name", { name: "   " }],
     ["a name over 100 characters", { name: "x".repeat(101) }],
-    ["a missing name", {}],
+    ["a null name", { name: null }],
     ["a numeric name", { name: 42 }],
   ])("returns 400 VALIDATION_FAILED for %s", async (_label, body) => {
     const { token } = await verifiedUser();

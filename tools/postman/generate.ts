@@ -136,6 +136,14 @@ const MORE: Step[] = [
   { key: "get /", name: "Health check", tests: ['pm.test("is live", () => pm.expect(pm.response.code).to.eql(200));'] },
   { key: "get /api/chatroom/{id}", name: "Get chatroom with last messages", tests: expectStatus(200) },
   {
+    key: "get /api/models",
+    name: "Models a chatroom may use",
+    tests: [
+      ...expectStatus(200),
+      'pm.test("has one default", () => pm.expect(pm.response.json().models.filter((m) => m.default)).to.have.length(1));',
+    ],
+  },
+  {
     key: "get /api/chatroom/{id}/messages",
     name: "Page through messages",
     query: { limit: "50" },
@@ -204,9 +212,12 @@ const MORE: Step[] = [
   },
   {
     key: "patch /api/chatroom/{id}",
-    name: "Rename chatroom",
-    body: { name: "Renamed {{$timestamp}}" },
-    tests: expectStatus(200),
+    name: "Rename chatroom and give it a system instruction",
+    body: { name: "Renamed {{$timestamp}}", systemInstruction: "Answer in two sentences at most." },
+    tests: [
+      ...expectStatus(200),
+      'pm.test("keeps the instruction", () => pm.expect(pm.response.json().chatroom.systemInstruction).to.eql("Answer in two sentences at most."));',
+    ],
   },
   {
     key: "post /api/chatroom/{id}/message/{messageId}/retry",

@@ -103,7 +103,14 @@ export function startGeminiStub({ port = 0, host = "127.0.0.1", delayMs = 0, chu
     if (gone) return;
     if (last.includes("[overloaded]")) return send(res, 503, OVERLOADED);
 
-    const text = `(offline Gemini stub, ${model}, ${turns.length} turn${turns.length === 1 ? "" : "s"}) You said: ${last}`;
+    const instruction = (body.systemInstruction?.parts ?? []).map((part) => part.text ?? "").join("");
+    // A title request (a system instruction asking for a title) gets a title: the first words the user said.
+    const title = /\btitle\b/i.test(instruction)
+      ? (/^User: (.*)$/m.exec(last)?.[1] ?? last).split(/\s+/).slice(0, 5).join(" ")
+      : undefined;
+    const text =
+      title ??
+      `(offline Gemini stub, ${model}, ${turns.length} turn${turns.length === 1 ? "" : "s"}) You said: ${last}`;
     const promptTokenCount = Math.ceil(JSON.stringify(turns).length / 4);
     const candidatesTokenCount = Math.ceil(text.length / 4);
     const usage = { promptTokenCount, candidatesTokenCount };

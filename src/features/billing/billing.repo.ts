@@ -8,7 +8,7 @@ import { stripeEvents, subscriptions, users } from "../../db/schema";
  * condition inside its own query, so they cannot disagree. A compiled query passes placeholders (now: as
  * epoch milliseconds).
  */
-export function proCondition(userId: string | Placeholder, now: Date | Placeholder): SQL {
+export function proCondition(userId: string | Placeholder | SQL, now: Date | Placeholder): SQL {
   const nowMs = now instanceof Date ? now.getTime() : now;
   return sql`EXISTS (SELECT 1 FROM ${subscriptions} WHERE ${subscriptions.userId} = ${userId} AND ${subscriptions.status} IN ('active', 'trialing') AND ${subscriptions.currentPeriodEnd} > ${nowMs})`;
 }
@@ -123,4 +123,10 @@ export async function applyStripeEvent(
     await db.$client.batch([toStatement(db, statements[0] as (typeof statements)[number])]);
     return "rejected" as const;
   }
+}
+
+/** Whether the user is Pro now (one read). */
+export async function isPro(db: Database, userId: string): Promise<boolean> {
+  const [row] = await db.all<{ pro: number }>(sql`SELECT ${proCondition(userId, new Date())} AS pro`);
+  return row?.pro === 1;
 }

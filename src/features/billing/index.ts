@@ -1,2 +1,2 @@
 // What other features may use of billing; everything else here is billing's own.
-export { proCondition } from "./billing.repo";
+export { isPro, proCondition } from "./billing.repo";

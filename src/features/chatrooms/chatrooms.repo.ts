@@ -7,18 +7,37 @@ import { branchPage, branchPageStatement } from "../prompts/branch.repo";
 
 export const nameKeyOf = (name: string) => name.toLowerCase();
 
+/**
+ * A chatroom waiting for its automatic title stores an empty name (the API shows null) and a name key of
+ * its own that no name can equal (names are one line, so never hold a line break), so untitled rooms
+ * never clash. The column stays NOT NULL: making it nullable means rebuilding the table, and on D1
+ * dropping the old chatrooms table would run messages' ON DELETE CASCADE.
+ */
+export const UNTITLED = "";
+const untitledKey = (id: string) => `\n${id}`;
+
+/** The name as the API shows it: null while the room waits for its title. */
+export const shownName = (room: Pick<Chatroom, "name">) => (room.name === UNTITLED ? null : room.name);
+
+export type ChatroomSettings = { systemInstruction?: string | null; model?: string | null };
+
 const ownedBy = (userId: string | Placeholder, id: string | Placeholder) =>
   and(eq(chatrooms.id, id), eq(chatrooms.userId, userId));
 
 /** Inserts the room, or returns undefined when the user already has one with that name (any case). */
-export async function insertChatroom(db: Database, room: { id: string; userId: string; name: string; now: Date }) {
+export async function insertChatroom(
+  db: Database,
+  room: { id: string; userId: string; name: string | undefined; now: Date } & ChatroomSettings,
+) {
   const [created] = await db
     .insert(chatrooms)
     .values({
       id: room.id,
       userId: room.userId,
-      name: room.name,
-      nameKey: nameKeyOf(room.name),
+      name: room.name ?? UNTITLED,
+      nameKey: room.name === undefined ? untitledKey(room.id) : nameKeyOf(room.name),
+      systemInstruction: room.systemInstruction ?? null,
+      model: room.model ?? null,
       createdAt: room.now,
       updatedAt: room.now,
     })
@@ -91,29 +110,40 @@ export async function findChatroomWithMessages(db: Database, userId: string, id:
 
 export type RenameResult = { kind: "renamed"; room: Chatroom } | { kind: "not-found" } | { kind: "taken" };
 
-/** Renames unless another of the user's rooms has the name (checked in the same statement). */
-export async function renameChatroom(
+/**
+ * Renames and changes settings (what `change` holds), unless another of the user's rooms has the new
+ * name (checked in the same statement).
+ */
+export async function updateChatroom(
   db: Database,
   userId: string,
   id: string,
-  name: string,
+  change: { name?: string } & ChatroomSettings,
   now: Date,
 ): Promise<RenameResult> {
   const other = alias(chatrooms, "other");
-  const nameKey = nameKeyOf(name);
+  const { name, systemInstruction, model } = change;
+  const nameKey = name === undefined ? undefined : nameKeyOf(name);
   const [renamed, existing] = await db.batch([
     db
       .update(chatrooms)
-      .set({ name, nameKey, updatedAt: now })
+      .set({
+        ...(name !== undefined ? { name, nameKey } : {}),
+        ...(systemInstruction !== undefined ? { systemInstruction } : {}),
+        ...(model !== undefined ? { model } : {}),
+        updatedAt: now,
+      })
       .where(
         and(
           ownedBy(userId, id),
-          notExists(
-            db
-              .select({ one: sql`1` })
-              .from(other)
-              .where(and(eq(other.userId, userId), eq(other.nameKey, nameKey), ne(other.id, id))),
-          ),
+          nameKey === undefined
+            ? undefined
+            : notExists(
+                db
+                  .select({ one: sql`1` })
+                  .from(other)
+                  .where(and(eq(other.userId, userId), eq(other.nameKey, nameKey), ne(other.id, id))),
+              ),
         ),
       )
       .returning(),
@@ -173,4 +203,24 @@ export async function switchActiveBranch(db: Database, userId: string, id: strin
   const room = rowsOf(rooms, toChatroom)[0];
   if (!room || moved.results.length === 0) return { room, moved: false as const };
   return { room, moved: true as const, recent: branchPage(recent, limit).messages };
+}
+
+/**
+ * Names a chatroom still waiting for its title with the first of `candidates` (the title, then "title (2)",
+ * …) that no other room of the user has, in one statement; never over a name the user set meanwhile.
+ * Returns the room as renamed, or undefined when it was not (named already, gone, every candidate taken).
+ */
+export async function applyTitle(db: Database, id: string, candidates: string[], now: Date) {
+  const values = candidates.map((_, i) => `(${i + 1}, ?${i * 2 + 3}, ?${i * 2 + 4})`).join(", ");
+  const free = `(SELECT c.%s FROM c WHERE NOT EXISTS (SELECT 1 FROM chatrooms o WHERE o.user_id = chatrooms.user_id AND o.name_key = c.key) ORDER BY c.n LIMIT 1)`;
+  const statement = db.$client
+    .prepare(
+      `WITH c(n, name, key) AS (VALUES ${values})
+      UPDATE chatrooms SET name = ${free.replace("%s", "name")}, name_key = ${free.replace("%s", "key")}, updated_at = ?2
+      WHERE id = ?1 AND name = '' AND ${free.replace("%s", "name")} IS NOT NULL
+      RETURNING *`,
+    )
+    .bind(id, now.getTime(), ...candidates.flatMap((name) => [name, nameKeyOf(name)]));
+  const [renamed] = await batch(db, [statement]);
+  return rowsOf(renamed, toChatroom)[0];
 }

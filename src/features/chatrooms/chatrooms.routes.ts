@@ -13,7 +13,9 @@ import {
 } from "../../lib/openapi";
 import { createRouter } from "../../lib/validate";
 import type { AppEnv } from "../../types";
-import { announceBranch, announceChatroomDeleted } from "../live";
+import { isPro } from "../billing";
+import { announceBranch, announceChatroom, announceChatroomDeleted } from "../live";
+import { checkModelChoice } from "../models/models";
 import { toMessageResponse } from "../prompts";
 import {
   forgetCachedVersion,
@@ -28,19 +30,20 @@ import {
   findListVersionAndRooms,
   insertChatroom,
   listChatrooms,
-  renameChatroom,
   switchActiveBranch,
+  updateChatroom,
 } from "./chatrooms.repo";
 import {
   ActiveBranchBodySchema,
   ActiveBranchResponseSchema,
-  ChatroomBodySchema,
   ChatroomDetailResponseSchema,
   ChatroomIdParamsSchema,
   ChatroomListResponseSchema,
   ChatroomResponseSchema,
+  CreateChatroomBodySchema,
   toChatroomListItem,
   toChatroomResponse,
+  UpdateChatroomBodySchema,
 } from "./chatrooms.schemas";
 
 const RECENT_MESSAGES = 20;
@@ -56,21 +59,32 @@ chatroomRoutes.openapi(
     path: "/",
     operationId: "createChatroom",
     tags: ["Chatrooms"],
-    summary: "Create a chatroom",
+    summary: "Create a chatroom, optionally with its system instruction and model",
+    description:
+      "Without a name, the chatroom is named after its first reply completes (a short title from Gemini; name is null until then).",
     security: bearerAuth,
-    request: { body: jsonBody(ChatroomBodySchema) },
+    request: { body: jsonBody(CreateChatroomBodySchema) },
     responses: {
       201: jsonResponse(ChatroomResponseSchema, "Created"),
       ...errorResponses({
         ...bodyErrors,
         ...authErrors,
+        403: "PRO_REQUIRED: the model is for Pro users",
         409: "CHATROOM_NAME_TAKEN (names are unique per user, ignoring case)",
       }),
     },
   }),
   async (c) => {
-    const { name } = c.req.valid("json");
-    const room = await insertChatroom(c.var.db, { id: uuidv7(), userId: c.var.userId, name, now: new Date() });
+    const { name, systemInstruction, model } = c.req.valid("json");
+    if (model) await checkModelChoice(c.env, model, () => isPro(c.var.db, c.var.userId));
+    const room = await insertChatroom(c.var.db, {
+      id: uuidv7(),
+      userId: c.var.userId,
+      name,
+      systemInstruction,
+      model,
+      now: new Date(),
+    });
     if (!room) throw nameTaken();
     return c.json({ success: true as const, message: "Chatroom created", chatroom: toChatroomResponse(room) }, 201);
   },
@@ -159,28 +173,33 @@ chatroomRoutes.openapi(
     path: "/{id}",
     operationId: "renameChatroom",
     tags: ["Chatrooms"],
-    summary: "Rename a chatroom",
+    summary: "Rename a chatroom or change its system instruction and model",
+    description:
+      "Send any of name, systemInstruction and model (null clears the last two). Settings apply to prompts whose answer starts after the change. " +
+      "Every device gets a `chatroom` event with the chatroom as it now is.",
     security: bearerAuth,
-    request: { params: ChatroomIdParamsSchema, body: jsonBody(ChatroomBodySchema) },
+    request: { params: ChatroomIdParamsSchema, body: jsonBody(UpdateChatroomBodySchema) },
     responses: {
-      200: jsonResponse(ChatroomResponseSchema, "Renamed"),
-      ...errorResponses({ ...bodyErrors, ...authErrors, 404: "NOT_FOUND", 409: "CHATROOM_NAME_TAKEN" }),
+      200: jsonResponse(ChatroomResponseSchema, "Changed"),
+      ...errorResponses({
+        ...bodyErrors,
+        ...authErrors,
+        403: "PRO_REQUIRED: the model is for Pro users",
+        404: "NOT_FOUND",
+        409: "CHATROOM_NAME_TAKEN",
+      }),
     },
   }),
   async (c) => {
-    const result = await renameChatroom(
-      c.var.db,
-      c.var.userId,
-      c.req.valid("param").id,
-      c.req.valid("json").name,
-      new Date(),
-    );
+    const { id } = c.req.valid("param");
+    const change = c.req.valid("json");
+    if (change.model) await checkModelChoice(c.env, change.model, () => isPro(c.var.db, c.var.userId));
+    const result = await updateChatroom(c.var.db, c.var.userId, id, change, new Date());
     if (result.kind === "not-found") throw chatroomNotFound();
     if (result.kind === "taken") throw nameTaken();
-    return c.json(
-      { success: true as const, message: "Chatroom renamed", chatroom: toChatroomResponse(result.room) },
-      200,
-    );
+    const chatroom = toChatroomResponse(result.room);
+    await announceChatroom(c.env, chatroom);
+    return c.json({ success: true as const, message: "Chatroom updated", chatroom }, 200);
   },
 );
 

@@ -4,6 +4,7 @@ import { built, docsOnly, successSchema } from "../../lib/openapi";
 import { textField } from "../../lib/text";
 import { toIso } from "../../lib/time";
 import { exampleChatroomId, exampleMessages, MessageSchema } from "../prompts/prompts.schemas";
+import { shownName } from "./chatrooms.repo";
 
 export const ChatroomNameSchema = textField({ field: "name", min: 1, max: 100, trim: true }).openapi({
   example: "Trip planning",
@@ -11,11 +12,48 @@ export const ChatroomNameSchema = textField({ field: "name", min: 1, max: 100, t
     "Trimmed and NFC-normalised; one line, no control characters, something visible; unique per user, ignoring case",
 });
 
-export const ChatroomBodySchema = z.object({ name: ChatroomNameSchema }).openapi("ChatroomRequest");
+const SystemInstructionSchema = () =>
+  textField({ field: "systemInstruction", min: 1, max: 4000, multiline: true }).nullable().openapi({
+    description:
+      "Sent to Gemini as its system instruction (not as a message) with the chatroom's prompts; up to 4000 characters, line breaks allowed; null clears it",
+    example: "You are a concise travel planner. Answer in bullet points.",
+  });
+
+const ModelChoiceSchema = () =>
+  z.string().max(100).nullable().openapi({
+    description:
+      "A model id from GET /api/models (another is a 400; a Pro-only one is 403 PRO_REQUIRED for Basic users); null for the default",
+    example: "gemini-2.5-flash",
+  });
+
+export const CreateChatroomBodySchema = z
+  .object({
+    name: ChatroomNameSchema.optional().openapi({
+      description:
+        "Optional: without one the chatroom is named automatically after its first reply (name is null until then). Trimmed and NFC-normalised; one line; unique per user, ignoring case",
+    }),
+    systemInstruction: SystemInstructionSchema().optional(),
+    model: ModelChoiceSchema().optional(),
+  })
+  .openapi("CreateChatroomRequest");
+
+export const UpdateChatroomBodySchema = z
+  .object({
+    name: ChatroomNameSchema.optional(),
+    systemInstruction: SystemInstructionSchema().optional(),
+    model: ModelChoiceSchema().optional(),
+  })
+  .refine((body) => Object.values(body).some((value) => value !== undefined), {
+    message: "Send at least one of name, systemInstruction and model",
+  })
+  .openapi("UpdateChatroomRequest", { example: { name: "Trip planning", model: "gemini-2.5-flash" } });
 
 const chatroomListFields = () => ({
   id: z.string().openapi({ example: exampleChatroomId }),
-  name: z.string().openapi({ example: "Trip planning" }),
+  name: z.string().nullable().openapi({
+    example: "Trip planning",
+    description: "null while a chatroom created without a name waits for its automatic title",
+  }),
   createdAt: z.string().openapi({ example: "2026-08-15T09:20:00.000Z" }),
   updatedAt: z.string().openapi({ example: "2026-08-15T09:30:06.000Z" }),
   lastMessageAt: z.string().nullable().openapi({ example: "2026-08-15T09:30:06.000Z" }),
@@ -96,7 +134,7 @@ export type ChatroomDto = z.infer<typeof ChatroomSchema>;
 export function toChatroomListItem(room: Chatroom): ChatroomListItemDto {
   return {
     id: room.id,
-    name: room.name,
+    name: shownName(room),
     createdAt: room.createdAt.toISOString(),
     updatedAt: room.updatedAt.toISOString(),
     lastMessageAt: toIso(room.lastMessageAt),

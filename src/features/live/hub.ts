@@ -1,5 +1,6 @@
 import { createDb } from "../../db/client";
 import { listChatroomIds } from "../chatrooms";
+import type { ChatroomDto } from "../chatrooms/chatrooms.schemas";
 import type { PromptDto } from "../prompts";
 import type { BeginAnswer, CancelAnswer, GenerationAnswer } from "./chatroom-hub";
 import type { CaughtUp, HubMessage, HubSubscriber, StreamRevocation } from "./live.events";
@@ -27,6 +28,10 @@ export const announcePrompt = (env: Env, prompt: PromptDto, incarnation: number,
   bestEffort("publishPrompt", prompt.chatroomId, () =>
     hubOf(env, prompt.chatroomId).publishPrompt(prompt, incarnation, activeLeafId),
   );
+
+/** The chatroom's name or settings changed: its streams get it as it now is. */
+export const announceChatroom = (env: Env, chatroom: ChatroomDto) =>
+  bestEffort("publishChatroom", chatroom.id, () => hubOf(env, chatroom.id).publishChatroom(chatroom));
 
 /** The chatroom's active branch now ends at `activeLeafId` (a switch). */
 export const announceBranch = (env: Env, chatroomId: string, activeLeafId: string | null) =>

@@ -2,6 +2,7 @@
 export { DeltaPublisher } from "./delta-publisher";
 export {
   announceBranch,
+  announceChatroom,
   announceChatroomDeleted,
   announcePrompt,
   announceReply,

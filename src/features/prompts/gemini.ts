@@ -4,12 +4,11 @@ import {
   GoogleGenerativeAIFetchError,
   GoogleGenerativeAIResponseError,
 } from "@google/generative-ai";
+import { defaultModelOf } from "../models/models";
 
 /**
  * The only module that knows the Gemini SDK: swap the SDK here and nothing else changes.
  */
-export const DEFAULT_GEMINI_MODEL = "gemini-2.5-flash";
-
 export type ChatTurn = { role: "user" | "model"; text: string };
 export type GeminiReply = {
   text: string;
@@ -45,14 +44,11 @@ export type StreamOptions = {
   signal?: AbortSignal;
   firstChunkTimeoutMs?: number;
   idleGapTimeoutMs?: number;
-  /** A model id; the server's default (`GEMINI_MODEL`, else gemini-2.5-flash) when absent. */
+  /** A model id; the server's default (the first of GEMINI_MODELS) when absent. */
   model?: string;
   /** Sent as Gemini's systemInstruction, not as a turn. */
   systemInstruction?: string;
 };
-
-/** The model a prompt is answered with when its chatroom names none. */
-export const defaultModel = (env: Env) => env.GEMINI_MODEL || DEFAULT_GEMINI_MODEL;
 
 /**
  * Streams Gemini's answer to `turns` (`:streamGenerateContent?alt=sse`), handing each piece of text to
@@ -66,7 +62,7 @@ export async function streamReply(env: Env, turns: ChatTurn[], options: StreamOp
       "GEMINI_API_KEY is not set",
     );
   }
-  const modelName = options.model || defaultModel(env);
+  const modelName = options.model || defaultModelOf(env);
   const model = new GoogleGenerativeAI(env.GEMINI_API_KEY).getGenerativeModel(
     {
       model: modelName,
@@ -123,6 +119,34 @@ export async function streamReply(env: Env, turns: ChatTurn[], options: StreamOp
   } finally {
     if (timer) clearTimeout(timer);
     options.signal?.removeEventListener("abort", stopFromOutside);
+  }
+}
+
+/** How long the title of a chatroom may take before it is given up (the chatroom then stays untitled). */
+export const TITLE_TIMEOUT_MS = 10_000;
+
+const TITLE_INSTRUCTION =
+  "You name chat conversations. Answer with a short title for the conversation the user gives you: " +
+  "at most six words, one line, in the conversation's language, no quotes, no final punctuation.";
+
+/**
+ * A short title for a conversation (not streamed), by the default model. Resolves to the model's raw
+ * text; failures reject with an AiFailure.
+ */
+export async function generateTitle(env: Env, conversation: string): Promise<string> {
+  if (!env.GEMINI_API_KEY) throw new AiFailure(false, "AI is not configured", "GEMINI_API_KEY is not set");
+  const model = new GoogleGenerativeAI(env.GEMINI_API_KEY).getGenerativeModel(
+    { model: defaultModelOf(env), systemInstruction: TITLE_INSTRUCTION },
+    { baseUrl: env.GEMINI_BASE_URL || undefined },
+  );
+  try {
+    const result = await model.generateContent(
+      { contents: [{ role: "user", parts: [{ text: conversation }] }] },
+      { timeout: TITLE_TIMEOUT_MS },
+    );
+    return result.response.text();
+  } catch (err) {
+    throw classifyFailure(err);
   }
 }
 

@@ -1,9 +1,12 @@
 import { createDb, type Database } from "../../db/client";
 import { uuidv7 } from "../../lib/ids";
+import { UNTITLED } from "../chatrooms/chatrooms.repo";
 import { announceReply, DeltaPublisher, generationChannel, isGenerating } from "../live";
+import { effectiveModel } from "../models/models";
 import { AiFailure, type ChatTurn, streamReply } from "./gemini";
 import { cancelWithoutReply, loadPromptContext, type MessageRow, type ReplyToStore, storeReply } from "./prompts.repo";
 import { toSettledPrompt } from "./prompts.schemas";
+import { nameUntitledChatroom } from "./titles";
 
 export type PromptJob = { promptId: string };
 
@@ -172,7 +175,13 @@ async function answerPrompt(env: Env, promptId: string, attempts: number): Promi
   const deltas = begun ? new DeltaPublisher(channel, () => stop.abort()) : undefined;
   let reply: Reply;
   try {
-    const answer = await streamReply(env, turns, { onText: (piece) => deltas?.add(piece), signal: stop.signal });
+    const answer = await streamReply(env, turns, {
+      onText: (piece) => deltas?.add(piece),
+      signal: stop.signal,
+      // Settings apply to prompts sent after the change; a run reads them as they are when it starts.
+      model: effectiveModel(env, prompt.room_model, prompt.user_pro === 1),
+      systemInstruction: prompt.room_system_instruction ?? undefined,
+    });
     await deltas?.flush();
     reply = {
       content: answer.text,
@@ -209,7 +218,15 @@ async function answerPrompt(env: Env, promptId: string, attempts: number): Promi
     await settleCancelled(env, db, prompt, deltas.stoppedWith);
     return "ack";
   }
-  await settlePrompt(env, db, { prompt, ...reply });
+  const stored = await settlePrompt(env, db, { prompt, ...reply });
+  // A chatroom created without a name is named after its first completed reply.
+  if (stored && reply.outcome === "completed" && prompt.room_name === UNTITLED) {
+    await nameUntitledChatroom(env, db, {
+      chatroomId: prompt.chatroom_id,
+      prompt: prompt.content,
+      reply: reply.content,
+    });
+  }
   return "ack";
 }
 

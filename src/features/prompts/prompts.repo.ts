@@ -244,7 +244,9 @@ export async function loadPromptContext(db: Database, promptId: string, limit: n
   const [prompt, history] = await db.$client.batch([
     toStatement(
       db,
-      sql`SELECT m.*, ${sql.raw(VERSION_COLUMNS)} FROM ${messages} m WHERE m.id = ${promptId} AND m.role = 'user'`,
+      sql`SELECT m.*, ${sql.raw(VERSION_COLUMNS)}, c.name AS room_name, c.system_instruction AS room_system_instruction, c.model AS room_model,
+          ${proCondition(sql`m.user_id`, new Date())} AS user_pro
+        FROM ${messages} m JOIN ${chatrooms} c ON c.id = m.chatroom_id WHERE m.id = ${promptId} AND m.role = 'user'`,
     ),
     toStatement(
       db,
@@ -263,10 +265,19 @@ export async function loadPromptContext(db: Database, promptId: string, limit: n
     ),
   ]);
   return {
-    prompt: prompt?.results[0] as MessageRow | undefined,
+    prompt: prompt?.results[0] as PromptInContext | undefined,
     history: (history?.results ?? []) as MessageRow[],
   };
 }
+
+/** A prompt as the queue consumer reads it: with its chatroom's settings and whether its user is Pro now. */
+export type PromptInContext = MessageRow & {
+  /** Empty while the chatroom waits for its automatic title. */
+  room_name: string;
+  room_system_instruction: string | null;
+  room_model: string | null;
+  user_pro: number;
+};
 
 export type ReplyToStore = {
   replyId: string;
