@@ -233,9 +233,57 @@ const proEvent = (userId) =>
     metadata: { userId },
   });
 
-/** Each endpoint: how to prepare one call (untimed) and make it (timed). */
-function endpoints(api, { basic, pro }) {
+/**
+ * A UUIDv7 for `ms` (as the Worker's ids: ordering by id is ordering by creation time), with random bits
+ * after the timestamp.
+ */
+function uuidv7(ms) {
+  const hex = ms.toString(16).padStart(12, "0") + randomBytes(10).toString("hex");
+  const variant = ((Number.parseInt(hex[16], 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/**
+ * The consumer's part of a prompt's answer, written straight to D1 (the bench's Workers consume nothing):
+ * a completed reply for the prompt's current run, the prompt completed, and the reply the active leaf.
+ */
+async function storeReply(db, promptId) {
+  const now = Date.now();
+  const replyId = uuidv7(now);
+  await db.batch([
+    db
+      .prepare(
+        `INSERT INTO messages (id, chatroom_id, user_id, role, content, status, reply_to, parent_id, incarnation, model, prompt_tokens, completion_tokens, created_at, updated_at)
+         SELECT ?1, chatroom_id, user_id, 'assistant', 'A benchmark reply.', 'completed', id, id, incarnation, 'gemini-2.5-flash', 12, 5, ?2, ?2
+         FROM messages WHERE id = ?3`,
+      )
+      .bind(replyId, now, promptId),
+    db.prepare("UPDATE messages SET status = 'completed', updated_at = ?1 WHERE id = ?2").bind(now, promptId),
+    db
+      .prepare(
+        "UPDATE chatrooms SET active_leaf_id = ?1, updated_at = ?2, last_message_at = ?2 WHERE active_leaf_id = ?3",
+      )
+      .bind(replyId, now, promptId),
+  ]);
+}
+
+/**
+ * Each endpoint: how to prepare one call (untimed) and make it (timed). `db` is the Worker's D1, for
+ * what the prepare step writes directly (a reply the consumer would have stored).
+ */
+function endpoints(api, { basic, pro }, db) {
   const { token, roomId } = basic;
+  // Edits and regenerations get a chatroom of their own, so the send and the page read above keep theirs.
+  let branchRoom;
+  const sendInBranchRoom = async (userMessage) => {
+    branchRoom ??= (await api.withRoom(pro, `Branches ${randomBytes(4).toString("hex")}`)).roomId;
+    const sent = await api.request("POST", `/api/chatroom/${branchRoom}/message`, {
+      token: pro.token,
+      body: { userMessage },
+    });
+    if (sent.status !== 202) throw new Error(`send before an edit or regeneration answered ${sent.status}`);
+    return sent.body.prompt.id;
+  };
   return [
     {
       name: "POST /api/auth/signup",
@@ -276,6 +324,29 @@ function endpoints(api, { basic, pro }) {
           token: pro.token,
           body: { userMessage: "Benchmark prompt" },
         }),
+    },
+    {
+      // The prompt just sent is edited (a new version of it, queued like a send).
+      name: "POST /api/chatroom/:id/message/:messageId/edit",
+      calls: 40,
+      prepare: () => sendInBranchRoom("Benchmark prompt with a typo"),
+      call: (promptId) =>
+        api.request("POST", `/api/chatroom/${branchRoom}/message/${promptId}/edit`, {
+          token: pro.token,
+          body: { userMessage: "Benchmark prompt, edited" },
+        }),
+    },
+    {
+      // The prompt just sent and answered gets a new reply version.
+      name: "POST /api/chatroom/:id/message/:messageId/regenerate",
+      calls: 40,
+      prepare: async () => {
+        const promptId = await sendInBranchRoom("Benchmark prompt to regenerate");
+        await storeReply(db, promptId);
+        return promptId;
+      },
+      call: (promptId) =>
+        api.request("POST", `/api/chatroom/${branchRoom}/message/${promptId}/regenerate`, { token: pro.token }),
     },
     {
       name: "GET /api/chatroom/:id/messages",
@@ -661,10 +732,10 @@ async function latencyModel(instrumented) {
   });
   const figures = new Map();
   try {
-    await migrate(server.mf);
+    const db = await migrate(server.mf);
     const api = client(server.url);
     const fixtures = await api.fixtures();
-    for (const endpoint of endpoints(api, fixtures)) {
+    for (const endpoint of endpoints(api, fixtures, db)) {
       const times = [];
       let trips;
       for (let i = 0; i < 50; i++) {
@@ -1581,14 +1652,14 @@ async function main() {
   const rows = [];
   const loadRows = [];
   try {
-    await migrate(counted.mf);
-    await migrate(real.mf);
+    const countedDb = await migrate(counted.mf);
+    const realDb = await migrate(real.mf);
 
     log("counting D1 round trips and KV operations per request");
     const countedApi = client(counted.url);
     const countFixtures = await countedApi.fixtures();
     const counts = new Map();
-    for (const endpoint of endpoints(countedApi, countFixtures)) {
+    for (const endpoint of endpoints(countedApi, countFixtures, countedDb)) {
       if (endpoint.name === "GET /api/chatroom (cached)") {
         await countedApi.request("GET", "/api/chatroom", { token: countFixtures.basic.token });
         await countedApi.request("GET", "/api/chatroom", { token: countFixtures.basic.token });
@@ -1610,7 +1681,7 @@ async function main() {
     const api = client(real.url);
     const fixtures = await api.fixtures();
     const { token, roomId } = fixtures.basic;
-    for (const endpoint of endpoints(api, fixtures)) {
+    for (const endpoint of endpoints(api, fixtures, realDb)) {
       const cpu = await cpuPerCall(real, endpoint);
       rows.push({ name: endpoint.name, ...counts.get(endpoint.name), cpu, ratio: cpu / trivialCpu });
       log(`  ${endpoint.name}: ${cpu.toFixed(2)} ms CPU`);
