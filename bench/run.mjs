@@ -24,7 +24,7 @@ const COMPAT_DATE = /compatibility_date\s*=\s*"([^"]+)"/.exec(readFileSync("wran
 const WEBHOOK_SECRET = "whsec_bench";
 /** `npm run bench -- --write` also writes bench/results.md and the README's Performance section. */
 const WRITE = process.argv.includes("--write");
-/** `npm run bench -- --only=floor` (or `=startup`, `=soak`) measures that alone and prints it, writing nothing. */
+/** `npm run bench -- --only=floor` (or `=startup`, `=soak`, `=tree`) measures that alone and prints it, writing nothing. */
 const ONLY = process.argv.find((arg) => arg.startsWith("--only="))?.slice("--only=".length);
 const startedAt = Date.now();
 
@@ -826,6 +826,363 @@ async function kvBurst(instrumented) {
   }
 }
 
+/**
+ * The long chatroom (issue #20: a tree must not make long conversations slow): an active branch of
+ * `mainLength` messages, alternating prompt and reply, with `sideBranches` older versions hanging off it.
+ */
+const TREE = {
+  mainLength: 10_000,
+  sideBranches: 1_000,
+  shortLength: 20,
+  pageLimit: 20,
+  /** The `before` cursor's distance from the leaf. */
+  cursorBack: 5_000,
+  /** Timed repetitions of each page read (the four reads interleaved). */
+  readReps: 150,
+  /** Timed switches between a side branch near the leaf and the main branch (half each way). */
+  switchReps: 60,
+  /** Timed switches to the main branch this far from the leaf, whose walk down is longer. */
+  farSwitchBack: 1_000,
+  farSwitchReps: 5,
+  /** Timed switches to the first prompt, which walk down the whole branch. */
+  rootSwitchReps: 5,
+  /** A far switch not answered within this long is reported as such, and the switches after it skipped. */
+  farSwitchTimeoutMs: 20_000,
+  /** Characters per INSERT while seeding, under D1's 100 KB statement limit. */
+  insertChars: 90_000,
+};
+
+/** A deterministic pseudo-random generator (mulberry32), so every run seeds the same tree shape. */
+function seededRandom(seed) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+const TREE_WORDS =
+  "the coast weather today tomorrow rain wind sunny cloudy forecast temperature morning evening warm cold".split(" ");
+/**
+ * Message text of a realistic length. The length depends only on the message's place modulo 20 (a page),
+ * so any 20 consecutive messages of a branch carry the same amount of text, in the long chatroom and in
+ * the short one alike.
+ */
+function treeText(role, place) {
+  const k = place % 20;
+  const length = role === "user" ? 60 + ((k * 37) % 160) : 400 + ((k * 211) % 1_400);
+  let text = "";
+  for (let i = 0; text.length < length; i++) text += `${TREE_WORDS[(k + i * 7) % TREE_WORDS.length]} `;
+  return `${text.slice(0, length - 1)}.`;
+}
+
+/**
+ * Seeds a chatroom's tree straight into D1 (batched multi-row INSERTs), shaped as the Worker would have
+ * left it: the active branch alternates prompt and reply (all completed; a reply's parent_id and reply_to
+ * are its prompt); each side branch is an older version of a place on it — an earlier prompt version
+ * (with its reply, sometimes one more exchange), or an earlier reply version (sometimes followed by an
+ * exchange) — created between its parent and the active branch's message there, so the active branch is
+ * the newest child at every step. One side branch is a prompt version 4 messages from the leaf.
+ */
+async function seedTree(db, { roomId, userId, mainLength, sideBranches, seed }) {
+  const random = seededRandom(seed);
+  const stepMs = 60_000;
+  const base = Date.now() - (mainLength + 10) * stepMs;
+  const at = (place) => base + place * stepMs;
+  const rows = [];
+  const row = ({ id, role, parentId, place, incarnation = 0 }) => {
+    rows.push({ id, role, parentId, content: treeText(role, place), incarnation });
+    return id;
+  };
+  // Main branch ids first (their times are fixed), then side branches fill the gaps before each place.
+  const main = Array.from({ length: mainLength }, (_, place) => uuidv7(at(place)));
+  /** Messages already created in the gap before each place (side branches take the next free millisecond). */
+  const used = new Map();
+  const nextMs = (place) => {
+    const n = (used.get(place) ?? 0) + 1;
+    used.set(place, n);
+    return at(place) - stepMs + n;
+  };
+  /** Earlier reply versions of each prompt, in creation order (each its own run: incarnation 0, 1, …). */
+  const replyVersions = new Map();
+  const sides = [];
+  const addSide = (place, kind, more) => {
+    const parentId = place === 0 ? null : main[place - 1];
+    const ids = [];
+    if (kind === "prompt") {
+      const prompt = row({ id: uuidv7(nextMs(place)), role: "user", parentId, place });
+      ids.push(prompt, row({ id: uuidv7(nextMs(place)), role: "assistant", parentId: prompt, place: place + 1 }));
+    } else {
+      const versions = replyVersions.get(place) ?? 0;
+      replyVersions.set(place, versions + 1);
+      ids.push(row({ id: uuidv7(nextMs(place)), role: "assistant", parentId, place, incarnation: versions }));
+    }
+    for (let i = 0; i < more; i++) {
+      const prompt = row({ id: uuidv7(nextMs(place)), role: "user", parentId: ids.at(-1), place: place + ids.length });
+      ids.push(prompt);
+      ids.push(row({ id: uuidv7(nextMs(place)), role: "assistant", parentId: prompt, place: place + ids.length }));
+    }
+    sides.push({ place, kind, ids });
+  };
+  if (sideBranches > 0) addSide(mainLength - 4, "prompt", 0);
+  for (let i = 1; i < sideBranches; i++) {
+    // Any place but the first prompt: even places are prompts, odd ones replies.
+    const place = 1 + Math.floor(random() * (mainLength - 1));
+    addSide(place, place % 2 === 0 ? "prompt" : "reply", random() < 0.3 ? 1 : 0);
+  }
+  for (let place = 0; place < mainLength; place++) {
+    row({
+      id: main[place],
+      role: place % 2 === 0 ? "user" : "assistant",
+      parentId: place === 0 ? null : main[place - 1],
+      place,
+      // A prompt's run, and its reply's, follow its earlier reply versions.
+      incarnation: replyVersions.get(place % 2 === 0 ? place + 1 : place) ?? 0,
+    });
+  }
+  // Times come from the ids (UUIDv7: the first 48 bits are the millisecond); a prompt used that day's unit.
+  for (const r of rows) {
+    r.ms = Number.parseInt(r.id.replaceAll("-", "").slice(0, 12), 16);
+    r.quotaDay = r.role === "user" ? new Date(r.ms).toISOString().slice(0, 10) : null;
+  }
+  const quote = (value) =>
+    value === null ? "NULL" : typeof value === "number" ? String(value) : `'${String(value).replaceAll("'", "''")}'`;
+  const tuples = rows.map((r) => {
+    const reply = r.role === "assistant";
+    return `(${[
+      r.id,
+      roomId,
+      userId,
+      r.role,
+      r.content,
+      "completed",
+      r.parentId,
+      reply ? r.parentId : null,
+      reply ? "gemini-2.5-flash" : null,
+      reply ? 40 + (r.content.length % 300) : null,
+      reply ? Math.round(r.content.length / 4) : null,
+      r.quotaDay,
+      r.incarnation,
+      r.ms,
+      r.ms,
+    ]
+      .map(quote)
+      .join(", ")})`;
+  });
+  const insert =
+    "INSERT INTO messages (id, chatroom_id, user_id, role, content, status, parent_id, reply_to, model, prompt_tokens, completion_tokens, quota_day, incarnation, created_at, updated_at) VALUES ";
+  const statements = [];
+  for (let i = 0; i < tuples.length; ) {
+    const chunk = [];
+    let length = insert.length;
+    while (i < tuples.length && (chunk.length === 0 || length + tuples[i].length + 2 <= TREE.insertChars)) {
+      length += tuples[i].length + 2;
+      chunk.push(tuples[i++]);
+    }
+    statements.push(db.prepare(`${insert}${chunk.join(", ")}`));
+  }
+  for (let i = 0; i < statements.length; i += 10) await db.batch(statements.slice(i, i + 10));
+  await db
+    .prepare("UPDATE chatrooms SET active_leaf_id = ?1, last_message_at = ?2, updated_at = ?2 WHERE id = ?3")
+    .bind(main.at(-1), at(mainLength - 1), roomId)
+    .run();
+  return { main, sides, messages: rows.length };
+}
+
+/**
+ * The long chatroom against a short one, on one Worker and one database: the first page of
+ * `GET …/messages` and a page `cursorBack` messages back through `before`, each timed `readReps` times
+ * (the four reads interleaved, so drift hits all alike; medians); then `PUT …/active-branch` between a
+ * side branch near the leaf and the main branch, then to the main branch 1,000 messages up and to the
+ * first prompt (which walk far down the branch; each with a time limit). Requests skip the tracer
+ * (X-Bench-Untraced); one traced request per statement gives its SQL, whose query plan comes with the result.
+ */
+async function longRoom(instrumented) {
+  const gemini = await startGeminiStub();
+  const server = await serveWorker(instrumented, { geminiUrl: gemini.url, consume: false });
+  try {
+    const db = await migrate(server.mf);
+    const api = client(server.url);
+    const user = await api.user();
+    const long = await api.withRoom(user, "Long");
+    const short = await api.withRoom(user, "Short");
+    const seededAt = Date.now();
+    const longTree = await seedTree(db, {
+      roomId: long.roomId,
+      userId: user.id,
+      mainLength: TREE.mainLength,
+      sideBranches: TREE.sideBranches,
+      seed: 20,
+    });
+    const shortTree = await seedTree(db, {
+      roomId: short.roomId,
+      userId: user.id,
+      mainLength: TREE.shortLength,
+      sideBranches: 0,
+      seed: 20,
+    });
+    log(
+      `  seeded ${longTree.messages} messages (an active branch of ${TREE.mainLength}, ${longTree.sides.length} side branches) and ${shortTree.messages} in ${((Date.now() - seededAt) / 1000).toFixed(1)} s`,
+    );
+
+    const untraced = { "X-Bench-Untraced": "1" };
+    const get = (path, headers = untraced) => api.request("GET", path, { token: user.token, headers });
+    const cursorOf = (tree, back) => tree.main[Math.max(0, tree.main.length - 1 - back)];
+    const reads = [
+      { read: "first", room: "long", tree: longTree, roomId: long.roomId },
+      {
+        read: "before",
+        room: "long",
+        tree: longTree,
+        roomId: long.roomId,
+        before: cursorOf(longTree, TREE.cursorBack),
+      },
+      { read: "first", room: "short", tree: shortTree, roomId: short.roomId },
+      // The short chatroom's page before its leaf: the rest of it.
+      { read: "before", room: "short", tree: shortTree, roomId: short.roomId, before: cursorOf(shortTree, 0) },
+    ].map((r) => ({
+      ...r,
+      path: `/api/chatroom/${r.roomId}/messages?limit=${TREE.pageLimit}${r.before ? `&before=${r.before}` : ""}`,
+      times: [],
+    }));
+    // Each read must give the branch: the messages right before its start, in order.
+    for (const r of reads) {
+      const answer = await get(r.path);
+      if (answer.status !== 200) throw new Error(`${r.path} answered ${answer.status}`);
+      const end = r.before ? r.tree.main.indexOf(r.before) : r.tree.main.length;
+      const expected = r.tree.main.slice(Math.max(0, end - TREE.pageLimit), end);
+      const got = answer.body.messages.map((m) => m.id);
+      if (got.join() !== expected.join())
+        throw new Error(`${r.room} chatroom, ${r.read} page: not the ${expected.length} branch messages expected`);
+    }
+    for (let i = 0; i < 5; i++) for (const r of reads) await get(r.path);
+    for (let rep = 0; rep < TREE.readReps; rep++) {
+      for (const r of reads) {
+        const started = performance.now();
+        const answer = await get(r.path);
+        r.times.push(performance.now() - started);
+        if (answer.status !== 200) throw new Error(`${r.path} answered ${answer.status}`);
+      }
+    }
+    const pick = (read, room) => reads.find((r) => r.read === read && r.room === room);
+    const pages = Object.fromEntries(
+      ["first", "before"].map((read) => {
+        const [l, s] = [median(pick(read, "long").times), median(pick(read, "short").times)];
+        return [read, { longMs: l, shortMs: s, slowdown: l / s }];
+      }),
+    );
+    // The query plans of the long chatroom's statements, from a traced request's own calls.
+    const plans = {};
+    const planOf = async (name, pattern) => {
+      const call = (await (await fetch(`${server.url}/__bench/trace`)).json()).find(
+        (c) => c.kind === "d1" && c.what.some((sql) => pattern.test(sql)),
+      );
+      const index = call?.what.findIndex((sql) => pattern.test(sql)) ?? -1;
+      plans[name] =
+        index === -1
+          ? ["(statement not found in the trace)"]
+          : await db
+              .prepare(`EXPLAIN QUERY PLAN ${call.what[index]}`)
+              .bind(...call.params[index])
+              .all()
+              .then((result) => result.results.map((row) => `${row.id}|${row.parent}| ${row.detail}`))
+              .catch((error) => [`(no plan: ${error.message})`]);
+    };
+    for (const r of reads.filter((read) => read.room === "long")) {
+      await get(r.path, {});
+      await planOf(`GET …/messages (${r.read} page)`, /WITH RECURSIVE path/);
+    }
+
+    // Switches between a side branch near the leaf and the main branch at the same place, alternately;
+    // then to the main branch further up, whose walk down to the leaf is longer.
+    const side = longTree.sides[0];
+    const mainLeaf = longTree.main.at(-1);
+    /** The switch's time in ms, or null when it gave no answer within `timeoutMs`. */
+    const switchTo = async (messageId, leaf, { timeoutMs = 60_000, headers = untraced } = {}) => {
+      const started = performance.now();
+      let response;
+      try {
+        response = await fetch(`${server.url}/api/chatroom/${long.roomId}/active-branch`, {
+          method: "PUT",
+          headers: { Authorization: `Bearer ${user.token}`, "Content-Type": "application/json", ...headers },
+          body: JSON.stringify({ messageId }),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+      } catch (error) {
+        if (error?.name === "TimeoutError") return null;
+        throw error;
+      }
+      const answer = await response.json();
+      const ms = performance.now() - started;
+      if (response.status !== 200) throw new Error(`PUT …/active-branch answered ${response.status}`);
+      if (answer.chatroom.activeLeafId !== leaf) throw new Error("PUT …/active-branch ended on the wrong leaf");
+      return ms;
+    };
+    const toSide = () => switchTo(side.ids[0], side.ids.at(-1));
+    const toMain = () => switchTo(longTree.main[side.place], mainLeaf);
+    for (let i = 0; i < 3; i++) {
+      await toSide();
+      await toMain();
+    }
+    const switches = [];
+    for (let i = 0; i < TREE.switchReps / 2; i++) switches.push(await toSide(), await toMain());
+    await toSide();
+    await switchTo(longTree.main[side.place], mainLeaf, { headers: {} });
+    await planOf("PUT …/active-branch", /WITH RECURSIVE down/);
+    /** Switches to the main branch `back` messages from the leaf (each after one to the side branch). */
+    const fromFarther = async (back, reps) => {
+      const times = [];
+      for (let i = 0; i < reps; i++) {
+        await toSide();
+        const ms = await switchTo(longTree.main[TREE.mainLength - 1 - back], mainLeaf, {
+          timeoutMs: TREE.farSwitchTimeoutMs,
+        });
+        // A switch still running when its client gave up keeps the database busy: the rest is not measured.
+        if (ms === null) return { times, timedOut: true };
+        times.push(ms);
+      }
+      return { times, timedOut: false };
+    };
+    const far = await fromFarther(TREE.farSwitchBack, TREE.farSwitchReps);
+    const root = far.timedOut
+      ? { times: [], timedOut: true, skipped: true }
+      : await fromFarther(TREE.mainLength - 1, TREE.rootSwitchReps);
+    const p50 = (run) => (run.timedOut ? null : median(run.times));
+    return {
+      messages: longTree.messages,
+      sideBranches: longTree.sides.length,
+      pages,
+      slowdown: Math.max(pages.first.slowdown, pages.before.slowdown),
+      switchMs: median(switches),
+      switchSteps: TREE.mainLength - 1 - side.place,
+      farSwitchMs: p50(far),
+      rootSwitchMs: p50(root),
+      rootSwitchSkipped: root.skipped ?? false,
+      plans,
+    };
+  } finally {
+    await Promise.all([server.mf.dispose(), gemini.close()]);
+  }
+}
+
+/** The long chatroom as one paragraph of the results. */
+function longRoomSummary(tree) {
+  const ms = (value) => value.toFixed(1);
+  const count = (value) => value.toLocaleString("en");
+  const { first, before } = tree.pages;
+  const timedOut = `no answer within ${TREE.farSwitchTimeoutMs / 1000} s`;
+  const far = (figure, reps) => (figure === null ? timedOut : `${ms(figure)} ms p50 (${reps} switches)`);
+  return [
+    `**Long chatroom** (an active branch of ${count(TREE.mainLength)} messages, prompts and replies alternating, with ${count(tree.sideBranches)} side branches — earlier prompt and reply versions — hanging off it: ${count(tree.messages)} messages, seeded in D1; against a ${TREE.shortLength}-message chatroom on the same Worker; medians of ${TREE.readReps} interleaved reads):`,
+    `the first page of \`GET …/messages?limit=${TREE.pageLimit}\` takes ${ms(first.longMs)} ms against ${ms(first.shortMs)} ms (×${first.slowdown.toFixed(2)}), a page ${count(TREE.cursorBack)} messages back through \`before\` ${ms(before.longMs)} ms against ${ms(before.shortMs)} ms (×${before.slowdown.toFixed(2)}): **slowdown ×${tree.slowdown.toFixed(2)}** (target ≤ 2${tree.slowdown <= 2 ? "" : ": OVER"}).`,
+    `\`PUT …/active-branch\` between a prompt version ${tree.switchSteps + 1} messages from the leaf and the main branch there (${tree.switchSteps} steps down to the leaf): **${ms(tree.switchMs)} ms** p50 (${TREE.switchReps} switches).`,
+    `To the main branch ${count(TREE.farSwitchBack)} messages from the leaf: ${far(tree.farSwitchMs, TREE.farSwitchReps)}; to the first prompt, walking the whole branch down: ${tree.rootSwitchSkipped ? "not measured (the switch from nearer took too long)" : far(tree.rootSwitchMs, TREE.rootSwitchReps)}.`,
+  ].join(" ");
+}
+
 /** Load runs per side for the floor comparison: local throughput swings ±30% from run to run. */
 const FLOOR_RUNS = 5;
 
@@ -1613,6 +1970,7 @@ async function soak(scriptPath) {
   }
 }
 
+const treeLogLine = `long chatroom: ${TREE.mainLength} messages on the active branch and ${TREE.sideBranches} side branches against ${TREE.shortLength}; page reads and branch switches`;
 const soakLogLine = `soak: ${SOAK.passes} passes of ${SOAK.prompts} prompts and ${SOAK.connections} stream connections, each drained; workerd RSS after each drain`;
 
 /** The soak as one paragraph of the results. */
@@ -1641,7 +1999,13 @@ async function main() {
   if (ONLY === "floor")
     return console.table([...(await floorShares(instrumented))].map(([name, f]) => ({ name, ...f })));
   if (ONLY === "startup") return console.log(startup());
-  if (ONLY) throw new Error(`--only takes floor, startup or soak, not ${ONLY}`);
+  if (ONLY === "tree") {
+    log(treeLogLine);
+    const tree = await longRoom(instrumented);
+    console.log(`\n${JSON.stringify(tree, null, 2)}\n\n${longRoomSummary(tree)}\n`);
+    return;
+  }
+  if (ONLY) throw new Error(`--only takes floor, startup, soak or tree, not ${ONLY}`);
   const bundle = readFileSync(plain);
   const size = { raw: bundle.length / 1024, gzip: gzipSync(bundle, { level: 9 }).length / 1024 };
 
@@ -1717,6 +2081,8 @@ async function main() {
   const modelled = await latencyModel(instrumented);
   log("KV write budget: a burst of 20 prompts into one chatroom");
   const burst = await kvBurst(instrumented);
+  log(treeLogLine);
+  const tree = await longRoom(instrumented);
   log("startup: wrangler check startup (global-scope CPU of the bundle)");
   const boot = startup();
 
@@ -1748,6 +2114,8 @@ async function main() {
     `**Fan-out** on \`GET …/events\` (${live.fifty.prompts} prompts, ${live.fifty.deltas} deltas): with 1 subscriber the first delta arrives ${ms(live.single)} ms after the stub's first chunk; with ${live.fifty.subscribers} subscribers ${ms(live.fifty)} ms (added: ${live.fifty.p50 - live.single.p50} / ${live.fifty.p95 - live.single.p95} ms). Lost events: **${live.fifty.lost}**, out of order: **${live.fifty.reordered}**, prompts whose deltas do not join into the stored reply: **${live.fifty.wrongText}**.`,
     "",
     soakSummary(soaked),
+    "",
+    longRoomSummary(tree),
     "",
     `**Startup** (\`wrangler check startup\`, median of ${boot.runs.length}): **${boot.median.toFixed(1)} ms** global-scope CPU (budget 25 ms${boot.median <= 25 ? "" : `: over by ${(boot.median - 25).toFixed(1)} ms`}); the libraries it loads take ${boot.libraries.toFixed(1)} ms on their own (\`bench/startup-floor.ts\`), so our own code takes ${(boot.median - boot.libraries).toFixed(1)} ms.`,
     "",
@@ -1799,6 +2167,17 @@ async function main() {
     soakFailedRequests: soaked.passes?.map((p) => p.failed) ?? null,
     soakSecondsPerPass: soaked.passes?.map((p) => p.seconds) ?? null,
     soakSeconds: soaked.seconds,
+    longRoomPageSlowdown: Number(tree.slowdown.toFixed(2)),
+    longRoomPageMsP50: Object.fromEntries(
+      Object.entries(tree.pages).map(([read, page]) => [
+        read,
+        { long: Number(page.longMs.toFixed(1)), short: Number(page.shortMs.toFixed(1)) },
+      ]),
+    ),
+    branchSwitchP50Ms: Number(tree.switchMs.toFixed(1)),
+    // null: the switch gave no answer within TREE.farSwitchTimeoutMs (or was not measured after one that did not).
+    branchSwitch1000BackP50Ms: tree.farSwitchMs === null ? null : Number(tree.farSwitchMs.toFixed(1)),
+    branchSwitchFromRootP50Ms: tree.rootSwitchMs === null ? null : Number(tree.rootSwitchMs.toFixed(1)),
     endpoints: Object.fromEntries(
       rows
         .filter((r) => !r.name.startsWith("trivial"))
