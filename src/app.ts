@@ -8,6 +8,7 @@ import { liveRoutes } from "./features/live/live.routes";
 import { modelRoutes } from "./features/models/models.routes";
 import { playgroundRoutes } from "./features/playground/playground.routes";
 import { promptRoutes } from "./features/prompts/prompts.routes";
+import { searchRoutes } from "./features/search/search.routes";
 import { userRoutes } from "./features/users/users.routes";
 import { renderApiReference } from "./lib/api-reference";
 import { canonicalPath } from "./lib/canonical-path";
@@ -53,6 +54,7 @@ export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
         "Replies streamed as they are written (Server-Sent Events, or WebSocket on /events), resumable with Last-Event-ID, and cancellable.",
     },
     { name: "Billing", description: "Pro through Stripe Checkout and the Billing Portal; Stripe's signed webhook." },
+    { name: "Your data", description: "Search everything you wrote." },
   ],
 };
 
@@ -89,6 +91,7 @@ export function createApp() {
   app.route("/api/auth", authRoutes);
   app.route("/api/user", userRoutes);
   app.route("/api/models", modelRoutes);
+  app.route("/api/search", searchRoutes);
   // Rooms, their messages and live replies: every path under /api/chatroom needs a token (the two
   // stream GETs take a stream ticket instead), checked once before whichever router serves it.
   app.use("/api/chatroom/*", requireAuth);

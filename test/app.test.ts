@@ -486,7 +486,16 @@ describe("API documentation", () => {
   it("groups the /docs operations under their tags, in the document's tag order", async () => {
     const html: string = (await call("GET", "/docs")).body;
     const headings = [...html.matchAll(/<h2>([^<]+)<\/h2>/g)].map((match) => match[1]);
-    expect(headings).toEqual(["Health", "Auth", "User", "Chatrooms", "Messages", "Live replies", "Billing"]);
+    expect(headings).toEqual([
+      "Health",
+      "Auth",
+      "User",
+      "Chatrooms",
+      "Messages",
+      "Live replies",
+      "Billing",
+      "Your data",
+    ]);
     expect(html.indexOf('id="post-/api/billing/webhook/stripe"')).toBeGreaterThan(
       html.indexOf('id="post-/api/auth/signup"'),
     );

@@ -220,3 +220,14 @@ export const stripeEvents = sqliteTable(
 export type Chatroom = typeof chatrooms.$inferSelect;
 export type Message = typeof messages.$inferSelect;
 export type Subscription = typeof subscriptions.$inferSelect;
+
+/**
+ * Which messages the search index holds, under a stable integer key: the rowid of their row in the FTS5
+ * table `messages_fts` (content, and a `scope` column of tokens naming the owner and the chatroom). Both
+ * are kept in step with `messages` by triggers, in the transaction that writes the message (migration
+ * 0009): prompts and replies, not failure notes.
+ */
+export const searchDocs = sqliteTable("search_docs", {
+  rowid: integer("rowid").primaryKey(),
+  messageId: text("message_id").notNull().unique(),
+});

@@ -144,6 +144,15 @@ const MORE: Step[] = [
     ],
   },
   {
+    key: "get /api/search",
+    name: "Search your messages",
+    query: { q: "cloudflare queues" },
+    tests: [
+      ...expectStatus(200),
+      'pm.test("finds the prompt sent", () => pm.expect(pm.response.json().results.map((r) => r.messageId)).to.include(pm.collectionVariables.get("promptId")));',
+    ],
+  },
+  {
     key: "get /api/chatroom/{id}/messages",
     name: "Page through messages",
     query: { limit: "50" },

@@ -260,7 +260,8 @@ export async function loadPromptContext(db: Database, promptId: string, limit: n
           OR (m.role = 'assistant' AND m.status IN ('completed', 'cancelled'))
           OR (m.role = 'user' AND c.role = 'assistant' AND c.status IN ('completed', 'cancelled'))
           OR (m.role = 'user' AND c.role = 'user' AND (m.status = 'completed'
-            OR (m.status = 'cancelled' AND EXISTS (SELECT 1 FROM ${messages} r WHERE r.parent_id = m.id AND r.role = 'assistant'))))
+            OR (m.status = 'cancelled' AND EXISTS (SELECT 1 FROM ${messages} r
+              WHERE r.chatroom_id = m.chatroom_id AND r.parent_id = m.id AND r.role = 'assistant'))))
         ORDER BY up.n LIMIT ${limit}`,
     ),
   ]);

@@ -1,0 +1,191 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { AppError } from "../../lib/errors";
+import { isId } from "../../lib/ids";
+import {
+  authErrors,
+  bearerAuth,
+  built,
+  docsOnly,
+  errorResponses,
+  jsonResponse,
+  successSchema,
+} from "../../lib/openapi";
+import { textField } from "../../lib/text";
+import { createRouter } from "../../lib/validate";
+import { requireAuth } from "../../middleware/require-auth";
+import type { AppEnv } from "../../types";
+import { matchExpression, parseSearch, scopeToken } from "./search.query";
+import { MARK_END, MARK_START, type SearchRow, searchMessages } from "./search.repo";
+
+/** A snippet is at most this many characters, around the first match. */
+export const SNIPPET_MAX = 200;
+
+const queryInteger = (name: string, min: number, max: number) =>
+  z.preprocess(
+    (value) => (typeof value === "string" && /^-?\d+$/.test(value) ? Number(value) : value),
+    z
+      .int({ error: `${name} must be a whole number from ${min} to ${max}` })
+      .min(min)
+      .max(max),
+  );
+
+const SearchQuerySchema = z.object({
+  q: textField({ field: "q", min: 1, max: 200, trim: true }).openapi({
+    param: { name: "q", in: "query" },
+    description:
+      'Every word must occur (as a word\'s start: "lisb" finds "Lisbon"); "quoted words" must occur together; case and diacritics are ignored; any other character is text, never query syntax',
+    example: "lisbon",
+  }),
+  limit: queryInteger("limit", 1, 50)
+    .default(20)
+    .openapi({ param: { name: "limit", in: "query" }, description: "1–50" }),
+  cursor: z
+    .string()
+    .max(200)
+    .optional()
+    .openapi({ param: { name: "cursor", in: "query" }, description: "nextCursor from the previous page" }),
+  chatroomId: z
+    .string()
+    .refine(isId, "chatroomId must be a chatroom id")
+    .optional()
+    .openapi({ param: { name: "chatroomId", in: "query" }, description: "Only this chatroom's messages" }),
+});
+
+const SearchResultSchema = docsOnly(() =>
+  z
+    .object({
+      chatroomId: z.string(),
+      chatroomName: z.string().nullable().openapi({ description: "null while the chatroom waits for its title" }),
+      messageId: z.string(),
+      role: z.enum(["user", "assistant"]),
+      snippet: z.string().openapi({
+        description: `Plain text, at most ${SNIPPET_MAX} characters around the first match; … where cut`,
+      }),
+      highlights: z.array(z.tuple([z.number().int(), z.number().int()])).openapi({
+        description: "[start, end) UTF-16 offsets into snippet of each matched word",
+      }),
+      createdAt: z.string(),
+    })
+    .openapi("SearchResult", {
+      example: {
+        chatroomId: "0193a1c2-7d6e-7f00-8a1b-2c3d4e5f6a7b",
+        chatroomName: "Trip planning",
+        messageId: "0198a9e4-0b6f-7a10-9c21-3d4e5f6a7b8c",
+        role: "user",
+        snippet: "Plan 3 days in Lisbon with a day trip to Sintra",
+        highlights: [[15, 21]],
+        createdAt: "2026-08-15T09:30:00.000Z",
+      },
+    }),
+);
+
+const SearchResponseSchema = docsOnly(() =>
+  successSchema({
+    results: z.array(built(SearchResultSchema)),
+    nextCursor: z
+      .string()
+      .nullable()
+      .openapi({ description: "Pass as cursor for the next results; null at the end", example: "WzEuMjUsIjAxOTgiXQ" }),
+  }),
+);
+
+/** Mounted at /api/search (src/app.ts). */
+export const searchRoutes = createRouter<AppEnv>();
+
+searchRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/",
+    operationId: "search",
+    tags: ["Your data"],
+    summary: "Search everything you wrote and every reply you got",
+    description:
+      "Your prompts and replies in every chatroom and on every branch (failure notes left out), ranked by relevance (bm25), ties newest first. " +
+      "One D1 round trip through SQLite FTS5. A message is found from the moment it is stored (a reply once it settles); a deleted chatroom's messages never.",
+    security: bearerAuth,
+    middleware: [requireAuth] as const,
+    request: { query: SearchQuerySchema },
+    responses: {
+      200: jsonResponse(SearchResponseSchema, "The matching messages, best first"),
+      ...errorResponses({
+        ...authErrors,
+        400: "VALIDATION_FAILED: q missing, over 200 characters or holding a control character; limit out of 1–50; a malformed cursor or chatroomId",
+      }),
+    },
+  }),
+  async (c) => {
+    const { q, limit, cursor, chatroomId } = c.req.valid("query");
+    const after = cursor === undefined ? undefined : parseCursor(cursor);
+    const scope = [scopeToken("u", c.var.userId), ...(chatroomId ? [scopeToken("c", chatroomId)] : [])];
+    const match = matchExpression(parseSearch(q), scope);
+    const rows = match ? await searchMessages(c.var.db, { match, userId: c.var.userId, limit: limit + 1, after }) : [];
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    const nextCursor = rows.length > limit && last ? formatCursor(last) : null;
+    return c.json({ success: true as const, message: "Search results", results: page.map(toResult), nextCursor }, 200);
+  },
+);
+
+function toResult(row: SearchRow) {
+  const { snippet, highlights } = plainSnippet(row.snip);
+  return {
+    chatroomId: row.chatroom_id,
+    chatroomName: row.chatroom_name === "" ? null : row.chatroom_name,
+    messageId: row.id,
+    role: row.role,
+    snippet,
+    highlights,
+    createdAt: new Date(row.created_at).toISOString(),
+  };
+}
+
+/**
+ * snippet()'s text without its marks, the marked words as [start, end) offsets, cut to 200 characters
+ * around the first match (… where cut).
+ */
+export function plainSnippet(marked: string): { snippet: string; highlights: [number, number][] } {
+  let text = "";
+  const highlights: [number, number][] = [];
+  let start = -1;
+  for (const char of marked) {
+    if (char === MARK_START) start = text.length;
+    else if (char === MARK_END && start >= 0) {
+      highlights.push([start, text.length]);
+      start = -1;
+    } else text += char;
+  }
+  if (text.length <= SNIPPET_MAX) return { snippet: text, highlights };
+  // Keep the first match in view: start a little before it, end at the limit (offsets in UTF-16 units,
+  // never splitting a surrogate pair).
+  const first = highlights[0]?.[0] ?? 0;
+  let from = Math.max(0, Math.min(first - 40, text.length - (SNIPPET_MAX - 2)));
+  if (/[\udc00-\udfff]/.test(text.charAt(from))) from++;
+  const lead = from > 0 ? "…" : "";
+  let to = from + SNIPPET_MAX - lead.length - 1;
+  if (to >= text.length) to = text.length;
+  else if (/[\udc00-\udfff]/.test(text.charAt(to))) to--;
+  const tail = to < text.length ? "…" : "";
+  const snippet = `${lead}${text.slice(from, to)}${tail}`;
+  const shift = lead.length - from;
+  return {
+    snippet,
+    highlights: highlights
+      .map(([s, e]): [number, number] => [s + shift, Math.min(e, to) + shift])
+      .filter(([s, e]) => s >= lead.length && e > s),
+  };
+}
+
+/** The cursor: the last result's score and id, so the next page starts right after it. */
+const formatCursor = (row: SearchRow) => btoa(JSON.stringify([row.score, row.id])).replace(/=+$/, "");
+
+function parseCursor(cursor: string): { score: number; id: string } {
+  try {
+    const [score, id] = JSON.parse(atob(cursor)) as unknown[];
+    if (typeof score === "number" && Number.isFinite(score) && typeof id === "string" && isId(id)) return { score, id };
+  } catch {
+    // Not ours: answered below.
+  }
+  throw new AppError(400, "VALIDATION_FAILED", "Request validation failed", [
+    { path: "cursor", message: "cursor must be a nextCursor value" },
+  ]);
+}
