@@ -2,7 +2,7 @@
 // EventSource, which cannot send an Authorization header and so opens them with a stream ticket.
 
 const TOKEN_KEY = "gemini-backend.authToken";
-const LIVE_EVENTS = ["prompt", "delta", "retrying", "reply", "reset", "deleted", "revoked"];
+const LIVE_EVENTS = ["prompt", "delta", "retrying", "reply", "branch", "chatroom", "reset", "deleted", "revoked"];
 
 /** The token lives in sessionStorage: it is gone when the tab closes, and each tab signs in on its own. */
 export const session = {
@@ -129,15 +129,19 @@ export function watchChatroom(chatroomId, { onOpen, onEvent, onError, onState })
 
 /**
  * One prompt from the text written so far until its reply (GET …/message/:id/stream): `prompt`, one
- * `delta` with all the text so far, then the live events. Resolves when the stream is over.
+ * `delta` with all the text so far, then the live events. Resolves when the stream is over, or when
+ * `signal` aborts (the prompt left the page).
  */
-export async function followPrompt(chatroomId, promptId, onEvent) {
-  const source = new EventSource(await streamUrl(chatroomId, `/message/${promptId}/stream`));
+export async function followPrompt(chatroomId, promptId, onEvent, signal) {
+  const url = await streamUrl(chatroomId, `/message/${promptId}/stream`);
+  if (signal?.aborted) return;
+  const source = new EventSource(url);
   return new Promise((resolve) => {
     const end = () => {
       source.close();
       resolve();
     };
+    signal?.addEventListener("abort", end);
     for (const name of LIVE_EVENTS) {
       source.addEventListener(name, (event) => {
         onEvent(name, JSON.parse(event.data));
