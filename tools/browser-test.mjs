@@ -136,7 +136,39 @@ try {
   const phone = `+9198${String(Date.now()).slice(-8)}`;
   const reply = page.locator(".turn").last().locator(".reply");
   const token = () => page.evaluate(() => sessionStorage.getItem("gemini-backend.authToken"));
+  const roomInUrl = (tab) => new URLSearchParams(new URL(tab.url()).hash.slice(1)).get("chatroom");
+  // The turn with the prompt or reply shown last, and its ‹ n/m › counters.
+  const lastTurn = (tab) => tab.locator(".turn").last();
+  const promptVersion = (turn) => turn.locator(".asked .versions .count");
+  const replyVersion = (turn) => turn.locator(".reply .versions .count");
+  const exactPrompt = (tab, text) => tab.locator(".prompt").filter({ hasText: new RegExp(`^${text}$`) });
+  const focusedLabel = (tab) => tab.evaluate(() => document.activeElement?.getAttribute("aria-label"));
+  /** Opens a chatroom in a tab that is signed in already: a link to it, loaded afresh. */
+  const openInTab = async (tab, id) => {
+    await tab.bringToFront();
+    await tab.goto(`${site}/playground#chatroom=${id}`);
+    await tab.reload();
+    await tab.getByText("● Live").waitFor();
+  };
+  /** Creates a chatroom from the form and waits until it is open and live. */
+  const createRoom = async (tab, name) => {
+    await tab.bringToFront();
+    await tab.getByLabel("New chatroom").fill(name);
+    await tab.getByRole("button", { name: "Create" }).click();
+    await tab.getByRole("heading", { name }).waitFor();
+    await tab.getByText("● Live").waitFor();
+    return roomInUrl(tab);
+  };
+  const sendAndWait = async (tab, text) => {
+    await tab.getByLabel("Message").fill(text);
+    await tab.getByLabel("Message").press("Control+Enter");
+    await exactPrompt(tab, text).waitFor();
+    await lastTurn(tab).locator(".reply").getByText(/^Done/).waitFor();
+  };
   let chatroomId;
+  let branchesId;
+  /** GET /api/chatroom/:id requests of the second tab on the branches chatroom: a branch it read again. */
+  const branchReads = [];
 
   await steps(
     [
@@ -365,6 +397,93 @@ try {
           await second.getByRole("button", { name: "Load older messages" }).click();
           await first.waitFor();
           check(await second.getByRole("button", { name: "Load older messages" }).isHidden(), "more pages left");
+        },
+      ],
+      [
+        "edits a prompt: the new version streams in as 2/2, and the second tab follows the branch live",
+        async () => {
+          branchesId = await createRoom(page, "Branches");
+          await sendAndWait(page, "Name a colour");
+          await openInTab(second, branchesId);
+          await exactPrompt(second, "Name a colour").waitFor();
+          second.on("request", (request) => {
+            const { pathname } = new URL(request.url());
+            if (request.method() === "GET" && pathname === `/api/chatroom/${branchesId}`) branchReads.push(pathname);
+          });
+          await page.bringToFront();
+          const turn = lastTurn(page);
+          check(await promptVersion(turn).isHidden(), "arrows on a prompt with one version");
+          await turn.getByRole("button", { name: "Edit prompt" }).click();
+          const box = turn.getByLabel("Edited prompt");
+          check((await box.inputValue()) === "Name a colour", "the editor does not start from the prompt");
+          await box.fill("Name a warm colour");
+          await turn.getByRole("button", { name: "Save", exact: true }).click();
+          await exactPrompt(page, "Name a warm colour").waitFor();
+          const edited = lastTurn(page);
+          await edited.locator(".reply").getByText(/^Done/).waitFor();
+          check((await edited.locator(".reply .text").textContent()).endsWith("Name a warm colour"), "not its reply");
+          check((await promptVersion(edited).textContent()) === "2/2", "the edit is not shown as version 2/2");
+          check(await exactPrompt(page, "Name a colour").isHidden(), "the first version is still shown");
+          await shot(page, "branch-edited");
+          // The second tab learns of the move only through the chatroom's `branch` event, and reads the branch again.
+          await exactPrompt(second, "Name a warm colour").waitFor();
+          await lastTurn(second).locator(".reply").getByText(/^Done/).waitFor();
+          check(await exactPrompt(second, "Name a colour").isHidden(), "the second tab still shows the first version");
+          check(branchReads.length > 0, "the second tab did not read the branch again");
+          check((await promptVersion(lastTurn(second)).textContent()) === "2/2", "the second tab shows no 2/2");
+        },
+      ],
+      [
+        "regenerates the reply: version 2/2 in both tabs",
+        async () => {
+          const turn = lastTurn(page);
+          await turn.getByRole("button", { name: "Regenerate reply" }).click();
+          await replyVersion(turn).filter({ hasText: "2/2" }).waitFor();
+          await turn.locator(".reply").getByText(/^Done/).waitFor();
+          check(
+            (await turn.locator(".reply .text").textContent()).endsWith("Name a warm colour"),
+            "the new reply is not to the edited prompt",
+          );
+          await replyVersion(lastTurn(second)).filter({ hasText: "2/2" }).waitFor();
+          await lastTurn(second).locator(".reply").getByText(/^Done/).waitFor();
+          await shot(page, "branch-regenerated");
+        },
+      ],
+      [
+        "rates the new reply, goes back to the first versions with the arrows and forth again; the second tab follows",
+        async () => {
+          const turn = lastTurn(page);
+          const good = turn.getByRole("button", { name: "Good reply" });
+          await good.click();
+          await turn.locator('.thumb[data-rating="up"][aria-pressed="true"]').waitFor();
+          await turn.getByRole("button", { name: "Previous reply version" }).press("Enter");
+          await replyVersion(turn).filter({ hasText: "1/2" }).waitFor();
+          check((await good.getAttribute("aria-pressed")) === "false", "the first reply shows the second's rating");
+          const focusAfterReply = await focusedLabel(page);
+          check(focusAfterReply === "Next reply version", `focus on ${focusAfterReply} after the first reply`);
+          await replyVersion(lastTurn(second)).filter({ hasText: "1/2" }).waitFor();
+          await turn.getByRole("button", { name: "Previous prompt version" }).press("Enter");
+          await exactPrompt(page, "Name a colour").waitFor();
+          check((await promptVersion(lastTurn(page)).textContent()) === "1/2", "the first prompt is not shown as 1/2");
+          check(
+            (await lastTurn(page).locator(".reply .text").textContent()).endsWith("Name a colour"),
+            "the first prompt shows another reply",
+          );
+          const focusAfterPrompt = await focusedLabel(page);
+          check(focusAfterPrompt === "Next prompt version", `focus on ${focusAfterPrompt} after the first prompt`);
+          await exactPrompt(second, "Name a colour").waitFor();
+          check(await exactPrompt(second, "Name a warm colour").isHidden(), "the second tab shows both versions");
+          await shot(page, "branch-switched");
+          await shot(second, "branch-switched-second-tab");
+          // Forth: the newest leaf beneath the edited prompt is the regenerated reply, still rated Good.
+          await lastTurn(page).getByRole("button", { name: "Next prompt version" }).click();
+          await exactPrompt(page, "Name a warm colour").waitFor();
+          await replyVersion(lastTurn(page)).filter({ hasText: "2/2" }).waitFor();
+          check((await good.getAttribute("aria-pressed")) === "true", "the rating did not stay with its reply");
+          const mirrored = lastTurn(second);
+          await exactPrompt(second, "Name a warm colour").waitFor();
+          await replyVersion(mirrored).filter({ hasText: "2/2" }).waitFor();
+          await mirrored.locator('.thumb[data-rating="up"][aria-pressed="true"]').waitFor();
         },
       ],
       [

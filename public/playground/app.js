@@ -183,6 +183,10 @@ let rooms = [];
 
 async function loadRooms() {
   ({ chatrooms: rooms } = await api("GET", "/chatroom"));
+  renderRooms();
+}
+
+function renderRooms() {
   const list = $("#rooms");
   list.replaceChildren();
   for (const room of rooms) {
@@ -205,8 +209,8 @@ on($("#create-room-form"), "submit", async (event) => {
 
 on($("#rename-form"), "submit", async (event) => {
   const { chatroom } = await api("PATCH", `/chatroom/${current.id}`, fields(event.target));
-  $("#room-name").textContent = chatroom.name;
   event.target.closest("details").open = false;
+  showChatroom(chatroom);
   await loadRooms();
 });
 
@@ -218,17 +222,41 @@ on($("#delete-room"), "click", async () => {
   showStatus("Chatroom deleted.");
 });
 
+/** The open chatroom as the API last described it. */
+function showChatroom(chatroom) {
+  current.chatroom = chatroom;
+  $("#room-name").textContent = chatroom.name;
+  // A form being filled in keeps what the user typed.
+  if (!$("#rename-form").closest("details").open) $("#rename-form").elements.namedItem("name").value = chatroom.name;
+  const listed = rooms.find((room) => room.id === chatroom.id);
+  if (listed && listed.name !== chatroom.name) {
+    listed.name = chatroom.name;
+    renderRooms();
+  }
+}
+
 // ── One chatroom: its conversation, live ────────────────────────────────────────────────────────
 
 /**
- * The open chatroom. `turns` holds one entry per prompt (promptId → turn), each with its reply:
- * `text` is the reply as far as it is known, built from `delta` events while the prompt is pending.
+ * The open chatroom. The page shows its active branch: `turns` holds one entry per prompt on it
+ * (promptId → turn), each with its reply. `text` is the reply as far as it is known, built from `delta`
+ * events while the prompt is pending. `versions` remembers every message seen while the chatroom is
+ * open by its place (parent, role, version index), so the arrows can reach the other versions.
  */
 let current = null;
 
 async function openRoom(id) {
   closeRoom();
-  const opened = { id, turns: new Map(), cursor: null, loaded: false, early: [], watcher: null };
+  const opened = {
+    id,
+    turns: new Map(),
+    versions: new Map(),
+    chatroom: null,
+    cursor: null,
+    loaded: false,
+    early: [],
+    watcher: null,
+  };
   current = opened;
   await loadRooms();
   const room = rooms.find((candidate) => candidate.id === id);
@@ -243,8 +271,8 @@ async function openRoom(id) {
   $("#room").hidden = false;
   $("#no-room").hidden = true;
   $("#turns").replaceChildren();
-  // The stream is opened first and the history read once it is connected, so nothing falls in between;
-  // events that arrive while the history loads are applied after it.
+  // The stream is opened first and the branch read once it is connected, so nothing falls in between;
+  // events that arrive while the branch loads are applied after it.
   opened.watcher = watchChatroom(id, {
     onOpen: () => {
       if (!opened.loaded) loadLatest(opened).catch(showError);
@@ -260,6 +288,7 @@ async function openRoom(id) {
 }
 
 function closeRoom() {
+  for (const turn of current?.turns.values() ?? []) turn.unfollow?.();
   current?.watcher?.close();
   current = null;
   $("#room").hidden = true;
@@ -268,12 +297,13 @@ function closeRoom() {
   if (location.hash) history.replaceState(null, "", location.pathname);
 }
 
+/** The chatroom and the end of its active branch (GET /chatroom/:id); live events wait meanwhile. */
 async function loadLatest(room) {
-  const page = await api("GET", `/chatroom/${room.id}/messages?limit=${PAGE_SIZE}`);
+  room.loaded = false;
+  const { chatroom } = await api("GET", `/chatroom/${room.id}`);
   if (room !== current) return;
-  room.turns.clear();
-  $("#turns").replaceChildren();
-  applyPage(page);
+  showChatroom(chatroom);
+  showBranch(chatroom.messages);
   room.loaded = true;
   for (const [name, data] of room.early.splice(0)) handleEvent(name, data);
 }
@@ -281,45 +311,164 @@ async function loadLatest(room) {
 on($("#load-older"), "click", async () => {
   const room = current;
   const page = await api("GET", `/chatroom/${room.id}/messages?limit=${PAGE_SIZE}&before=${room.cursor}`);
-  if (room === current) applyPage(page);
+  if (room !== current) return;
+  applyMessages(page.messages);
+  room.cursor = page.nextCursor;
+  $("#load-older").hidden = room.cursor === null;
 });
 
-/** A page of stored messages (oldest first): prompts are `user` messages, replies name theirs in `replyTo`. */
-function applyPage({ messages, nextCursor }) {
-  for (const message of messages) {
-    if (message.role === "user") {
-      const turn = turnFor(message.id);
-      Object.assign(turn, { content: message.content, status: message.status });
-      if (message.status === "pending") follow(turn);
-      render(turn);
-    } else {
-      const turn = turnFor(message.replyTo);
-      Object.assign(turn, {
-        text: message.content,
-        tokens: message.tokens,
-        replyId: message.id,
-        feedback: message.feedback ?? null,
-      });
-      render(turn);
-    }
-  }
-  current.cursor = nextCursor;
-  $("#load-older").hidden = nextCursor === null;
+/**
+ * The last messages of the active branch, in branch order, replace what the page shows: turns still on
+ * it are kept (with their focus and live text), the others leave. A page's cursor is its oldest
+ * message, and only the first prompt has no parent, so the page knows whether older messages exist.
+ */
+function showBranch(messages) {
+  const room = current;
+  const onBranch = new Set(messages.map((message) => (message.role === "user" ? message.id : message.replyTo)));
+  keepingFocus(() => {
+    for (const turn of [...room.turns.values()]) if (!onBranch.has(turn.id)) removeTurn(turn);
+    applyMessages(messages, { whole: true });
+  });
+  const oldest = messages[0];
+  room.cursor = oldest && oldest.parentId !== null ? oldest.id : null;
+  $("#load-older").hidden = room.cursor === null;
 }
 
 /**
- * A prompt found pending in the history was being written before this page listened: its own stream
+ * Messages of the active branch, oldest first: prompts are `user` messages, replies name theirs in
+ * `replyTo`. In a `whole` branch a settled prompt's reply, if it has one, comes right after it.
+ */
+function applyMessages(messages, { whole = false } = {}) {
+  // Rendered once all is applied: a prompt with its reply cleared for a moment would move the focus away.
+  const changed = new Set();
+  for (const message of messages) {
+    remember(message);
+    if (message.role === "user") {
+      const turn = turnFor(message.id);
+      const restarted = message.status === "pending" && turn.status !== "pending";
+      Object.assign(turn, {
+        content: message.content,
+        status: message.status,
+        parentId: message.parentId,
+        version: message.version,
+      });
+      if (restarted || (whole && message.status !== "pending")) clearReply(turn);
+      if (message.status === "pending") follow(turn);
+      changed.add(turn);
+    } else {
+      const turn = turnFor(message.replyTo);
+      fillReply(turn, message);
+      changed.add(turn);
+    }
+  }
+  for (const turn of changed) render(turn);
+}
+
+function fillReply(turn, reply) {
+  Object.assign(turn, {
+    text: reply?.content ?? "",
+    tokens: reply?.tokens,
+    model: reply?.model,
+    replyId: reply?.id,
+    replyVersion: reply?.version,
+    feedback: reply?.feedback ?? null,
+    note: "",
+  });
+}
+
+const clearReply = (turn) => fillReply(turn, null);
+
+function removeTurn(turn) {
+  turn.unfollow?.();
+  turn.element.remove();
+  current.turns.delete(turn.id);
+}
+
+/** Where the active branch ends as the page shows it: the last prompt, or its reply once it has one. */
+function shownLeaf() {
+  const last = [...current.turns.keys()].sort().at(-1);
+  const turn = last && current.turns.get(last);
+  if (!turn) return null;
+  return turn.status !== "pending" && turn.replyId ? turn.replyId : turn.id;
+}
+
+// ── Versions: every message seen, by its place in the tree ──────────────────────────────────────
+
+const placeOf = (parentId, role, index) => `${parentId}/${role}/${index}`;
+
+function remember(message) {
+  if (message?.version)
+    current.versions.set(placeOf(message.parentId, message.role, message.version.index), message.id);
+}
+
+/**
+ * The version `step` away (-1, +1) of the message at a place: { id } when known, { index } of a version
+ * this page has not seen (the API lists no versions: the page only knows those it was shown), or
+ * nothing past the first or last version.
+ */
+function versionAt(parentId, role, version, step) {
+  const index = version.index + step;
+  if (index < 1 || index > version.count) return undefined;
+  // Forward-compatible: neighbours named by the API itself, should it add them.
+  const named = step < 0 ? version.previousId : version.nextId;
+  return { index, id: named ?? current.versions.get(placeOf(parentId, role, index)) };
+}
+
+async function switchTo(messageId) {
+  const room = current;
+  const { messages } = await api("PUT", `/chatroom/${room.id}/active-branch`, { messageId });
+  if (room === current) showBranch(messages);
+}
+
+/**
+ * Runs a change of the shown branch. A focused control whose turn left the page is found again at the
+ * same place in the new branch (the other version's turn has the same parent).
+ */
+const FOCUS_NEXT_BEST = {
+  "prompt-prev": "prompt-next",
+  "prompt-next": "prompt-prev",
+  "save-edit": "edit",
+  "cancel-edit": "edit",
+};
+
+function keepingFocus(change) {
+  const focused = document.activeElement;
+  const element = focused?.closest(".turn");
+  const before = element && [...current.turns.values()].find((turn) => turn.element === element);
+  change();
+  if (!before || focused.isConnected) return;
+  const after = [...current.turns.values()].find((turn) => turn.parentId === before.parentId);
+  const kind = focused.classList[0];
+  const target = [kind, FOCUS_NEXT_BEST[kind], "edit"]
+    .map((name) => name && after?.element.querySelector(`.${name}`))
+    .find((control) => control && usable(control));
+  (target ?? $("#prompt")).focus();
+}
+
+const usable = (button) => !button.disabled && !button.closest("[hidden]");
+
+// ── Live events ─────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * A prompt found pending in the branch was being written before this page listened: its own stream
  * starts with all the text so far, so the chatroom's deltas for it are left to that stream meanwhile.
  */
 function follow(turn) {
   if (turn.following) return;
   turn.following = true;
   const room = current;
-  followPrompt(room.id, turn.id, (name, data) => {
-    if (room !== current) return;
-    if (name === "prompt") turn.text = "";
-    handleEvent(name, data, { following: true });
-  })
+  const stop = new AbortController();
+  turn.unfollow = () => stop.abort();
+  followPrompt(
+    room.id,
+    turn.id,
+    (name, data) => {
+      if (room !== current || room.turns.get(turn.id) !== turn) return;
+      if (name === "prompt") turn.text = "";
+      handleEvent(name, data, { following: true });
+    },
+    stop.signal,
+  )
     .catch(showError)
     .finally(() => {
       turn.following = false;
@@ -354,8 +503,12 @@ function handleEvent(name, data, { following = false } = {}) {
       applyPrompt(data.prompt);
       // A failed prompt gives its quota unit back, and so does one stopped before any text.
       return refreshAccount().catch(showError);
+    case "branch":
+      // Sends extend the branch shown; an edit, a regeneration or a switch (here or on another device)
+      // moves it elsewhere: read it again.
+      if (data.activeLeafId !== shownLeaf()) loadLatest(current).catch(showError);
+      return;
     case "reset":
-      current.loaded = false;
       return loadLatest(current).catch(showError);
     case "deleted":
       closeRoom();
@@ -368,20 +521,24 @@ function handleEvent(name, data, { following = false } = {}) {
 }
 
 /**
- * The prompt as the API describes it. A prompt that turns pending again (retried) starts a new reply;
- * one already pending keeps the text its deltas brought.
+ * The prompt as the API describes it. One not shown yet joins the page only if it follows the end of
+ * the branch shown (a send); another (an edit, or a prompt on another branch) is only remembered, and a
+ * `branch` event follows if the active branch moved to it. A prompt that turns pending again (retried,
+ * regenerated) starts a new reply; one already pending keeps the text its deltas brought.
  */
 function applyPrompt(prompt) {
+  remember(prompt);
+  remember(prompt.reply);
+  if (!current.turns.has(prompt.id) && prompt.parentId !== shownLeaf()) return;
   const turn = turnFor(prompt.id);
   const restarted = prompt.status === "pending" && turn.status !== "pending";
-  Object.assign(turn, { content: prompt.content, status: prompt.status });
-  if (prompt.status !== "pending" || restarted) {
-    turn.text = prompt.reply?.content ?? "";
-    turn.tokens = prompt.reply?.tokens;
-    turn.replyId = prompt.reply?.id;
-    turn.feedback = prompt.reply?.feedback ?? null;
-    turn.note = "";
-  }
+  Object.assign(turn, {
+    content: prompt.content,
+    status: prompt.status,
+    parentId: prompt.parentId,
+    version: prompt.version,
+  });
+  if (prompt.status !== "pending" || restarted) fillReply(turn, prompt.reply);
   render(turn);
 }
 
@@ -389,6 +546,14 @@ function applyPrompt(prompt) {
 function applyAccepted(prompt) {
   const turn = current.turns.get(prompt.id);
   if (!turn || turn.status === "failed" || turn.status === "cancelled") applyPrompt(prompt);
+}
+
+/** An edit or a regeneration ends the active branch at `turn`'s place: the turns after it leave the page. */
+function cutAfter(turn, { itself = false } = {}) {
+  keepingFocus(() => {
+    for (const other of [...current.turns.values()])
+      if (other.id > turn.id || (itself && other === turn)) removeTurn(other);
+  });
 }
 
 on($("#send-form"), "submit", async (event) => {
@@ -416,8 +581,20 @@ function turnFor(id) {
   let turn = current.turns.get(id);
   if (turn) return turn;
   const element = $("#turn-template").content.firstElementChild.cloneNode(true);
-  turn = { id, element, content: "", status: undefined, text: "", note: "", tokens: undefined, following: false };
+  turn = { id, element, content: "", status: undefined, text: "", note: "", following: false };
+  clearReply(turn);
   current.turns.set(id, turn);
+  wireTurn(turn);
+  // Prompt ids are UUIDv7, so they sort by time, and along a branch each prompt is newer than the one
+  // before it: insert before the first later turn.
+  const later = [...current.turns.keys()].filter((other) => other > id).sort()[0];
+  $("#turns").insertBefore(element, later ? current.turns.get(later).element : null);
+  return turn;
+}
+
+function wireTurn(turn) {
+  const { id, element } = turn;
+  const shown = () => current?.turns.get(id) === turn;
   on(element.querySelector(".stop"), "click", async () => {
     const { prompt } = await api("POST", `/chatroom/${current.id}/message/${id}/cancel`);
     applyPrompt(prompt);
@@ -426,6 +603,16 @@ function turnFor(id) {
     const { prompt, usage } = await api("POST", `/chatroom/${current.id}/message/${id}/retry`);
     applyAccepted(prompt);
     renderUsage(usage);
+  });
+  on(element.querySelector(".regenerate"), "click", async () => {
+    const before = turn.replyId;
+    const { prompt, usage } = await api("POST", `/chatroom/${current.id}/message/${id}/regenerate`);
+    renderUsage(usage);
+    // Unless a reload already shows the branch as it now is.
+    if (!shown()) return;
+    cutAfter(turn);
+    // Unless the stream already brought the new reply.
+    if (turn.status === "completed" && turn.replyId === before) applyPrompt(prompt);
   });
   // Thumbs on a reply: pressing the rating it has takes it back.
   for (const thumb of element.querySelectorAll(".thumb")) {
@@ -438,33 +625,101 @@ function turnFor(id) {
       render(turn);
     });
   }
-  // Prompt ids are UUIDv7, so they sort by time: insert before the first later turn.
-  const later = [...current.turns.keys()].filter((other) => other > id).sort()[0];
-  $("#turns").insertBefore(element, later ? current.turns.get(later).element : null);
-  return turn;
+  for (const arrow of element.querySelectorAll(".versions button")) {
+    on(arrow, "click", () => switchTo(arrow.dataset.target));
+  }
+  const editor = element.querySelector(".editor");
+  const editBox = editor.elements.namedItem("userMessage");
+  const edit = element.querySelector(".edit");
+  const closeEditor = () => {
+    editor.hidden = true;
+    edit.setAttribute("aria-expanded", "false");
+    edit.focus();
+  };
+  edit.addEventListener("click", () => {
+    editor.hidden = false;
+    edit.setAttribute("aria-expanded", "true");
+    editBox.value = turn.content;
+    editBox.focus();
+  });
+  element.querySelector(".cancel-edit").addEventListener("click", closeEditor);
+  editBox.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) editor.requestSubmit();
+    if (event.key === "Escape") closeEditor();
+  });
+  on(editor, "submit", async () => {
+    const { userMessage } = fields(editor);
+    const { prompt, usage } = await api("POST", `/chatroom/${current.id}/message/${id}/edit`, { userMessage });
+    renderUsage(usage);
+    if (!shown()) return;
+    // The new version takes this prompt's place at the end of the active branch.
+    cutAfter(turn, { itself: true });
+    applyAccepted(prompt);
+  });
+}
+
+/** The ‹ n/m › of a prompt or a reply with more than one version. */
+function renderVersions(group, { parentId, role, version, noun }) {
+  group.hidden = !version || version.count < 2;
+  if (group.hidden) return;
+  group.setAttribute("aria-label", `${noun} version ${version.index} of ${version.count}`);
+  group.querySelector(".count").textContent = `${version.index}/${version.count}`;
+  for (const [arrow, step] of [
+    [group.firstElementChild, -1],
+    [group.lastElementChild, 1],
+  ]) {
+    const target = versionAt(parentId, role, version, step);
+    arrow.dataset.target = target?.id ?? "";
+    arrow.disabled = !target?.id;
+    arrow.title = !target
+      ? `This is the ${step < 0 ? "first" : "newest"} version`
+      : target.id
+        ? `Show version ${target.index}`
+        : `Version ${target.index} was made before this page opened the chatroom, and the API cannot list versions`;
+  }
 }
 
 function render(turn) {
   const { element, status } = turn;
+  const focused = element.querySelector("button:focus");
   element.dataset.status = status ?? "";
   element.querySelector(".prompt").textContent = turn.content;
+  element.querySelector(".tools").hidden = !turn.content;
+  renderVersions(element.querySelector(".asked .versions"), {
+    parentId: turn.parentId,
+    role: "user",
+    version: turn.version,
+    noun: "Prompt",
+  });
   const reply = element.querySelector(".reply");
   reply.setAttribute("aria-busy", String(status === "pending"));
   reply.querySelector(".text").textContent = turn.text;
   let state = turn.note || STATES[status] || "";
   if (status === "pending" && !turn.text && !turn.note) state = "Waiting for Gemini…";
   if (status === "completed" && turn.tokens?.completion) state = `Done · ${turn.tokens.completion} tokens`;
+  if (status === "completed" && turn.model) state += ` · ${turn.model}`;
   if (status === "cancelled" && !turn.text) state = "Stopped before any text";
   reply.querySelector(".state").textContent = state;
-  const focused = reply.querySelector("button:focus");
+  const settled = status !== "pending" && turn.replyId;
+  renderVersions(reply.querySelector(".versions"), {
+    parentId: turn.id,
+    role: "assistant",
+    version: settled ? turn.replyVersion : undefined,
+    noun: "Reply",
+  });
   reply.querySelector(".stop").hidden = status !== "pending";
   reply.querySelector(".retry").hidden = status !== "failed" && status !== "cancelled";
+  reply.querySelector(".regenerate").hidden = status !== "completed" || !turn.replyId;
   for (const thumb of reply.querySelectorAll(".thumb")) {
     thumb.hidden = status !== "completed" || !turn.replyId;
     thumb.setAttribute("aria-pressed", String(turn.feedback?.rating === thumb.dataset.rating));
   }
-  // A keyboard user whose button just went away (Stop → Retry → Stop → done) keeps a place nearby.
-  if (focused?.hidden) (reply.querySelector("button:not([hidden])") ?? $("#prompt")).focus();
+  // A keyboard user whose button just went away (Stop → Retry → Stop → done, the last version reached)
+  // keeps a place nearby.
+  if (focused && !usable(focused)) {
+    const part = focused.closest(".asked, .reply");
+    ([...part.querySelectorAll("button")].find(usable) ?? $("#prompt")).focus();
+  }
 }
 
 // ── Start ───────────────────────────────────────────────────────────────────────────────────────
