@@ -104,7 +104,7 @@ async function enter() {
   $("#signed-out").hidden = true;
   $("#signed-in").hidden = false;
   $("#account").hidden = false;
-  await Promise.all([refreshAccount(), loadRooms()]);
+  await Promise.all([refreshAccount(), loadRooms(), loadModels()]);
   const fromLink = new URLSearchParams(location.hash.slice(1)).get("chatroom");
   if (fromLink && rooms.some((room) => room.id === fromLink)) await openRoom(fromLink);
 }
@@ -117,11 +117,13 @@ function signOutLocally() {
   $("#signed-in").hidden = true;
   $("#signed-out").hidden = false;
   $("#billing-offer").replaceChildren();
+  models = undefined;
 }
 
 // ── Account: tier, today's quota, billing ───────────────────────────────────────────────────────
 
 let proWatch;
+let tier;
 
 async function refreshAccount() {
   const { user } = await api("GET", "/user/me");
@@ -130,6 +132,8 @@ async function refreshAccount() {
   $("#tier").dataset.tier = user.tier;
   $("#upgrade").hidden = user.tier === "pro";
   $("#manage-billing").hidden = user.tier !== "pro";
+  tier = user.tier;
+  renderModels();
   renderUsage(user.usage);
   return user;
 }
@@ -181,6 +185,9 @@ function waitForPro(until) {
 
 let rooms = [];
 
+/** A chatroom created without a name has none until its automatic title arrives (a `chatroom` event). */
+const nameOf = (room) => room.name ?? "New chat";
+
 async function loadRooms() {
   ({ chatrooms: rooms } = await api("GET", "/chatroom"));
   renderRooms();
@@ -192,7 +199,8 @@ function renderRooms() {
   for (const room of rooms) {
     const button = document.createElement("button");
     button.type = "button";
-    button.textContent = room.name;
+    button.textContent = nameOf(room);
+    button.classList.toggle("untitled", room.name === null);
     if (room.id === current?.id) button.setAttribute("aria-current", "true");
     on(button, "click", () => openRoom(room.id));
     const item = document.createElement("li");
@@ -202,7 +210,8 @@ function renderRooms() {
 }
 
 on($("#create-room-form"), "submit", async (event) => {
-  const { chatroom } = await api("POST", "/chatroom", fields(event.target));
+  const { name } = fields(event.target);
+  const { chatroom } = await api("POST", "/chatroom", name.trim() ? { name } : {});
   event.target.reset();
   await openRoom(chatroom.id);
 });
@@ -222,18 +231,81 @@ on($("#delete-room"), "click", async () => {
   showStatus("Chatroom deleted.");
 });
 
-/** The open chatroom as the API last described it. */
+/** The open chatroom's name and settings, as the API last described them (a load, a save, a `chatroom` event). */
 function showChatroom(chatroom) {
   current.chatroom = chatroom;
-  $("#room-name").textContent = chatroom.name;
+  $("#room-name").textContent = nameOf(chatroom);
+  $("#room-name").classList.toggle("untitled", chatroom.name === null);
   // A form being filled in keeps what the user typed.
-  if (!$("#rename-form").closest("details").open) $("#rename-form").elements.namedItem("name").value = chatroom.name;
+  if (!$("#rename-form").closest("details").open)
+    $("#rename-form").elements.namedItem("name").value = chatroom.name ?? "";
+  if (!$("#settings").open) fillSettings(chatroom);
   const listed = rooms.find((room) => room.id === chatroom.id);
   if (listed && listed.name !== chatroom.name) {
     listed.name = chatroom.name;
     renderRooms();
   }
 }
+
+// ── Chatroom settings: system instruction and model ─────────────────────────────────────────────
+
+/** GET /models: undefined until asked, null when the API does not offer a choice of model. */
+let models;
+
+async function loadModels() {
+  try {
+    ({ models } = await api("GET", "/models"));
+  } catch (err) {
+    models = null;
+    if (err.status !== 404) showError(err);
+  }
+  renderModels();
+}
+
+/** The model list: Pro-only models are offered to Pro users only. */
+function renderModels() {
+  $("#model-field").hidden = !models;
+  if (!models) return;
+  const select = $("#settings-form").elements.namedItem("model");
+  const chosen = select.value;
+  const fallback = models.find((model) => model.default);
+  const options = [new Option(fallback ? `Default (${fallback.label})` : "Default", "")];
+  for (const model of models) {
+    const proOnly = !model.tiers.includes("basic");
+    const option = new Option(proOnly ? `${model.label} (Pro only)` : model.label, model.id);
+    option.disabled = proOnly && tier !== "pro";
+    options.push(option);
+  }
+  select.replaceChildren(...options);
+  select.value = chosen;
+  const locked = options.some((option) => option.disabled);
+  $("#model-hint").textContent = locked ? "Pro-only models need the Pro plan." : "";
+}
+
+function fillSettings(chatroom) {
+  const form = $("#settings-form");
+  form.elements.namedItem("systemInstruction").value = chatroom.systemInstruction ?? "";
+  const select = form.elements.namedItem("model");
+  // A model the list no longer offers is still shown as the one set.
+  if (chatroom.model && models && !models.some((model) => model.id === chatroom.model)) {
+    select.append(new Option(chatroom.model, chatroom.model));
+  }
+  select.value = chatroom.model ?? "";
+}
+
+$("#settings").addEventListener("toggle", (event) => {
+  if (event.target.open && current?.chatroom) fillSettings(current.chatroom);
+});
+
+on($("#settings-form"), "submit", async (event) => {
+  const { systemInstruction, model } = fields(event.target);
+  const body = { systemInstruction: systemInstruction.trim() ? systemInstruction : null };
+  if (models) body.model = model || null;
+  const { chatroom } = await api("PATCH", `/chatroom/${current.id}`, body);
+  event.target.closest("details").open = false;
+  showChatroom(chatroom);
+  showStatus("Settings saved: they apply to the prompts sent from now on.");
+});
 
 // ── One chatroom: its conversation, live ────────────────────────────────────────────────────────
 
@@ -266,8 +338,10 @@ async function openRoom(id) {
     return showStatus("That chatroom does not exist any more.");
   }
   history.replaceState(null, "", `#chatroom=${id}`);
-  $("#room-name").textContent = room.name;
-  $("#rename-form").elements.namedItem("name").value = room.name;
+  $("#room-name").textContent = nameOf(room);
+  $("#room-name").classList.toggle("untitled", room.name === null);
+  $("#rename-form").elements.namedItem("name").value = room.name ?? "";
+  $("#settings").open = false;
   $("#room").hidden = false;
   $("#no-room").hidden = true;
   $("#turns").replaceChildren();
@@ -508,6 +582,8 @@ function handleEvent(name, data, { following = false } = {}) {
       // moves it elsewhere: read it again.
       if (data.activeLeafId !== shownLeaf()) loadLatest(current).catch(showError);
       return;
+    case "chatroom":
+      return showChatroom(data.chatroom);
     case "reset":
       return loadLatest(current).catch(showError);
     case "deleted":
