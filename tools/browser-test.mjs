@@ -495,6 +495,23 @@ try {
         },
       ],
       [
+        "a page that opens the chatroom after the versions were made shows their arrows disabled, saying why",
+        async () => {
+          await second.bringToFront();
+          await second.reload();
+          await second.getByText("● Live").waitFor();
+          const turn = lastTurn(second);
+          await exactPrompt(second, "Name a warm colour").waitFor();
+          check((await promptVersion(turn).textContent()) === "2/2", "the versions are not counted");
+          for (const name of ["Previous prompt version", "Previous reply version"]) {
+            const arrow = turn.getByRole("button", { name });
+            check(await arrow.isDisabled(), `${name} is enabled without a known version to go to`);
+            check(/cannot list versions/.test(await arrow.getAttribute("title")), `${name} does not say why`);
+          }
+          await page.bringToFront();
+        },
+      ],
+      [
         "saves a chatroom's system instruction and model, which stay after a reload and answer the next prompt",
         async () => {
           const listed = await fetch(`${stack.baseUrl}/api/models`, {
