@@ -149,7 +149,8 @@ try {
   const lastTurn = (tab) => tab.locator(".turn").last();
   const promptVersion = (turn) => turn.locator(".asked .versions .count");
   const replyVersion = (turn) => turn.locator(".reply .versions .count");
-  const exactPrompt = (tab, text) => tab.locator(".prompt").filter({ hasText: new RegExp(`^${text}$`) });
+  const exactPrompt = (tab, text) =>
+    tab.locator(".prompt").filter({ hasText: new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`) });
   const focusedLabel = (tab) => tab.evaluate(() => document.activeElement?.getAttribute("aria-label"));
   /** Opens a chatroom in a tab that is signed in already: a link to it, loaded afresh. */
   const openInTab = async (tab, id) => {
