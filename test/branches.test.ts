@@ -72,6 +72,9 @@ async function twoExchanges() {
   return { ...ctx, q1, a1, q2, a2 };
 }
 
+/** The version of a message that has no other. */
+const only = { index: 1, count: 1, previousId: null, nextId: null };
+
 describe("the message tree", () => {
   it("links each message to the one it follows and ends the active branch at the newest", async () => {
     const { token, room, q1, a1, q2, a2 } = await twoExchanges();
@@ -80,10 +83,10 @@ describe("the message tree", () => {
     expect(
       (detail.body.chatroom.messages as Message[]).map(({ id, parentId, version }) => ({ id, parentId, version })),
     ).toEqual([
-      { id: q1, parentId: null, version: { index: 1, count: 1 } },
-      { id: a1, parentId: q1, version: { index: 1, count: 1 } },
-      { id: q2, parentId: a1, version: { index: 1, count: 1 } },
-      { id: a2, parentId: q2, version: { index: 1, count: 1 } },
+      { id: q1, parentId: null, version: only },
+      { id: a1, parentId: q1, version: only },
+      { id: q2, parentId: a1, version: only },
+      { id: a2, parentId: q2, version: only },
     ]);
   });
 
@@ -137,6 +140,25 @@ describe("POST …/message/:messageId/edit", () => {
     expect(q1).toBeDefined();
   });
 
+  it("names the versions either side of each message, so a client can step between them", async () => {
+    const { token, room, q2 } = await twoExchanges();
+    const second = await edit(token, room.id, q2, "Q2b");
+    const third = await edit(token, room.id, q2, "Q2c");
+    expect(third.body.prompt.version).toEqual({ index: 3, count: 3, previousId: second.body.prompt.id, nextId: null });
+    expect((await getPrompt(token, room.id, q2)).body.prompt.version).toEqual({
+      index: 1,
+      count: 3,
+      previousId: null,
+      nextId: second.body.prompt.id,
+    });
+    const back = await switchTo(token, room.id, third.body.prompt.version.previousId);
+    const shown = (back.body.messages as Message[]).at(-1);
+    expect(shown).toMatchObject({
+      id: second.body.prompt.id,
+      version: { index: 2, previousId: q2, nextId: third.body.prompt.id },
+    });
+  });
+
   it("edits a first prompt into a second root version", async () => {
     const { token, room, q1 } = await twoExchanges();
     const edited = await edit(token, room.id, q1, "Q1 again");
@@ -170,7 +192,7 @@ describe("POST …/message/:messageId/edit", () => {
     expect(second.headers.get("Idempotent-Replayed")).toBe("true");
     expect(second.body.prompt.id).toBe(first.body.prompt.id);
     expectError(await edit(token, room.id, q2, "something else", headers), 409, "IDEMPOTENCY_KEY_REUSED");
-    expect((await getPrompt(token, room.id, q2)).body.prompt.version).toEqual({ index: 1, count: 2 });
+    expect((await getPrompt(token, room.id, q2)).body.prompt.version).toMatchObject({ index: 1, count: 2 });
   });
 
   it("counts against a Basic user's quota like a send", async () => {
@@ -179,7 +201,7 @@ describe("POST …/message/:messageId/edit", () => {
     const q = await sendPrompt(token, room.id, "Q");
     for (let i = 0; i < 4; i++) expect((await edit(token, room.id, q, `Q${i}`)).status).toBe(202);
     expectError(await edit(token, room.id, q, "one too many"), 429, "DAILY_LIMIT_REACHED");
-    expect((await getPrompt(token, room.id, q)).body.prompt.version).toEqual({ index: 1, count: 5 });
+    expect((await getPrompt(token, room.id, q)).body.prompt.version).toMatchObject({ index: 1, count: 5 });
   });
 });
 
@@ -203,7 +225,12 @@ describe("POST …/message/:messageId/regenerate", () => {
     const back = await switchTo(token, room.id, a1);
     expect(back.status).toBe(200);
     expect(contentsOf(back)).toEqual(["Q1", "A1", "Q2", "A2"]);
-    expect((back.body.messages as Message[])[1]?.version).toEqual({ index: 1, count: 2 });
+    expect((back.body.messages as Message[])[1]?.version).toEqual({
+      index: 1,
+      count: 2,
+      previousId: null,
+      nextId: read.body.prompt.reply.id,
+    });
     expect((await getPrompt(token, room.id, q1)).body.prompt.reply.content).toBe("A1");
   });
 
@@ -372,7 +399,7 @@ describe("migration 0008 (message tree)", () => {
     expect(whole.messages.map((m) => m.content)).toEqual(expected);
     expect(whole.nextCursor).toBeNull();
     for (const m of whole.messages) {
-      expect(m.version).toEqual({ index: 1, count: 1 });
+      expect(m.version).toEqual({ index: 1, count: 1, previousId: null, nextId: null });
       if (m.role === "assistant") expect(m.parentId).toBe(m.replyTo);
     }
     // Page by page too, every size.

@@ -62,7 +62,7 @@ describe("POST /api/chatroom/:id/message", () => {
       status: "pending",
       createdAt: expect.any(String),
       parentId: null,
-      version: { index: 1, count: 1 },
+      version: { index: 1, count: 1, previousId: null, nextId: null },
       reply: null,
     });
     expect(res.body.usage).toMatchObject({ used: 1, limit: 5, remaining: 4 });
@@ -333,7 +333,7 @@ describe("queue consumer", () => {
       status: "completed",
       createdAt: expect.any(String),
       parentId: sent.body.prompt.id,
-      version: { index: 1, count: 1 },
+      version: { index: 1, count: 1, previousId: null, nextId: null },
       replyTo: sent.body.prompt.id,
       tokens: { prompt: 3, completion: 4 },
       model: "gemini-2.5-flash",

@@ -17,17 +17,49 @@ import { type Message, messages } from "../../db/schema";
  * active branch has moved since.
  */
 
-/** A message with its place among its versions (siblings with the same parent and role), oldest first. */
-export type BranchMessage = Message & { version: { index: number; count: number } };
+/**
+ * A message's place among its versions (siblings with the same parent and role), oldest first, and the
+ * versions either side of it (null at either end), which a client switches to with PUT …/active-branch.
+ */
+export type Version = { index: number; count: number; previousId: string | null; nextId: string | null };
+
+/** A message with its place among its versions. */
+export type BranchMessage = Message & { version: Version };
 
 /** nextCursor values, and any message id: the messages before that message on its branch. */
 export const CURSOR_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** SQL for a message's version, as two columns (`<prefix>version_index`, `<prefix>version_count`), for a message aliased `m`. */
-export const versionColumns = (m = "m", prefix = "") => `
-  (SELECT count(*) FROM messages s WHERE s.chatroom_id = ${m}.chatroom_id AND s.parent_id IS ${m}.parent_id AND s.role = ${m}.role AND s.id <= ${m}.id) AS ${prefix}version_index,
-  (SELECT count(*) FROM messages s WHERE s.chatroom_id = ${m}.chatroom_id AND s.parent_id IS ${m}.parent_id AND s.role = ${m}.role) AS ${prefix}version_count`;
+/**
+ * SQL for a message's version, for a message aliased `m`, as four columns: `<prefix>version_index`,
+ * `…_count`, `…_previous` and `…_next` (read back with versionOf). Each is a seek in messages_siblings_idx.
+ */
+export const versionColumns = (m = "m", prefix = "") => {
+  const siblings = `FROM messages s WHERE s.chatroom_id = ${m}.chatroom_id AND s.parent_id IS ${m}.parent_id AND s.role = ${m}.role`;
+  return `
+  (SELECT count(*) ${siblings} AND s.id <= ${m}.id) AS ${prefix}version_index,
+  (SELECT count(*) ${siblings}) AS ${prefix}version_count,
+  (SELECT s.id ${siblings} AND s.id < ${m}.id ORDER BY s.id DESC LIMIT 1) AS ${prefix}version_previous,
+  (SELECT s.id ${siblings} AND s.id > ${m}.id ORDER BY s.id LIMIT 1) AS ${prefix}version_next`;
+};
 export const VERSION_COLUMNS = versionColumns();
+
+/** The version columns of a row (see versionColumns), under `prefix`. */
+export type VersionColumns<P extends string = ""> = {
+  [K in "version_index" | "version_count" | "version_previous" | "version_next" as `${P}${K}`]: K extends
+    | "version_index"
+    | "version_count"
+    ? number
+    : string | null;
+};
+
+export function versionOf(row: Record<string, unknown>, prefix = ""): Version {
+  return {
+    index: Number(row[`${prefix}version_index`] ?? 1),
+    count: Number(row[`${prefix}version_count`] ?? 1),
+    previousId: (row[`${prefix}version_previous`] as string | null | undefined) ?? null,
+    nextId: (row[`${prefix}version_next`] as string | null | undefined) ?? null,
+  };
+}
 
 /**
  * The branch up from a start node (at most `?3` + 1 path nodes) with the replies hung beside it, newest
@@ -79,10 +111,7 @@ const toMessage = rowMapper(messages);
 
 type Row = Record<string, unknown>;
 
-export const toBranchMessage = (row: Row): BranchMessage => ({
-  ...toMessage(row),
-  version: { index: Number(row.version_index), count: Number(row.version_count) },
-});
+export const toBranchMessage = (row: Row): BranchMessage => ({ ...toMessage(row), version: versionOf(row) });
 
 /**
  * A page from a branch statement's result: at most `limit` messages oldest first, and the cursor of the

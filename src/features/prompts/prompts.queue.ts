@@ -38,6 +38,8 @@ type SettleablePrompt = Pick<
   | "parent_id"
   | "version_index"
   | "version_count"
+  | "version_previous"
+  | "version_next"
 >;
 
 /**

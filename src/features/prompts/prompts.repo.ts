@@ -10,7 +10,14 @@ import {
   promptUsage,
 } from "../../db/schema";
 import { proCondition } from "../billing";
-import { toBranchMessage, VERSION_COLUMNS, versionColumns } from "./branch.repo";
+import {
+  toBranchMessage,
+  VERSION_COLUMNS,
+  type Version,
+  type VersionColumns,
+  versionColumns,
+  versionOf,
+} from "./branch.repo";
 import { BASIC_DAILY_PROMPT_LIMIT } from "./quota";
 
 type MessageStatus = (typeof MESSAGE_STATUSES)[number];
@@ -33,11 +40,8 @@ export type MessageRow = {
   incarnation: number;
   parent_id: string | null;
   model: string | null;
-  /** The message's place among its versions (loadPromptContext reads them beside the row). */
-  version_index: number;
-  version_count: number;
   created_at: number;
-};
+} & VersionColumns;
 
 const ownsRoom = (userId: string, chatroomId: string) =>
   sql`EXISTS (SELECT 1 FROM ${chatrooms} WHERE ${chatrooms.id} = ${chatroomId} AND ${chatrooms.userId} = ${userId})`;
@@ -74,7 +78,7 @@ export type RecordedPrompt =
   | { kind: "message-not-found" }
   | { kind: "replay"; messageId: string; fingerprint: string; response: string | null }
   | { kind: "limited"; pro: boolean }
-  | { kind: "stored"; pro: boolean; used: number; parentId: string | null; version: { index: number; count: number } };
+  | { kind: "stored"; pro: boolean; used: number; parentId: string | null; version: Version };
 
 /** The user's prompt `promptId` in the chatroom (SQL, true or false). */
 const ownsPrompt = (userId: string, chatroomId: string, promptId: string) =>
@@ -84,7 +88,7 @@ const ownsPrompt = (userId: string, chatroomId: string, promptId: string) =>
 const placeOf = (id: string) =>
   sql`SELECT m.parent_id, ${sql.raw(VERSION_COLUMNS)} FROM ${messages} m WHERE m.id = ${id}`;
 
-type Place = { parent_id: string | null; version_index: number; version_count: number };
+type Place = { parent_id: string | null } & VersionColumns;
 
 /**
  * Checks the room (and for an edit the prompt edited), the idempotency key and the quota, and stores
@@ -146,7 +150,7 @@ export async function recordPrompt(db: Database, prompt: NewPrompt): Promise<Rec
     pro,
     used: counted.count,
     parentId: place?.parent_id ?? null,
-    version: { index: place?.version_index ?? 1, count: place?.version_count ?? 1 },
+    version: versionOf(place ?? {}),
   };
 }
 
@@ -204,30 +208,27 @@ const promptWithReply = (userId: string, chatroomId: string, promptId: string) =
       (SELECT x.id FROM ${messages} x WHERE x.chatroom_id = p.chatroom_id AND x.parent_id = p.id AND x.role = 'assistant' ORDER BY x.id DESC LIMIT 1))
     WHERE p.id = ${promptId} AND p.chatroom_id = ${chatroomId} AND p.user_id = ${userId} AND p.role = 'user'`;
 
-export type PromptWithReplyRow = {
-  id: string;
-  chatroom_id: string;
-  content: string;
-  status: MessageStatus;
-  created_at: number;
-  parent_id: string | null;
-  version_index: number;
-  version_count: number;
-  reply_version_index: number | null;
-  reply_version_count: number | null;
-  reply_model: string | null;
-  /** The prompt's run: bumped by each retry. */
-  incarnation: number;
-  reply_id: string | null;
-  reply_content: string | null;
-  reply_status: Exclude<MessageStatus, "pending"> | null;
-  reply_created_at: number | null;
-  feedback_rating: (typeof FEEDBACK_RATINGS)[number] | null;
-  feedback_comment: string | null;
-  feedback_at: number | null;
-  prompt_tokens: number | null;
-  completion_tokens: number | null;
-};
+export type PromptWithReplyRow = VersionColumns &
+  Partial<VersionColumns<"reply_">> & {
+    id: string;
+    chatroom_id: string;
+    content: string;
+    status: MessageStatus;
+    created_at: number;
+    parent_id: string | null;
+    reply_model: string | null;
+    /** The prompt's run: bumped by each retry. */
+    incarnation: number;
+    reply_id: string | null;
+    reply_content: string | null;
+    reply_status: Exclude<MessageStatus, "pending"> | null;
+    reply_created_at: number | null;
+    feedback_rating: (typeof FEEDBACK_RATINGS)[number] | null;
+    feedback_comment: string | null;
+    feedback_at: number | null;
+    prompt_tokens: number | null;
+    completion_tokens: number | null;
+  };
 
 export async function findPromptWithReply(db: Database, userId: string, chatroomId: string, promptId: string) {
   const [row] = await db.all<PromptWithReplyRow>(promptWithReply(userId, chatroomId, promptId));
@@ -328,10 +329,7 @@ export async function cancelWithoutReply(
  * its prompt was. A failure also gives the quota unit back. Returns the stored reply's version, or
  * undefined when this call stored nothing.
  */
-export async function storeReply(
-  db: Database,
-  reply: ReplyToStore,
-): Promise<{ index: number; count: number } | undefined> {
+export async function storeReply(db: Database, reply: ReplyToStore): Promise<Version | undefined> {
   const { replyId, prompt, now } = reply;
   const mine = sql`EXISTS (SELECT 1 FROM ${messages} WHERE ${messages.id} = ${replyId})`;
   const statements = [
@@ -353,8 +351,8 @@ export async function storeReply(
     sql`SELECT ${sql.raw(VERSION_COLUMNS)} FROM ${messages} m WHERE m.id = ${replyId}`,
   ];
   const results = await db.$client.batch(statements.map((statement) => toStatement(db, statement)));
-  const row = results.at(-1)?.results[0] as { version_index: number; version_count: number } | undefined;
-  return row && { index: row.version_index, count: row.version_count };
+  const row = results.at(-1)?.results[0] as VersionColumns | undefined;
+  return row && versionOf(row);
 }
 
 export type RetriedPrompt =
@@ -366,9 +364,7 @@ export type RetriedPrompt =
       kind: "requeued";
       pro: boolean;
       used: number;
-      prompt: Pick<MessageRow, "id" | "content" | "parent_id" | "version_index" | "version_count"> & {
-        created_at: number;
-      };
+      prompt: Pick<MessageRow, "id" | "content" | "parent_id"> & VersionColumns & { created_at: number };
       incarnation: number;
       /** Whether the active branch now ends at the prompt (a regeneration, or a retry that dropped the leaf). */
       leafMoved: boolean;
@@ -443,12 +439,10 @@ export async function requeuePrompt(
     }
   }
   const state = results[0]?.results[0] as
-    | (Pick<
-        MessageRow,
-        "status" | "content" | "created_at" | "incarnation" | "parent_id" | "version_index" | "version_count"
-      > & {
-        pro: number;
-      })
+    | (Pick<MessageRow, "status" | "content" | "created_at" | "incarnation" | "parent_id"> &
+        VersionColumns & {
+          pro: number;
+        })
     | undefined;
   if (!state) return { kind: "not-found" };
   if (!(mode === "retry" ? ["failed", "cancelled"] : ["completed"]).includes(state.status)) {

@@ -2,7 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { FEEDBACK_RATINGS, MESSAGE_STATUSES, type Message } from "../../db/schema";
 import { built, docsOnly, successSchema } from "../../lib/openapi";
 import { textField } from "../../lib/text";
-import { type BranchMessage, CURSOR_PATTERN } from "./branch.repo";
+import { type BranchMessage, CURSOR_PATTERN, type Version, type VersionColumns, versionOf } from "./branch.repo";
 import type { MessageRow, PromptWithReplyRow } from "./prompts.repo";
 
 // Response schemas are docs-only (src/lib/openapi.ts): built by /openapi.json and /docs, not at startup.
@@ -17,7 +17,7 @@ const examplePrompt = {
   status: "completed",
   createdAt: "2026-08-15T09:30:00.000Z",
   parentId: null,
-  version: { index: 1, count: 1 },
+  version: { index: 1, count: 1, previousId: null, nextId: null },
 } as const;
 const exampleReply = {
   id: "0198a9e4-2a1d-7e44-8b55-6c7d8e9f0a1b",
@@ -28,7 +28,7 @@ const exampleReply = {
   status: "completed",
   createdAt: "2026-08-15T09:30:04.000Z",
   parentId: examplePrompt.id,
-  version: { index: 2, count: 2 },
+  version: { index: 2, count: 2, previousId: "0198a9e4-1c3b-7c20-9d32-4e5f6a7b8c9d", nextId: null },
   replyTo: examplePrompt.id,
   tokens: { prompt: 11, completion: 46 },
   model: "gemini-2.5-flash",
@@ -65,6 +65,10 @@ export const VersionSchema = docsOnly(() =>
     .object({
       index: z.number().int().openapi({ description: "1-based, oldest first" }),
       count: z.number().int().openapi({ description: "How many versions this place in the conversation has" }),
+      previousId: z.string().nullable().openapi({
+        description: "The version before this one (null for the first): PUT …/active-branch with it shows it",
+      }),
+      nextId: z.string().nullable().openapi({ description: "The version after this one (null for the last)" }),
     })
     .openapi("Version", {
       description:
@@ -280,7 +284,7 @@ export function toPromptResponse(row: Omit<PromptWithReplyRow, "incarnation">): 
     status: row.status,
     createdAt: new Date(row.created_at).toISOString(),
     parentId: row.parent_id,
-    version: { index: row.version_index, count: row.version_count },
+    version: versionOf(row),
     reply:
       row.reply_id && row.reply_status && row.reply_content !== null && row.reply_created_at !== null
         ? {
@@ -290,7 +294,7 @@ export function toPromptResponse(row: Omit<PromptWithReplyRow, "incarnation">): 
             status: row.reply_status,
             createdAt: new Date(row.reply_created_at).toISOString(),
             parentId: row.id,
-            version: { index: row.reply_version_index ?? 1, count: row.reply_version_count ?? 1 },
+            version: versionOf(row, "reply_"),
             replyTo: row.id,
             ...(row.reply_status === "completed"
               ? { tokens: { prompt: row.prompt_tokens, completion: row.completion_tokens } }
@@ -308,10 +312,7 @@ export function toPromptResponse(row: Omit<PromptWithReplyRow, "incarnation">): 
 
 /** A prompt as GET …/message/:messageId shows it, from its stored row and the reply just stored (if any). */
 export function toSettledPrompt(
-  prompt: Pick<
-    MessageRow,
-    "id" | "chatroom_id" | "content" | "created_at" | "parent_id" | "version_index" | "version_count"
-  >,
+  prompt: Pick<MessageRow, "id" | "chatroom_id" | "content" | "created_at" | "parent_id"> & VersionColumns,
   status: PromptDto["status"],
   reply: {
     id: string;
@@ -319,7 +320,7 @@ export function toSettledPrompt(
     createdAt: Date;
     tokens?: { prompt: number | null; completion: number | null };
     model?: string | null;
-    version: { index: number; count: number };
+    version: Version;
   } | null,
 ): PromptDto {
   return toPromptResponse({
@@ -331,9 +332,13 @@ export function toSettledPrompt(
     parent_id: prompt.parent_id,
     version_index: prompt.version_index,
     version_count: prompt.version_count,
+    version_previous: prompt.version_previous,
+    version_next: prompt.version_next,
     reply_id: reply?.id ?? null,
-    reply_version_index: reply?.version.index ?? null,
-    reply_version_count: reply?.version.count ?? null,
+    reply_version_index: reply?.version.index,
+    reply_version_count: reply?.version.count,
+    reply_version_previous: reply?.version.previousId,
+    reply_version_next: reply?.version.nextId,
     reply_model: reply?.model ?? null,
     reply_content: reply?.content ?? null,
     reply_status: reply && status !== "pending" ? status : null,

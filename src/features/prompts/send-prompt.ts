@@ -4,6 +4,7 @@ import { AppError, notFound } from "../../lib/errors";
 import { uuidv7 } from "../../lib/ids";
 import { nextUtcMidnight, secondsUntil } from "../../lib/time";
 import { announcePrompt } from "../live";
+import { versionOf } from "./branch.repo";
 import { enqueuePrompt, settlePrompt } from "./prompts.queue";
 import {
   type NewPrompt,
@@ -100,6 +101,8 @@ async function enqueueOrFail(
       parent_id: prompt.parentId,
       version_index: prompt.version.index,
       version_count: prompt.version.count,
+      version_previous: prompt.version.previousId,
+      version_next: prompt.version.nextId,
     },
     content: "This prompt could not be queued for the AI. Please retry it.",
     outcome: "failed",
@@ -249,7 +252,7 @@ export async function requeue(
     status: "pending",
     createdAt: new Date(retried.prompt.created_at).toISOString(),
     parentId: retried.prompt.parent_id,
-    version: { index: retried.prompt.version_index, count: retried.prompt.version_count },
+    version: versionOf(retried.prompt),
     reply: null,
   };
   try {
