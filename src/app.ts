@@ -9,6 +9,7 @@ import { modelRoutes } from "./features/models/models.routes";
 import { playgroundRoutes } from "./features/playground/playground.routes";
 import { promptRoutes } from "./features/prompts/prompts.routes";
 import { searchRoutes } from "./features/search/search.routes";
+import { sharedRoutes, sharePage, shareRoutes } from "./features/shares/shares.routes";
 import { userRoutes } from "./features/users/users.routes";
 import { renderApiReference } from "./lib/api-reference";
 import { canonicalPath } from "./lib/canonical-path";
@@ -54,7 +55,10 @@ export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
         "Replies streamed as they are written (Server-Sent Events, or WebSocket on /events), resumable with Last-Event-ID, and cancellable.",
     },
     { name: "Billing", description: "Pro through Stripe Checkout and the Billing Portal; Stripe's signed webhook." },
-    { name: "Your data", description: "Search everything you wrote." },
+    {
+      name: "Your data",
+      description: "Search everything you wrote, see your usage, and share a read-only link to a conversation.",
+    },
   ],
 };
 
@@ -98,6 +102,8 @@ export function createApp() {
   app.route("/api/chatroom", chatroomRoutes);
   app.route("/api/chatroom", promptRoutes);
   app.route("/api/chatroom", liveRoutes);
+  app.route("/api/chatroom", shareRoutes);
+  app.route("/api/shared", sharedRoutes);
   app.route("/api/billing", billingRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
@@ -125,6 +131,7 @@ export function createApp() {
     return c.html(reference);
   });
   app.route("/playground", playgroundRoutes);
+  app.get("/s/:shareId", sharePage);
 
   app.notFound(handleNotFound);
   app.onError(handleError);

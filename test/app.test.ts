@@ -358,6 +358,7 @@ describe("API documentation", () => {
       "POST /api/auth/forgot-password",
       "POST /api/auth/reset-password",
       "GET /api/models",
+      "GET /api/shared/{shareId}",
       "GET /api/billing/dummy/success",
       "GET /api/billing/dummy/cancel",
     ]);

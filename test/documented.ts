@@ -22,7 +22,9 @@ type Checked = { status: number; headers: Headers; text: string };
 /** Served by the Worker but not operations of the API: the document itself and its HTML rendering. */
 const SELF_DESCRIPTION = new Set(["/openapi.json", "/docs"]);
 /** The playground's page and files (Static Assets through the Worker): pages, not operations. */
-const isPlayground = (pathname: string) => pathname === "/playground" || pathname.startsWith("/playground/");
+/** Pages, not API operations: the playground and shared conversations (/s/:shareId). */
+const isPlayground = (pathname: string) =>
+  pathname === "/playground" || pathname.startsWith("/playground/") || pathname.startsWith("/s/");
 
 let loaded:
   | Promise<{ doc: Document; openSchemas: Record<string, Schema>; templates: { path: string; pattern: RegExp }[] }>

@@ -21,7 +21,8 @@ describe("Postman collection", () => {
             `${item.request.method} /${item.request.url.path
               .join("/")
               .replace(/\{\{chatroomId\}\}/, "{id}")
-              .replace(/\{\{(promptId|replyId)\}\}/, "{messageId}")}`,
+              .replace(/\{\{(promptId|replyId)\}\}/, "{messageId}")
+              .replace(/\{\{shareId\}\}/, "{shareId}")}`,
         ),
       ),
     );

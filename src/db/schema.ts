@@ -128,6 +128,8 @@ export const messages = sqliteTable(
     model: text("model"),
     promptTokens: integer("prompt_tokens"),
     completionTokens: integer("completion_tokens"),
+    // On assistant replies: the thinking tokens Gemini spent on it (usageMetadata.thoughtsTokenCount).
+    thoughtTokens: integer("thought_tokens"),
     // On prompts: the UTC day whose quota unit it used, so a failure can give that unit back.
     quotaDay: text("quota_day"),
     // On prompts: bumped each time the prompt is retried or regenerated, so a settle by an earlier run of it
@@ -145,6 +147,8 @@ export const messages = sqliteTable(
     uniqueIndex("messages_reply_run_unique").on(t.replyTo, t.incarnation),
     // A message's versions (its siblings with the same role) and a node's children, roots included.
     index("messages_siblings_idx").on(t.chatroomId, t.parentId, t.role, t.id),
+    // A user's messages by time: usage per day, export, account deletion.
+    index("messages_user_created_idx").on(t.userId, t.createdAt),
     // The scheduled sweep's way to the few prompts still pending.
     index("messages_pending_idx").on(t.updatedAt).where(sql`status = 'pending'`),
   ],
@@ -231,3 +235,28 @@ export const searchDocs = sqliteTable("search_docs", {
   rowid: integer("rowid").primaryKey(),
   messageId: text("message_id").notNull().unique(),
 });
+
+/**
+ * Read-only links to a snapshot of a chatroom's active branch. The id is 128 random bits (base64url):
+ * knowing it is what opens the link. The snapshot is stored as taken, so later messages are never shown;
+ * revoking deletes the row, and deleting the chatroom or the account takes it along.
+ */
+export const shares = sqliteTable(
+  "shares",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    chatroomId: text("chatroom_id")
+      .notNull()
+      .references(() => chatrooms.id, { onDelete: "cascade" }),
+    // The chatroom's name when shared (empty while it had none yet).
+    chatroomName: text("chatroom_name").notNull(),
+    // JSON: [{role, content, createdAt}], oldest first.
+    messages: text("messages").notNull(),
+    messageCount: integer("message_count").notNull(),
+    createdAt: timestamp("created_at").notNull(),
+  },
+  (t) => [index("shares_chatroom_created_idx").on(t.chatroomId, t.createdAt), index("shares_user_idx").on(t.userId)],
+);

@@ -7,8 +7,8 @@ const BILLING_ALIASES: Record<string, string> = {
   "/webhook/stripe": "/api/billing/webhook/stripe",
 };
 
-/** Served where they are: the health check, the OpenAPI document, its page and the playground. */
-const OUTSIDE_API = /^\/(?:openapi\.json|docs|playground(?:\/.*)?)?$/;
+/** Served where they are: the health check, the OpenAPI document, its page, the playground and shared pages (/s/:id). */
+const OUTSIDE_API = /^\/(?:openapi\.json|docs|playground(?:\/.*)?|s\/[^/]+)?$/;
 
 /**
  * The path the app routes a request by (API.md Conventions): the original assignment's endpoint table

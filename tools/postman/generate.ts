@@ -43,7 +43,7 @@ const FIELD_VARIABLES: Record<string, string> = {
   newPassword: "{{newPassword}}",
   otp: "{{otp}}",
 };
-const PATH_VARIABLES: Record<string, string> = { id: "chatroomId", messageId: "promptId" };
+const PATH_VARIABLES: Record<string, string> = { id: "chatroomId", messageId: "promptId", shareId: "shareId" };
 
 const expectStatus = (...codes: number[]) => [
   `pm.test("answers ${codes.join(" or ")}", () => pm.expect(pm.response.code).to.be.oneOf([${codes.join(", ")}]));`,
@@ -151,6 +151,31 @@ const MORE: Step[] = [
       ...expectStatus(200),
       'pm.test("finds the prompt sent", () => pm.expect(pm.response.json().results.map((r) => r.messageId)).to.include(pm.collectionVariables.get("promptId")));',
     ],
+  },
+  {
+    key: "get /api/user/usage",
+    name: "Your usage per day",
+    query: { days: "7" },
+    tests: [...expectStatus(200), 'pm.test("has 7 days", () => pm.expect(pm.response.json().days).to.have.length(7));'],
+  },
+  {
+    key: "post /api/chatroom/{id}/share",
+    name: "Share the chatroom (409 NOTHING_TO_SHARE until a reply has completed)",
+    tests: [
+      ...expectStatus(201, 409),
+      'if (pm.response.code === 201) pm.collectionVariables.set("shareId", pm.response.json().share.id);',
+    ],
+  },
+  { key: "get /api/chatroom/{id}/shares", name: "The chatroom's shared links", tests: expectStatus(200) },
+  {
+    key: "get /api/shared/{shareId}",
+    name: "Read the shared conversation, with no token",
+    tests: expectStatus(200, 404),
+  },
+  {
+    key: "delete /api/chatroom/{id}/share/{shareId}",
+    name: "Revoke the shared link",
+    tests: expectStatus(200, 404),
   },
   {
     key: "get /api/chatroom/{id}/messages",

@@ -1,4 +1,4 @@
-export type GeminiUsage = { promptTokenCount: number; candidatesTokenCount: number };
+export type GeminiUsage = { promptTokenCount: number; candidatesTokenCount: number; thoughtsTokenCount?: number };
 
 export function geminiChunk(
   text: string,

@@ -19,7 +19,10 @@ export function geminiChunk(text, { model = "gemini-2.5-flash", finishReason, us
       },
     ],
     ...(usage && {
-      usageMetadata: { ...usage, totalTokenCount: usage.promptTokenCount + usage.candidatesTokenCount },
+      usageMetadata: {
+        ...usage,
+        totalTokenCount: usage.promptTokenCount + usage.candidatesTokenCount + (usage.thoughtsTokenCount ?? 0),
+      },
     }),
     modelVersion: model,
   };

@@ -14,6 +14,8 @@ export type GeminiReply = {
   text: string;
   promptTokens: number | null;
   completionTokens: number | null;
+  /** Thinking tokens (usageMetadata.thoughtsTokenCount), when the model reports them. */
+  thoughtTokens: number | null;
   /** The model that wrote it. */
   model: string;
 };
@@ -92,7 +94,7 @@ export async function streamReply(env: Env, turns: ChatTurn[], options: StreamOp
     // promise from surfacing as an unhandled rejection when the stream fails or is stopped.
     result.response.catch(() => {});
     let text = "";
-    let usage: { promptTokenCount?: number; candidatesTokenCount?: number } | undefined;
+    let usage: { promptTokenCount?: number; candidatesTokenCount?: number; thoughtsTokenCount?: number } | undefined;
     for await (const chunk of result.stream) {
       armTimer(options.idleGapTimeoutMs ?? IDLE_GAP_TIMEOUT_MS);
       // text() throws GoogleGenerativeAIResponseError when the prompt or the answer was blocked.
@@ -109,6 +111,7 @@ export async function streamReply(env: Env, turns: ChatTurn[], options: StreamOp
       text,
       promptTokens: usage?.promptTokenCount ?? null,
       completionTokens: usage?.candidatesTokenCount ?? null,
+      thoughtTokens: usage?.thoughtsTokenCount ?? null,
       model: modelName,
     };
   } catch (err) {

@@ -130,7 +130,7 @@ export async function consumePromptBatch(batch: MessageBatch<PromptJob>, env: En
 type Reply = {
   content: string;
   outcome: "completed" | "failed";
-  tokens?: { prompt: number | null; completion: number | null };
+  tokens?: { prompt: number | null; completion: number | null; thoughts?: number | null };
   model?: string;
 };
 
@@ -188,7 +188,7 @@ async function answerPrompt(env: Env, promptId: string, attempts: number): Promi
     reply = {
       content: answer.text,
       outcome: "completed",
-      tokens: { prompt: answer.promptTokens, completion: answer.completionTokens },
+      tokens: { prompt: answer.promptTokens, completion: answer.completionTokens, thoughts: answer.thoughtTokens },
       model: answer.model,
     };
   } catch (err) {

@@ -286,7 +286,7 @@ export type ReplyToStore = {
   prompt: Pick<MessageRow, "id" | "chatroom_id" | "user_id" | "quota_day" | "incarnation">;
   content: string;
   outcome: "completed" | "failed" | "cancelled";
-  tokens?: { prompt: number | null; completion: number | null };
+  tokens?: { prompt: number | null; completion: number | null; thoughts?: number | null };
   /** The model that wrote it (none for a failure note). */
   model?: string;
   now: Date;
@@ -333,9 +333,10 @@ export async function storeReply(db: Database, reply: ReplyToStore): Promise<Ver
   const { replyId, prompt, now } = reply;
   const mine = sql`EXISTS (SELECT 1 FROM ${messages} WHERE ${messages.id} = ${replyId})`;
   const statements = [
-    sql`INSERT INTO ${messages} (id, chatroom_id, user_id, role, content, status, reply_to, parent_id, incarnation, model, prompt_tokens, completion_tokens, created_at, updated_at)
+    sql`INSERT INTO ${messages} (id, chatroom_id, user_id, role, content, status, reply_to, parent_id, incarnation, model, prompt_tokens, completion_tokens, thought_tokens, created_at, updated_at)
       SELECT ${replyId}, ${prompt.chatroom_id}, ${prompt.user_id}, 'assistant', ${reply.content}, ${reply.outcome}, ${prompt.id}, ${prompt.id},
-        ${prompt.incarnation}, ${reply.model ?? null}, ${reply.tokens?.prompt ?? null}, ${reply.tokens?.completion ?? null}, ${now.getTime()}, ${now.getTime()}
+        ${prompt.incarnation}, ${reply.model ?? null}, ${reply.tokens?.prompt ?? null}, ${reply.tokens?.completion ?? null},
+        ${reply.tokens?.thoughts ?? null}, ${now.getTime()}, ${now.getTime()}
       WHERE ${stillPending(prompt)}
       ON CONFLICT (reply_to, incarnation) DO NOTHING`,
     sql`UPDATE ${messages} SET status = ${reply.outcome}, updated_at = ${now.getTime()} WHERE id = ${prompt.id} AND ${mine}`,
