@@ -1,16 +1,7 @@
 import { createRoute, type OpenAPIObjectConfigure } from "@hono/zod-openapi";
+import type { Context, Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
-import { authRoutes } from "./features/auth/auth.routes";
-import { billingRoutes, stripeWebhookRoutes } from "./features/billing/billing.routes";
-import { chatroomRoutes } from "./features/chatrooms/chatrooms.routes";
-import { liveRoutes } from "./features/live/live.routes";
-import { modelRoutes } from "./features/models/models.routes";
-import { playgroundRoutes } from "./features/playground/playground.routes";
-import { promptRoutes } from "./features/prompts/prompts.routes";
-import { searchRoutes } from "./features/search/search.routes";
-import { sharedRoutes, sharePage, shareRoutes } from "./features/shares/shares.routes";
-import { userRoutes } from "./features/users/users.routes";
 import { renderApiReference } from "./lib/api-reference";
 import { canonicalPath } from "./lib/canonical-path";
 import { handleError, handleNotFound } from "./lib/errors";
@@ -23,6 +14,88 @@ import { requestLog } from "./middleware/request-log";
 import { requireAuth } from "./middleware/require-auth";
 import { routeGuard } from "./middleware/route-guard";
 import type { AppEnv } from "./types";
+
+type Router = ReturnType<typeof createRouter<AppEnv>>;
+type Handler = (c: Context<AppEnv>) => Response | Promise<Response>;
+
+/**
+ * The routers of the app, by the part of the API they serve. Each part is loaded (and its routes and
+ * request schemas built) only when a request for it first comes: see src/index.ts.
+ */
+export type Routers = {
+  auth?: Router;
+  user?: Router;
+  models?: Router;
+  search?: Router;
+  chatrooms?: Router;
+  prompts?: Router;
+  live?: Router;
+  shares?: Router;
+  shared?: Router;
+  sharePage?: Handler;
+  billing?: Router;
+  stripeWebhook?: Router;
+  playground?: Hono<AppEnv>;
+  /** With every part: /openapi.json and /docs too. */
+  everything?: true;
+};
+
+/** Which part of the API a canonical path belongs to (each part is loaded on its own). */
+export type RouteSet = "account" | "chat" | "billing" | "playground" | "everything" | "none";
+
+export function routeSetOf(path: string): RouteSet {
+  if (/^\/api\/(auth|user)(\/|$)/.test(path)) return "account";
+  if (/^\/api\/(chatroom|search|shared|models)(\/|$)/.test(path) || path.startsWith("/s/")) return "chat";
+  if (/^\/api\/billing(\/|$)/.test(path)) return "billing";
+  if (path === "/playground" || path.startsWith("/playground/")) return "playground";
+  if (path === "/openapi.json" || path === "/docs") return "everything";
+  return "none";
+}
+
+const account = async (): Promise<Routers> => ({
+  auth: (await import("./features/auth/auth.routes")).authRoutes,
+  user: (await import("./features/users/users.routes")).userRoutes,
+});
+const chat = async (): Promise<Routers> => {
+  const shares = await import("./features/shares/shares.routes");
+  return {
+    models: (await import("./features/models/models.routes")).modelRoutes,
+    search: (await import("./features/search/search.routes")).searchRoutes,
+    chatrooms: (await import("./features/chatrooms/chatrooms.routes")).chatroomRoutes,
+    prompts: (await import("./features/prompts/prompts.routes")).promptRoutes,
+    live: (await import("./features/live/live.routes")).liveRoutes,
+    shares: shares.shareRoutes,
+    shared: shares.sharedRoutes,
+    sharePage: shares.sharePage,
+  };
+};
+const billing = async (): Promise<Routers> => {
+  const routes = await import("./features/billing/billing.routes");
+  return { billing: routes.billingRoutes, stripeWebhook: routes.stripeWebhookRoutes };
+};
+const playground = async (): Promise<Routers> => ({
+  playground: (await import("./features/playground/playground.routes")).playgroundRoutes,
+});
+
+/** The routers of one part of the API ("none": only the health check and the 404s and 405s). */
+export async function loadRouters(set: RouteSet): Promise<Routers> {
+  switch (set) {
+    case "account":
+      return account();
+    case "chat":
+      return chat();
+    case "billing":
+      return billing();
+    case "playground":
+      return playground();
+    case "everything": {
+      const parts = await Promise.all([account(), chat(), billing(), playground()]);
+      return Object.assign({ everything: true as const }, ...parts);
+    }
+    case "none":
+      return {};
+  }
+}
 
 export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
   openapi: "3.1.0",
@@ -63,12 +136,17 @@ export const openApiConfig: OpenAPIObjectConfigure<AppEnv, "/openapi.json"> = {
 };
 
 /** The OpenAPI document of an app made by createApp, its docs-only response schemas built first. */
-export function openApiDocumentOf(app: ReturnType<typeof createRouter<AppEnv>>) {
+export function openApiDocumentOf(app: Router) {
   buildDocsOnlySchemas(app);
   return app.getOpenAPI31Document(openApiConfig as never);
 }
 
-export function createApp() {
+/**
+ * The app with the routers given (every part of the API: `createApp(await loadRouters("everything"))`).
+ * The middleware, guards and error handling are the same whichever parts it holds; a path of a part it
+ * does not hold is a 404, so a request must reach the app holding its part (src/index.ts).
+ */
+export function createApp(routers: Routers) {
   // Routing uses the canonical path, so the brief's paths without /api (and with a trailing slash) reach
   // the same routes, middleware and guards, including the webhook mounted before the body guard.
   const app = createRouter<AppEnv>({ getPath: canonicalPath });
@@ -76,7 +154,7 @@ export function createApp() {
   app.use("*", requestId(), requestLog, secureHeaders(), corsFromEnv, routeGuard(app), d1Session);
   // Registered before the JSON body guard, so Hono runs it first and the guard never sees its body:
   // the webhook verifies Stripe's signature on the raw bytes before anything parses them.
-  app.route("/api/billing/webhook", stripeWebhookRoutes);
+  if (routers.stripeWebhook) app.route("/api/billing/webhook", routers.stripeWebhook);
   app.use("*", jsonBody);
 
   app.openapi(
@@ -92,19 +170,18 @@ export function createApp() {
     (c) => c.json({ success: true as const, message: "Backend is LIVE" }, 200),
   );
 
-  app.route("/api/auth", authRoutes);
-  app.route("/api/user", userRoutes);
-  app.route("/api/models", modelRoutes);
-  app.route("/api/search", searchRoutes);
+  if (routers.auth) app.route("/api/auth", routers.auth);
+  if (routers.user) app.route("/api/user", routers.user);
+  if (routers.models) app.route("/api/models", routers.models);
+  if (routers.search) app.route("/api/search", routers.search);
   // Rooms, their messages and live replies: every path under /api/chatroom needs a token (the two
   // stream GETs take a stream ticket instead), checked once before whichever router serves it.
-  app.use("/api/chatroom/*", requireAuth);
-  app.route("/api/chatroom", chatroomRoutes);
-  app.route("/api/chatroom", promptRoutes);
-  app.route("/api/chatroom", liveRoutes);
-  app.route("/api/chatroom", shareRoutes);
-  app.route("/api/shared", sharedRoutes);
-  app.route("/api/billing", billingRoutes);
+  if (routers.chatrooms) app.use("/api/chatroom/*", requireAuth);
+  for (const router of [routers.chatrooms, routers.prompts, routers.live, routers.shares]) {
+    if (router) app.route("/api/chatroom", router);
+  }
+  if (routers.shared) app.route("/api/shared", routers.shared);
+  if (routers.billing) app.route("/api/billing", routers.billing);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
     type: "http",
@@ -125,13 +202,15 @@ export function createApp() {
     document ??= openApiDocumentOf(app);
     return document;
   };
-  app.get("/openapi.json", (c) => c.json(openApiDocument()));
-  app.get("/docs", (c) => {
-    reference ??= renderApiReference(openApiDocument());
-    return c.html(reference);
-  });
-  app.route("/playground", playgroundRoutes);
-  app.get("/s/:shareId", sharePage);
+  if (routers.everything) {
+    app.get("/openapi.json", (c) => c.json(openApiDocument()));
+    app.get("/docs", (c) => {
+      reference ??= renderApiReference(openApiDocument());
+      return c.html(reference);
+    });
+  }
+  if (routers.playground) app.route("/playground", routers.playground);
+  if (routers.sharePage) app.get("/s/:shareId", routers.sharePage);
 
   app.notFound(handleNotFound);
   app.onError(handleError);

@@ -213,7 +213,7 @@ const MORE: Step[] = [
     body: { userMessage: "Explain Cloudflare Queues in one sentence." },
     tests: [
       ...expectStatus(202),
-      'pm.test("is a second version of the first prompt", () => pm.expect(pm.response.json().prompt.version).to.eql({ index: 2, count: 2 }));',
+      'pm.test("is a second version of the first prompt", () => pm.expect(pm.response.json().prompt.version).to.include({ index: 2, count: 2, previousId: pm.collectionVariables.get("promptId") }));',
       store("editedPromptId", "pm.response.json().prompt.id"),
     ],
   },
