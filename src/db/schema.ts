@@ -20,6 +20,8 @@ export const users = sqliteTable(
     // created, changed or deleted, a send and a reply included: the version the cached list is keyed by.
     listVersion: integer("list_version").notNull().default(0),
     verifiedAt: timestamp("verified_at"),
+    // When the user last started an export of their data: one a minute.
+    lastExportAt: timestamp("last_export_at"),
     createdAt: timestamp("created_at").notNull(),
     updatedAt: timestamp("updated_at").notNull(),
   },

@@ -159,6 +159,14 @@ const MORE: Step[] = [
     tests: [...expectStatus(200), 'pm.test("has 7 days", () => pm.expect(pm.response.json().days).to.have.length(7));'],
   },
   {
+    key: "get /api/user/export",
+    name: "Export your data (one a minute: 429 EXPORT_RATE_LIMITED otherwise)",
+    tests: [
+      'pm.test("answers 200 or 429", () => pm.expect(pm.response.code).to.be.oneOf([200, 429]));',
+      'if (pm.response.code === 200) pm.test("is the account", () => pm.expect(pm.response.json().user.id).to.eql(pm.collectionVariables.get("userId")));',
+    ],
+  },
+  {
     key: "post /api/chatroom/{id}/share",
     name: "Share the chatroom (409 NOTHING_TO_SHARE until a reply has completed)",
     tests: [

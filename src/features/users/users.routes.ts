@@ -1,4 +1,4 @@
-import { createRoute } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
 import { unauthorized } from "../../lib/errors";
 import { authErrors, bearerAuth, errorResponses, jsonResponse } from "../../lib/openapi";
 import { createRouter } from "../../lib/validate";
@@ -6,9 +6,10 @@ import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
 import { toUserResponse } from "../auth";
 import { tierAndUsage, utcDay } from "../prompts";
+import { claimExport, exportStream } from "./export";
 import { readUsage } from "./usage.repo";
 import { findUserWithQuota } from "./users.repo";
-import { MeResponseSchema, UsageQuerySchema, UsageResponseSchema } from "./users.schemas";
+import { ExportSchema, MeResponseSchema, UsageQuerySchema, UsageResponseSchema } from "./users.schemas";
 
 export const userRoutes = createRouter<AppEnv>();
 
@@ -63,5 +64,42 @@ userRoutes.openapi(
       { prompts: 0, promptTokens: 0, outputTokens: 0 },
     );
     return c.json({ success: true as const, message: "Usage", tier, today: usage, days, totals }, 200);
+  },
+);
+
+userRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/export",
+    operationId: "exportAccount",
+    tags: ["Your data"],
+    summary: "Download your whole account as one JSON file",
+    description:
+      "The user, the subscription's state, every chatroom with its settings and every message of every branch (with parentId, version, feedback, tokens, model), and the prompts per day. " +
+      "Written as it is read from D1, 500 messages at a time, so no account is too big for it. No password hash, OTP, token or Stripe id. One export a minute.",
+    security: bearerAuth,
+    middleware: [requireAuth] as const,
+    responses: {
+      200: {
+        ...jsonResponse(ExportSchema, "The export, as an attachment"),
+        headers: z.object({
+          "Content-Disposition": z
+            .string()
+            .openapi({ example: 'attachment; filename="gemini-backend-export-2026-08-16.json"' }),
+        }),
+      },
+      ...errorResponses({ ...authErrors, 429: "EXPORT_RATE_LIMITED: one export a minute; Retry-After says when" }),
+    },
+  }),
+  async (c) => {
+    const now = new Date();
+    await claimExport(c.var.db, c.var.userId, now);
+    return new Response(exportStream(c.var.db, c.var.userId, now), {
+      headers: {
+        "Content-Type": "application/json; charset=utf-8",
+        "Content-Disposition": `attachment; filename="gemini-backend-export-${utcDay(now)}.json"`,
+        "Cache-Control": "no-store",
+      },
+    }) as never;
   },
 );
