@@ -6,8 +6,10 @@
 // several runs, each compared with a trivial Worker measured in the same run.
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
@@ -24,7 +26,7 @@ const COMPAT_DATE = /compatibility_date\s*=\s*"([^"]+)"/.exec(readFileSync("wran
 const WEBHOOK_SECRET = "whsec_bench";
 /** `npm run bench -- --write` also writes bench/results.md and the README's Performance section. */
 const WRITE = process.argv.includes("--write");
-/** `npm run bench -- --only=floor` (or `=startup`, `=soak`, `=tree`) measures that alone and prints it, writing nothing. */
+/** `npm run bench -- --only=floor` (or `=startup`, `=cold`, `=soak`, `=tree`) measures that alone and prints it, writing nothing. */
 const ONLY = process.argv.find((arg) => arg.startsWith("--only="))?.slice("--only=".length);
 const startedAt = Date.now();
 
@@ -116,9 +118,11 @@ async function serve(options) {
 /** The consumer settings of wrangler.toml's `gemini-prompts` consumer. */
 const CONSUMER = { maxBatchSize: 10, maxBatchTimeout: 0, maxRetries: 2 };
 
-function serveWorker(scriptPath, { geminiUrl, consume, consumer = CONSUMER, bindings = {} }) {
+function serveWorker(scriptPath, { geminiUrl, consume, consumer = CONSUMER, bindings = {}, persistTo }) {
   return serve({
     scriptPath,
+    // D1, KV and Durable Object data on disk, kept for the next Worker started with the same path.
+    ...(persistTo ? { resourcePersistencePath: persistTo } : {}),
     compatibilityFlags: ["enable_request_signal"],
     d1Databases: ["DB"],
     kvNamespaces: ["CACHE"],
@@ -1272,6 +1276,130 @@ function startup() {
 }
 
 /**
+ * Cold requests. Nothing is built at startup (src/index.ts): the first request to each part of the API
+ * loads that part (its modules evaluated, its routes and request schemas built) and, the first time in an
+ * isolate, what every part shares (Hono, zod, Drizzle, the middleware, src/app.ts). Each part is asked in a
+ * fresh Worker (a new workerd process) COLD.runs times: the workerd process's CPU for its first request and
+ * for the same request again; the difference is what the cold request pays. The account part's Workers,
+ * once they have served it, then ask the chat part too: what a second part costs when the shared code is
+ * loaded. A trivial Worker measured the same way gives what any first request costs workerd itself.
+ */
+const COLD = { runs: 5, settleMs: 50, warmCalls: 20 };
+const COLD_PARTS = [
+  { part: "none", name: "GET / (health)", path: "/" },
+  { part: "account", name: "GET /api/user/me", path: "/api/user/me" },
+  { part: "chat", name: "GET /api/chatroom", path: "/api/chatroom" },
+  { part: "billing", name: "GET /api/billing/subscription/status", path: "/api/billing/subscription/status" },
+  { part: "everything", name: "GET /openapi.json", path: "/openapi.json" },
+];
+const coldLogLine = `cold requests: the first request to each part of the API in a fresh Worker, and the same request again, ${COLD.runs} Workers per part`;
+
+const get = (server, path, token) =>
+  fetch(`${server.url}${path}`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+
+/**
+ * The workerd CPU (ms) of one request, counted until COLD.settleMs after its answer: work it leaves to
+ * other threads (V8's background compilation and GC) is counted with it.
+ */
+async function requestCpuMs(server, path, token) {
+  const start = cpuNanoseconds(server.pids);
+  const response = await get(server, path, token);
+  const body = await response.text();
+  await new Promise((resolve) => setTimeout(resolve, COLD.settleMs));
+  const cpu = (cpuNanoseconds(server.pids) - start) / 1e6;
+  if (response.status >= 400) throw new Error(`${path} answered ${response.status}: ${body}`);
+  return cpu;
+}
+
+/**
+ * The first and the second request to `path` on `server`, then COLD.warmCalls more in one window: the
+ * request once warm, to show what the second request still pays.
+ */
+async function firstAndSecond(server, path, token) {
+  const first = await requestCpuMs(server, path, token);
+  const second = await requestCpuMs(server, path, token);
+  const start = cpuNanoseconds(server.pids);
+  for (let i = 0; i < COLD.warmCalls; i++) await (await get(server, path, token)).arrayBuffer();
+  await new Promise((resolve) => setTimeout(resolve, COLD.settleMs));
+  return { first, second, warm: (cpuNanoseconds(server.pids) - start) / 1e6 / COLD.warmCalls };
+}
+
+async function coldRequests(scriptPath) {
+  const persistTo = mkdtempSync(join(tmpdir(), "gemini-backend-cold-"));
+  // No prompt is sent, so nothing calls Gemini; one JWT secret, so the token made once works in every Worker.
+  const bindings = { JWT_SECRET: randomBytes(32).toString("hex") };
+  const options = { geminiUrl: "http://127.0.0.1:9", consume: false, persistTo, bindings };
+  const samples = {
+    trivial: [],
+    chatAfterAccount: [],
+    ...Object.fromEntries(COLD_PARTS.map(({ part }) => [part, []])),
+  };
+  try {
+    // A user with a chatroom, made through the API once and kept on disk for every fresh Worker; the list
+    // read twice, so it is cached in KV as for a user who has read it before.
+    const setup = await serveWorker(scriptPath, options);
+    let token;
+    try {
+      await migrate(setup.mf);
+      const api = client(setup.url);
+      ({ token } = await api.withRoom(await api.user(), "Cold"));
+      for (let i = 0; i < 2; i++) await api.request("GET", "/api/chatroom", { token });
+    } finally {
+      await setup.mf.dispose();
+    }
+    // Runs outermost, so a slow stretch of the machine hits every part alike.
+    for (let run = 0; run < COLD.runs; run++) {
+      const trivial = await serve({ script: 'export default { fetch: () => new Response("ok") }' });
+      try {
+        samples.trivial.push(await firstAndSecond(trivial, "/"));
+      } finally {
+        await trivial.mf.dispose();
+      }
+      for (const { part, path } of COLD_PARTS) {
+        const server = await serveWorker(scriptPath, options);
+        try {
+          // D1's and KV's local simulators run in the same workerd process (in production they run
+          // elsewhere): woken here, through Miniflare's proxy, so the first request does not pay for them.
+          await (await server.mf.getD1Database("DB")).prepare("SELECT count(*) FROM users").first();
+          await (await server.mf.getKVNamespace("CACHE")).get("bench:cold");
+          samples[part].push(await firstAndSecond(server, path, token));
+          if (part === "account") samples.chatAfterAccount.push(await firstAndSecond(server, "/api/chatroom", token));
+        } finally {
+          await server.mf.dispose();
+        }
+      }
+    }
+  } finally {
+    rmSync(persistTo, { recursive: true, force: true });
+  }
+  const round = (ms) => Number(ms.toFixed(1));
+  return Object.fromEntries(
+    Object.entries(samples).map(([part, pairs]) => [
+      part,
+      {
+        first: round(median(pairs.map((p) => p.first))),
+        second: round(median(pairs.map((p) => p.second))),
+        warm: round(median(pairs.map((p) => p.warm))),
+        // The median of each Worker's own difference, not the difference of the medians.
+        extra: round(median(pairs.map((p) => p.first - p.second))),
+      },
+    ]),
+  );
+}
+
+/** The cold requests as a sentence of the Startup paragraph. */
+function coldSummary(cold) {
+  const ms = (part) => `${cold[part].extra.toFixed(1)} ms`;
+  return [
+    `The first request to a part of the API costs this much more CPU than the same request made again (the workerd process's CPU, each part in a fresh Worker; median of ${COLD.runs} Workers):`,
+    `the health check \`GET /\`, which loads what every part shares (\`src/app.ts\`, Hono, zod, Drizzle), **${ms("none")}**;`,
+    `account (\`GET /api/user/me\`) **${ms("account")}**; chat (\`GET /api/chatroom\`) **${ms("chat")}**, or ${ms("chatAfterAccount")} when the account part is already loaded;`,
+    `billing (\`GET /api/billing/subscription/status\`) **${ms("billing")}**; \`GET /openapi.json\` (every part, and the document built) **${ms("everything")}**.`,
+    `A trivial Worker's first request costs ${ms("trivial")} more than its second. Nor is the second request warm yet (its CPU, then the mean of the ${COLD.warmCalls} after it: ${COLD_PARTS.map(({ part, name }) => `${name} ${cold[part].second.toFixed(1)} then ${cold[part].warm.toFixed(1)} ms`).join("; ")}).`,
+  ].join(" ");
+}
+
+/**
  * The soak: the same traffic twice on one Worker, each pass followed by a drain, and the workerd RSS
  * after each drain. What the second pass adds is what the Worker keeps per prompt or per connection.
  * Every loop has a count and a time limit; a failed request is counted and reported, never thrown.
@@ -1995,6 +2123,13 @@ async function main() {
     console.log(`\n${JSON.stringify(result, null, 2)}\n\n${soakSummary(result)}\n`);
     return;
   }
+  if (ONLY === "cold") {
+    log(coldLogLine);
+    const cold = await coldRequests(plain);
+    console.table(cold);
+    console.log(`\n${coldSummary(cold)}\n`);
+    return;
+  }
   const instrumented = build(`${BUILD}/instrumented`, "bench/instrumented.ts");
   if (ONLY === "floor")
     return console.table([...(await floorShares(instrumented))].map(([name, f]) => ({ name, ...f })));
@@ -2005,7 +2140,7 @@ async function main() {
     console.log(`\n${JSON.stringify(tree, null, 2)}\n\n${longRoomSummary(tree)}\n`);
     return;
   }
-  if (ONLY) throw new Error(`--only takes floor, startup, soak or tree, not ${ONLY}`);
+  if (ONLY) throw new Error(`--only takes floor, startup, cold, soak or tree, not ${ONLY}`);
   const bundle = readFileSync(plain);
   const size = { raw: bundle.length / 1024, gzip: gzipSync(bundle, { level: 9 }).length / 1024 };
 
@@ -2085,6 +2220,8 @@ async function main() {
   const tree = await longRoom(instrumented);
   log("startup: wrangler check startup (global-scope CPU of the bundle)");
   const boot = startup();
+  log(coldLogLine);
+  const cold = await coldRequests(plain);
 
   log("live replies: 24 streamed prompts, then 10 prompts watched by 1 and by 50 subscribers");
   const live = await liveReplies(plain);
@@ -2117,7 +2254,7 @@ async function main() {
     "",
     longRoomSummary(tree),
     "",
-    `**Startup** (\`wrangler check startup\`, median of ${boot.runs.length}): **${boot.median.toFixed(1)} ms** global-scope CPU (budget 25 ms${boot.median <= 25 ? "" : `: over by ${(boot.median - 25).toFixed(1)} ms`}); ${boot.median < boot.libraries ? `nothing but the entry and the Durable Object class runs at startup: the libraries (${boot.libraries.toFixed(1)} ms on their own, \`bench/startup-floor.ts\`) and each part of the API's routes load with the first request for that part (src/index.ts)` : `the libraries it loads take ${boot.libraries.toFixed(1)} ms on their own (\`bench/startup-floor.ts\`), so our own code takes ${(boot.median - boot.libraries).toFixed(1)} ms`}.`,
+    `**Startup** (\`wrangler check startup\`, median of ${boot.runs.length}): **${boot.median.toFixed(1)} ms** global-scope CPU (budget 25 ms${boot.median <= 25 ? "" : `: over by ${(boot.median - 25).toFixed(1)} ms`}); ${boot.median < boot.libraries ? `nothing but the entry and the Durable Object class runs at startup: the libraries (${boot.libraries.toFixed(1)} ms on their own, \`bench/startup-floor.ts\`) and each part of the API's routes load with the first request for that part (src/index.ts)` : `the libraries it loads take ${boot.libraries.toFixed(1)} ms on their own (\`bench/startup-floor.ts\`), so our own code takes ${(boot.median - boot.libraries).toFixed(1)} ms`}. ${coldSummary(cold)}`,
     "",
     `**KV write budget**: a burst of 20 prompts into one chatroom (and their 20 replies) wrote the busiest key **${burst.max}** times within one second (\`${burst.key}\`; KV takes about 1 write per second per key). A prompt with its reply stores about ${burst.bytesPerPrompt} bytes of row data in D1 (the stub's replies are short; indexes come on top).`,
     "",
@@ -2156,6 +2293,10 @@ async function main() {
     latencyModelMs: LATENCY_MODEL,
     startupCpuMs: Number(boot.median.toFixed(1)),
     startupLibrariesCpuMs: Number(boot.libraries.toFixed(1)),
+    // What the first request to each part pays over the same request made again, in a fresh Worker.
+    coldRequestCpuMs: Object.fromEntries(COLD_PARTS.map(({ part }) => [part, cold[part].extra])),
+    coldRequestChatAfterAccountCpuMs: cold.chatAfterAccount.extra,
+    coldRequestTrivialWorkerCpuMs: cold.trivial.extra,
     maxKvWritesPerKeyPerSecond: burst.max,
     d1BytesPerPromptWithReply: burst.bytesPerPrompt,
     firstDeltaOverheadMsP50: live.timed.firstDeltaOverhead.p50,
