@@ -1,5 +1,5 @@
 import { createRoute, type OpenAPIObjectConfigure } from "@hono/zod-openapi";
-import type { Context, Hono } from "hono";
+import type { Context, Hono, MiddlewareHandler } from "hono";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { renderApiReference } from "./lib/api-reference";
@@ -11,7 +11,6 @@ import { corsFromEnv } from "./middleware/cors";
 import { d1Session } from "./middleware/d1-session";
 import { jsonBody } from "./middleware/json-body";
 import { requestLog } from "./middleware/request-log";
-import { requireAuth } from "./middleware/require-auth";
 import { routeGuard } from "./middleware/route-guard";
 import type { AppEnv } from "./types";
 
@@ -28,6 +27,8 @@ export type Routers = {
   models?: Router;
   search?: Router;
   chatrooms?: Router;
+  /** The token check every /api/chatroom path takes (loaded with the chat part: it reads auth and live). */
+  requireAuth?: MiddlewareHandler<AppEnv>;
   prompts?: Router;
   live?: Router;
   shares?: Router;
@@ -59,6 +60,7 @@ const account = async (): Promise<Routers> => ({
 const chat = async (): Promise<Routers> => {
   const shares = await import("./features/shares/shares.routes");
   return {
+    requireAuth: (await import("./middleware/require-auth")).requireAuth,
     models: (await import("./features/models/models.routes")).modelRoutes,
     search: (await import("./features/search/search.routes")).searchRoutes,
     chatrooms: (await import("./features/chatrooms/chatrooms.routes")).chatroomRoutes,
@@ -176,7 +178,7 @@ export function createApp(routers: Routers) {
   if (routers.search) app.route("/api/search", routers.search);
   // Rooms, their messages and live replies: every path under /api/chatroom needs a token (the two
   // stream GETs take a stream ticket instead), checked once before whichever router serves it.
-  if (routers.chatrooms) app.use("/api/chatroom/*", requireAuth);
+  if (routers.chatrooms && routers.requireAuth) app.use("/api/chatroom/*", routers.requireAuth);
   for (const router of [routers.chatrooms, routers.prompts, routers.live, routers.shares]) {
     if (router) app.route("/api/chatroom", router);
   }
