@@ -12,6 +12,7 @@ import { d1Session } from "./middleware/d1-session";
 import { jsonBody } from "./middleware/json-body";
 import { requestLog } from "./middleware/request-log";
 import { routeGuard } from "./middleware/route-guard";
+import type { RouteSet } from "./route-sets";
 import type { AppEnv } from "./types";
 
 type Router = ReturnType<typeof createRouter<AppEnv>>;
@@ -41,17 +42,7 @@ export type Routers = {
   everything?: true;
 };
 
-/** Which part of the API a canonical path belongs to (each part is loaded on its own). */
-export type RouteSet = "account" | "chat" | "billing" | "playground" | "everything" | "none";
-
-export function routeSetOf(path: string): RouteSet {
-  if (/^\/api\/(auth|user)(\/|$)/.test(path)) return "account";
-  if (/^\/api\/(chatroom|search|shared|models)(\/|$)/.test(path) || path.startsWith("/s/")) return "chat";
-  if (/^\/api\/billing(\/|$)/.test(path)) return "billing";
-  if (path === "/playground" || path.startsWith("/playground/")) return "playground";
-  if (path === "/openapi.json" || path === "/docs") return "everything";
-  return "none";
-}
+export type { RouteSet } from "./route-sets";
 
 const account = async (): Promise<Routers> => ({
   auth: (await import("./features/auth/auth.routes")).authRoutes,

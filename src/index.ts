@@ -1,6 +1,7 @@
-import type { createApp, RouteSet } from "./app";
+import type { createApp } from "./app";
 import type { PromptJob } from "./features/prompts/prompts.queue";
 import { canonicalPath } from "./lib/canonical-path";
+import { type RouteSet, routeSetOf } from "./route-sets";
 
 export { ChatroomHub } from "./features/live/chatroom-hub";
 
@@ -10,25 +11,32 @@ type App = ReturnType<typeof createApp>;
  * Nothing is built at startup: each part of the API (account, chat, billing, playground; the OpenAPI
  * document and /docs hold them all) is loaded, its routes and request schemas built, when the first
  * request for it comes, and kept for the isolate's life. A bundled dynamic import() is evaluated only
- * when called, so a request pays for the part it uses, once.
+ * when called, so a request pays for the part it uses, once; later requests reach their part's app with
+ * no await in between.
  */
-const apps = new Map<RouteSet, Promise<App>>();
+const ready = new Map<RouteSet, App>();
+const loading = new Map<RouteSet, Promise<App>>();
 
-function appFor(set: RouteSet): Promise<App> {
-  let app = apps.get(set);
+function load(set: RouteSet): Promise<App> {
+  let app = loading.get(set);
   if (!app) {
-    app = import("./app").then(async ({ createApp, loadRouters }) => createApp(await loadRouters(set)));
-    // A part that failed to load is tried again by the next request, not cached broken.
-    app.catch(() => apps.delete(set));
-    apps.set(set, app);
+    app = import("./app").then(async ({ createApp, loadRouters }) => {
+      const built = createApp(await loadRouters(set));
+      ready.set(set, built);
+      return built;
+    });
+    // A part that failed to load is tried again by the next request, not kept broken.
+    app.catch(() => loading.delete(set));
+    loading.set(set, app);
   }
   return app;
 }
 
 export default {
-  fetch: async (request, env, ctx) => {
-    const { routeSetOf } = await import("./app");
-    return (await appFor(routeSetOf(canonicalPath(request)))).fetch(request, env, ctx);
+  fetch: (request, env, ctx) => {
+    const set = routeSetOf(canonicalPath(request));
+    const app = ready.get(set);
+    return app ? app.fetch(request, env, ctx) : load(set).then((loaded) => loaded.fetch(request, env, ctx));
   },
   queue: async (batch, env) => (await import("./features/prompts/prompts.queue")).consumePromptBatch(batch, env),
   scheduled: async (controller, env, ctx) => {
