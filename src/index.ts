@@ -25,7 +25,8 @@ function load(set: RouteSet): Promise<App> {
       ready.set(set, built);
       return built;
     });
-    // A part that failed to load is tried again by the next request, not kept broken.
+    // A part whose building failed is tried again by the next request (a module that threw while it was
+    // first evaluated stays failed: esbuild marks it evaluated first).
     app.catch(() => loading.delete(set));
     loading.set(set, app);
   }
@@ -36,7 +37,20 @@ export default {
   fetch: (request, env, ctx) => {
     const set = routeSetOf(canonicalPath(request));
     const app = ready.get(set);
-    return app ? app.fetch(request, env, ctx) : load(set).then((loaded) => loaded.fetch(request, env, ctx));
+    if (app) return app.fetch(request, env, ctx);
+    return load(set).then(
+      (loaded) => loaded.fetch(request, env, ctx),
+      (err) => {
+        // The part could not be built: the contract's 500, not the runtime's bare one.
+        console.error(
+          JSON.stringify({ level: "error", message: "part failed to load", part: set, error: String(err) }),
+        );
+        return Response.json(
+          { success: false, message: "Something went wrong on our side", error: { code: "INTERNAL" } },
+          { status: 500 },
+        );
+      },
+    );
   },
   queue: async (batch, env) => (await import("./features/prompts/prompts.queue")).consumePromptBatch(batch, env),
   scheduled: async (controller, env, ctx) => {

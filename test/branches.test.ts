@@ -261,6 +261,39 @@ describe("POST …/message/:messageId/regenerate", () => {
   });
 });
 
+describe("a regeneration cancelled before any text", () => {
+  it("leaves the prompt cancelled with no reply, keeping the earlier reply as a version only", async () => {
+    const { token, room, q1, a1, q2 } = await twoExchanges();
+    expect((await regenerate(token, room.id, q2)).status).toBe(202);
+    expect((await call("POST", `/api/chatroom/${room.id}/message/${q2}/cancel`, { token })).status).toBe(200);
+    const read = await getPrompt(token, room.id, q2);
+    expect(read.body.prompt).toMatchObject({ status: "cancelled", reply: null });
+    expect(await branchOf(token, room.id)).toEqual(["Q1", "A1", "Q2"]);
+    // The next prompt follows it, and Gemini is not sent Q2 without an answer.
+    const q3 = await sendPrompt(token, room.id, "Q3");
+    expect(turnsSent(await answer(q3, "A3"))).toEqual(["user: Q1", "model: A1", "user: Q3"]);
+    expect(a1).toBeDefined();
+    expect(q1).toBeDefined();
+  });
+});
+
+describe("GET …/messages with a stale cursor", () => {
+  it("answers 400 when the cursor's message is gone or in another chatroom, never an empty start", async () => {
+    const { token, room, q1 } = await twoExchanges();
+    const other = await createChatroom(token);
+    expectError(
+      await call("GET", `/api/chatroom/${other.id}/messages?before=${q1}`, { token }),
+      400,
+      "VALIDATION_FAILED",
+    );
+    expectError(
+      await call("GET", `/api/chatroom/${room.id}/messages?before=${crypto.randomUUID()}`, { token }),
+      400,
+      "VALIDATION_FAILED",
+    );
+  });
+});
+
 describe("POST …/message/:messageId/retry in a tree", () => {
   it("drops the failure note and keeps what was sent after it on the branch", async () => {
     const { token, room } = await proRoom();

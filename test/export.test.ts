@@ -95,6 +95,14 @@ describe("GET /api/user/export", () => {
     expect((await call("GET", "/api/user/export", { token })).status).toBe(200);
   });
 
+  it("answers HEAD with the headers, without using the minute's export", async () => {
+    const { token } = await verifiedUser();
+    const head = await call("HEAD", "/api/user/export", { token });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("Content-Disposition")).toMatch(/^attachment;/);
+    expect((await call("GET", "/api/user/export", { token })).status).toBe(200);
+  });
+
   it("needs a token", async () => {
     expectError(await call("GET", "/api/user/export"), 401, "UNAUTHORIZED");
   });

@@ -161,6 +161,27 @@ describe("GET /api/search", () => {
     expect(snippet.startsWith("…") && snippet.endsWith("…")).toBe(true);
   });
 
+  it("matches a one-letter word whole, ignores words that hold no letter or digit, and looks for 8 terms at most", async () => {
+    const { token } = await verifiedUser();
+    const room = await createChatroom(token);
+    await sendPrompt(token, room.id, "a tram to Belém");
+    await sendPrompt(token, room.id, "avenida tour");
+    expect(snippetsOf(await search(token, { q: "a" }))).toEqual(["a tram to Belém"]);
+    expect(snippetsOf(await search(token, { q: "tram \u0301" }))).toEqual(["a tram to Belém"]);
+    // Words past the eighth are left out: x and y occur nowhere, and do not stop the match.
+    const many = await search(token, { q: "a tram to belem tram to a tram x y" });
+    expect(many.status).toBe(200);
+    expect(snippetsOf(many)).toEqual(["a tram to Belém"]);
+  });
+
+  it("gives a cursor that reveals nothing of the ranking", async () => {
+    const { token } = await verifiedUser();
+    const room = await createChatroom(token);
+    for (let i = 0; i < 3; i++) await sendPrompt(token, room.id, `azulejo ${i}`);
+    const res = await search(token, { q: "azulejo", limit: "2" });
+    expect(JSON.parse(atob(res.body.nextCursor))).toEqual({ o: 2 });
+  });
+
   it("answers in one D1 round trip", async () => {
     const { token } = await library();
     const { binding, counter } = countingD1(env.DB);

@@ -6,8 +6,8 @@ import { type Message, messages } from "../../db/schema";
  * A chatroom is a tree of messages (API.md, "Branches"): every message names its parent, and the
  * chatroom its active leaf. The active branch is the path from the root to that leaf, listed in branch
  * order: each message after the one it follows. A prompt on the path whose next message on it is
- * another prompt (it was still pending when that one was sent) has its newest reply listed right after
- * it, hung beside the path, so every message of the conversation shows and each prompt is followed by
+ * another prompt (it was still pending when that one was sent) has its current run's reply listed right
+ * after it, hung beside the path, so every message of the conversation shows and each prompt is followed by
  * its own answer.
  *
  * Every read here walks parent links upward from a known node with a recursive query, a primary-key
@@ -77,7 +77,9 @@ WITH RECURSIVE path(id, parent_id, role, status, next_role, n) AS (
 items(id, seq) AS (
   SELECT id, n * 2 FROM path
   UNION ALL
-  SELECT (SELECT r.id FROM messages r WHERE r.chatroom_id = ?2 AND r.parent_id = path.id AND r.role = 'assistant' ORDER BY r.id DESC LIMIT 1), n * 2 - 1
+  SELECT (SELECT r.id FROM messages r JOIN messages p ON p.id = path.id
+      WHERE r.chatroom_id = ?2 AND r.parent_id = path.id AND r.role = 'assistant' AND r.incarnation = p.incarnation
+      ORDER BY r.id DESC LIMIT 1), n * 2 - 1
     FROM path
     WHERE path.role = 'user' AND path.status <> 'pending' AND (path.next_role IS NULL OR path.next_role = 'user')
       AND NOT (path.n = 1 AND ${skipFirstHung})
@@ -126,10 +128,16 @@ export function branchPage(result: D1Result, limit: number): { messages: BranchM
 
 /** One page of the user's chatroom's active branch, and whether the chatroom is theirs: one round trip. */
 export async function findBranchPage(db: Database, userId: string, chatroomId: string, limit: number, before?: string) {
-  const [owned, page] = await db.$client.batch([
+  const [owned, page, cursor] = await db.$client.batch([
     db.$client.prepare("SELECT 1 AS owned FROM chatrooms WHERE id = ? AND user_id = ?").bind(chatroomId, userId),
     branchPageStatement(db, chatroomId, limit, before),
+    db.$client
+      .prepare("SELECT 1 AS found FROM messages WHERE id = ? AND chatroom_id = ?")
+      .bind(before ?? "", chatroomId),
   ]);
   if (!owned?.results.length || !page) return undefined;
+  // A cursor whose message is gone (a retry drops the failed run's note) or belongs elsewhere would read
+  // as the start of the chatroom: the client is told to reload instead.
+  if (before !== undefined && !cursor?.results.length) return "stale-cursor" as const;
   return branchPage(page, limit);
 }

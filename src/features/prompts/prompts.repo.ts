@@ -188,8 +188,9 @@ export async function readQuotaState(db: Database, userId: string, day: string, 
 }
 
 /**
- * A prompt with its reply: the reply on the active branch, or the newest when the branch does not pass
- * through the prompt; none while it is pending (a regenerated prompt waits for its new reply). The walk
+ * A prompt with its reply: the reply on the active branch, or its current run's when the branch does not
+ * pass through the prompt; none while it is pending (a regenerated prompt waits for its new reply), nor
+ * for a run cancelled before any text (an earlier run's reply stays a version, not this run's answer). The walk
  * up from the leaf stops at the prompt (ids grow down a branch), so a prompt near the leaf costs a few
  * steps.
  */
@@ -205,7 +206,8 @@ const promptWithReply = (userId: string, chatroomId: string, promptId: string) =
       r.prompt_tokens, r.completion_tokens, r.feedback_rating, r.feedback_comment, r.feedback_at, ${sql.raw(versionColumns("r", "reply_"))}
     FROM ${messages} p LEFT JOIN ${messages} r ON p.status <> 'pending' AND r.id = COALESCE(
       (SELECT up.id FROM up WHERE up.parent_id = p.id AND up.role = 'assistant'),
-      (SELECT x.id FROM ${messages} x WHERE x.chatroom_id = p.chatroom_id AND x.parent_id = p.id AND x.role = 'assistant' ORDER BY x.id DESC LIMIT 1))
+      (SELECT x.id FROM ${messages} x WHERE x.chatroom_id = p.chatroom_id AND x.parent_id = p.id AND x.role = 'assistant'
+        AND x.incarnation = p.incarnation ORDER BY x.id DESC LIMIT 1))
     WHERE p.id = ${promptId} AND p.chatroom_id = ${chatroomId} AND p.user_id = ${userId} AND p.role = 'user'`;
 
 export type PromptWithReplyRow = VersionColumns &
@@ -262,7 +264,7 @@ export async function loadPromptContext(db: Database, promptId: string, limit: n
           OR (m.role = 'user' AND c.role = 'assistant' AND c.status IN ('completed', 'cancelled'))
           OR (m.role = 'user' AND c.role = 'user' AND (m.status = 'completed'
             OR (m.status = 'cancelled' AND EXISTS (SELECT 1 FROM ${messages} r
-              WHERE r.chatroom_id = m.chatroom_id AND r.parent_id = m.id AND r.role = 'assistant'))))
+              WHERE r.chatroom_id = m.chatroom_id AND r.parent_id = m.id AND r.role = 'assistant' AND r.incarnation = m.incarnation))))
         ORDER BY up.n LIMIT ${limit}`,
     ),
   ]);

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { createDb } from "../../db/client";
-import { notFound } from "../../lib/errors";
+import { AppError, notFound } from "../../lib/errors";
 import { authErrors, bearerAuth, bodyErrors, errorResponses, jsonBody, jsonResponse } from "../../lib/openapi";
 import { createRouter } from "../../lib/validate";
 import type { AppEnv } from "../../types";
@@ -88,6 +88,11 @@ promptRoutes.openapi(
     const { limit, before } = c.req.valid("query");
     const page = await findBranchPage(c.var.db, c.var.userId, c.req.valid("param").id, limit, before);
     if (!page) throw notFound("Chatroom");
+    if (page === "stale-cursor") {
+      throw new AppError(400, "VALIDATION_FAILED", "Request validation failed", [
+        { path: "before", message: "This cursor's message is no longer in the chatroom: load the branch again" },
+      ]);
+    }
     return c.json(
       {
         success: true as const,

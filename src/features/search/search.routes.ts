@@ -33,7 +33,7 @@ const SearchQuerySchema = z.object({
   q: textField({ field: "q", min: 1, max: 200, trim: true }).openapi({
     param: { name: "q", in: "query" },
     description:
-      'Every word must occur (as a word\'s start: "lisb" finds "Lisbon"); "quoted words" must occur together; case and diacritics are ignored; any other character is text, never query syntax',
+      'Every word must occur (as a word\'s start: "lisb" finds "Lisbon"; a one-character word as a whole word); "quoted words" must occur together; case and diacritics are ignored; any other character is text, never query syntax. The first 8 words and phrases are looked for',
     example: "lisbon",
   }),
   limit: queryInteger("limit", 1, 50)
@@ -82,10 +82,11 @@ const SearchResultSchema = docsOnly(() =>
 const SearchResponseSchema = docsOnly(() =>
   successSchema({
     results: z.array(built(SearchResultSchema)),
-    nextCursor: z
-      .string()
-      .nullable()
-      .openapi({ description: "Pass as cursor for the next results; null at the end", example: "WzEuMjUsIjAxOTgiXQ" }),
+    nextCursor: z.string().nullable().openapi({
+      description:
+        "Pass as cursor for the next results; null at the end (or after 10,000 results). Pages are counted, so one read after new messages were written may repeat or skip a result",
+      example: "eyJvIjoyMH0",
+    }),
   }),
 );
 
@@ -115,13 +116,12 @@ searchRoutes.openapi(
   }),
   async (c) => {
     const { q, limit, cursor, chatroomId } = c.req.valid("query");
-    const after = cursor === undefined ? undefined : parseCursor(cursor);
+    const offset = cursor === undefined ? 0 : parseCursor(cursor);
     const scope = [scopeToken("u", c.var.userId), ...(chatroomId ? [scopeToken("c", chatroomId)] : [])];
     const match = matchExpression(parseSearch(q), scope);
-    const rows = match ? await searchMessages(c.var.db, { match, userId: c.var.userId, limit: limit + 1, after }) : [];
+    const rows = match ? await searchMessages(c.var.db, { match, userId: c.var.userId, limit: limit + 1, offset }) : [];
     const page = rows.slice(0, limit);
-    const last = page.at(-1);
-    const nextCursor = rows.length > limit && last ? formatCursor(last) : null;
+    const nextCursor = rows.length > limit && offset + limit < 10_000 ? formatCursor(offset + limit) : null;
     return c.json({ success: true as const, message: "Search results", results: page.map(toResult), nextCursor }, 200);
   },
 );
@@ -175,13 +175,16 @@ export function plainSnippet(marked: string): { snippet: string; highlights: [nu
   };
 }
 
-/** The cursor: the last result's score and id, so the next page starts right after it. */
-const formatCursor = (row: SearchRow) => btoa(JSON.stringify([row.score, row.id])).replace(/=+$/, "");
+/**
+ * The cursor: how many results the pages before returned. It reveals nothing (bm25 scores depend on
+ * every user's messages), and a page after messages were written may repeat or skip a result.
+ */
+const formatCursor = (offset: number) => btoa(JSON.stringify({ o: offset })).replace(/=+$/, "");
 
-function parseCursor(cursor: string): { score: number; id: string } {
+function parseCursor(cursor: string): number {
   try {
-    const [score, id] = JSON.parse(atob(cursor)) as unknown[];
-    if (typeof score === "number" && Number.isFinite(score) && typeof id === "string" && isId(id)) return { score, id };
+    const { o } = JSON.parse(atob(cursor)) as { o?: unknown };
+    if (typeof o === "number" && Number.isSafeInteger(o) && o > 0 && o <= 10_000) return o;
   } catch {
     // Not ours: answered below.
   }

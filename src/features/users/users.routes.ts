@@ -93,13 +93,14 @@ userRoutes.openapi(
   }),
   async (c) => {
     const now = new Date();
+    const headers = {
+      "Content-Type": "application/json; charset=utf-8",
+      "Content-Disposition": `attachment; filename="gemini-backend-export-${utcDay(now)}.json"`,
+      "Cache-Control": "no-store",
+    };
+    // HEAD (answered by this GET handler) learns the headers without using the minute's export.
+    if (c.req.method === "HEAD") return new Response(null, { headers }) as never;
     await claimExport(c.var.db, c.var.userId, now);
-    return new Response(exportStream(c.var.db, c.var.userId, now), {
-      headers: {
-        "Content-Type": "application/json; charset=utf-8",
-        "Content-Disposition": `attachment; filename="gemini-backend-export-${utcDay(now)}.json"`,
-        "Cache-Control": "no-store",
-      },
-    }) as never;
+    return new Response(exportStream(c.var.db, c.var.userId, now), { headers }) as never;
   },
 );
