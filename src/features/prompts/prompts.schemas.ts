@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { FEEDBACK_RATINGS, MESSAGE_STATUSES, type Message } from "../../db/schema";
 import { built, docsOnly, successSchema } from "../../lib/openapi";
+import { queryInteger } from "../../lib/query";
 import { textField } from "../../lib/text";
 import { type BranchMessage, CURSOR_PATTERN, type Version, type VersionColumns, versionOf } from "./branch.repo";
 import type { MessageRow, PromptWithReplyRow } from "./prompts.repo";
@@ -196,19 +197,6 @@ export const PromptResponseSchema = docsOnly(() =>
   }),
 );
 
-/**
- * A whole number in the query string. Digits only: `wait=`, `wait=null` and `wait=1.5` are a 400 alike
- * (a plain coercion would read the empty value as 0).
- */
-const queryInteger = (name: string, min: number, max: number) =>
-  z.preprocess(
-    (value) => (typeof value === "string" && /^-?\d+$/.test(value) ? Number(value) : value),
-    z
-      .int({ error: `${name} must be a whole number from ${min} to ${max}` })
-      .min(min)
-      .max(max),
-  );
-
 export const MessagesQuerySchema = z.object({
   limit: queryInteger("limit", 1, 100)
     .default(50)
@@ -266,7 +254,7 @@ export function toMessageResponse(message: BranchMessage): MessageDto {
   };
 }
 
-function toFeedback(message: Pick<Message, "feedbackRating" | "feedbackComment" | "feedbackAt">) {
+export function toFeedback(message: Pick<Message, "feedbackRating" | "feedbackComment" | "feedbackAt">) {
   if (!message.feedbackRating || !message.feedbackAt) return null;
   return {
     rating: message.feedbackRating,

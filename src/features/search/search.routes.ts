@@ -10,6 +10,7 @@ import {
   jsonResponse,
   successSchema,
 } from "../../lib/openapi";
+import { queryInteger } from "../../lib/query";
 import { textField } from "../../lib/text";
 import { createRouter } from "../../lib/validate";
 import { requireAuth } from "../../middleware/require-auth";
@@ -19,15 +20,6 @@ import { MARK_END, MARK_START, type SearchRow, searchMessages } from "./search.r
 
 /** A snippet is at most this many characters, around the first match. */
 export const SNIPPET_MAX = 200;
-
-const queryInteger = (name: string, min: number, max: number) =>
-  z.preprocess(
-    (value) => (typeof value === "string" && /^-?\d+$/.test(value) ? Number(value) : value),
-    z
-      .int({ error: `${name} must be a whole number from ${min} to ${max}` })
-      .min(min)
-      .max(max),
-  );
 
 const SearchQuerySchema = z.object({
   q: textField({ field: "q", min: 1, max: 200, trim: true }).openapi({

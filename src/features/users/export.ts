@@ -6,6 +6,7 @@ import { AppError } from "../../lib/errors";
 import { toIso } from "../../lib/time";
 import { shownName } from "../chatrooms/chatrooms.repo";
 import { VERSION_COLUMNS, versionOf } from "../prompts/branch.repo";
+import { toFeedback } from "../prompts/prompts.schemas";
 
 /** One export a minute per user. */
 export const EXPORT_INTERVAL_MS = 60_000;
@@ -137,13 +138,7 @@ function exportedMessage(row: Row) {
             thoughts: message.thoughtTokens,
           },
           model: message.model,
-          feedback: message.feedbackRating
-            ? {
-                rating: message.feedbackRating,
-                comment: message.feedbackComment,
-                updatedAt: toIso(message.feedbackAt),
-              }
-            : null,
+          feedback: toFeedback(message),
         }
       : {}),
   };

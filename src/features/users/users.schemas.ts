@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { built, docsOnly, successSchema } from "../../lib/openapi";
+import { queryInteger } from "../../lib/query";
 import { UserSchema } from "../auth/auth.schemas";
 import { FeedbackSchema, TierSchema, UsageSchema, VersionSchema } from "../prompts/prompts.schemas";
 
@@ -10,15 +11,6 @@ export const MeSchema = docsOnly(() =>
 );
 
 export const MeResponseSchema = docsOnly(() => successSchema({ user: built(MeSchema) }));
-
-const queryInteger = (name: string, min: number, max: number) =>
-  z.preprocess(
-    (value) => (typeof value === "string" && /^-?\d+$/.test(value) ? Number(value) : value),
-    z
-      .int({ error: `${name} must be a whole number from ${min} to ${max}` })
-      .min(min)
-      .max(max),
-  );
 
 export const UsageQuerySchema = z.object({
   days: queryInteger("days", 1, 90)
