@@ -1,19 +1,16 @@
 import { sql } from "drizzle-orm";
 import { type Database, toStatement } from "../../db/client";
-import { rowMapper } from "../../db/compiled";
 import { messages, users } from "../../db/schema";
 import { AppError } from "../../lib/errors";
 import { toIso } from "../../lib/time";
 import { shownName } from "../chatrooms/chatrooms.repo";
-import { VERSION_COLUMNS, versionOf } from "../prompts/branch.repo";
-import { toFeedback } from "../prompts/prompts.schemas";
+import { toBranchMessage, VERSION_COLUMNS } from "../prompts/branch.repo";
+import { toMessageResponse } from "../prompts/prompts.schemas";
 
 /** One export a minute per user. */
 export const EXPORT_INTERVAL_MS = 60_000;
 /** Messages read per D1 query while writing an export: the export never holds more than this. */
 export const EXPORT_PAGE = 500;
-
-const toMessage = rowMapper(messages);
 
 /**
  * Claims the user's export slot: one a minute, taken in one conditional write so two requests at once
@@ -120,16 +117,14 @@ export function exportStream(db: Database, userId: string, now: Date): ReadableS
   return readable;
 }
 
+/**
+ * A message as the API shows it everywhere (toMessageResponse), with every reply's token counts,
+ * thinking tokens included, whatever its status.
+ */
 function exportedMessage(row: Row) {
-  const message = toMessage(row);
+  const message = toBranchMessage(row);
   return {
-    id: message.id,
-    role: message.role,
-    content: message.content,
-    status: message.status,
-    createdAt: message.createdAt.toISOString(),
-    parentId: message.parentId,
-    version: versionOf(row),
+    ...toMessageResponse(message),
     ...(message.role === "assistant"
       ? {
           tokens: {
@@ -137,8 +132,6 @@ function exportedMessage(row: Row) {
             completion: message.completionTokens,
             thoughts: message.thoughtTokens,
           },
-          model: message.model,
-          feedback: toFeedback(message),
         }
       : {}),
   };

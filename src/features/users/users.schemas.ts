@@ -125,6 +125,7 @@ export const ExportSchema = docsOnly(() =>
                   createdAt: z.string(),
                   parentId: z.string().nullable(),
                   version: built(VersionSchema),
+                  replyTo: z.string().optional().openapi({ description: "On replies: the prompt answered" }),
                   tokens: z
                     .object({
                       prompt: z.number().int().nullable(),
@@ -133,7 +134,7 @@ export const ExportSchema = docsOnly(() =>
                     })
                     .optional()
                     .openapi({ description: "On replies" }),
-                  model: z.string().nullable().optional().openapi({ description: "On replies" }),
+                  model: z.string().optional().openapi({ description: "On replies written by Gemini" }),
                   feedback: z
                     .union([built(FeedbackSchema), z.null()])
                     .optional()
