@@ -268,8 +268,24 @@ export function stubStripe(options: { host?: string } = {}) {
       });
     }
     const subscription = /^\/v1\/subscriptions\/([\w-]+)$/.exec(url.pathname);
-    if (request.method === "GET" && subscription?.[1]) {
+    if ((request.method === "GET" || request.method === "DELETE") && subscription?.[1]) {
       const found = state.subscriptions.get(subscription[1]);
+      if (found && request.method === "DELETE") {
+        // Stripe's cancel: ended at once; cancelling an ended subscription is refused.
+        if (found.status === "canceled") {
+          return json(
+            {
+              error: {
+                type: "invalid_request_error",
+                message: `A canceled subscription can only update its cancellation_details and metadata.`,
+              },
+            },
+            400,
+          );
+        }
+        found.status = "canceled";
+        found.canceled_at = Math.floor(Date.now() / 1000);
+      }
       if (found) return json(found);
       return json(
         {

@@ -105,6 +105,48 @@ async function briefChecks(baseUrl) {
   return passed;
 }
 
+/** A JSON request to the Worker: its status and parsed answer. */
+async function api(baseUrl, method, path, { token, body } = {}) {
+  const response = await fetch(`${baseUrl}${path}`, {
+    method,
+    headers: {
+      ...(body ? { "Content-Type": "application/json" } : {}),
+      ...(token ? { Authorization: `Bearer ${token}` } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: response.status, body: await response.json().catch(() => ({})) };
+}
+
+/**
+ * A new user pays for Pro the way a user would: opens the Checkout URL; the stub completes the session
+ * and sends Stripe's signed checkout.session.completed webhook. Then they delete their account: the
+ * subscription is cancelled through the Stripe stub (which sends customer.subscription.deleted), the
+ * token stops working, and the phone signs up again.
+ */
+async function proThenDeleted(baseUrl) {
+  const phoneNumber = `+919${String(Date.now()).slice(-5)}${String(randomBytes(2).readUInt16BE() % 10_000).padStart(4, "0")}`;
+  const password = "s3cretPass";
+  await api(baseUrl, "POST", "/api/auth/signup", { body: { phoneNumber, password } });
+  const { otp } = (await api(baseUrl, "POST", "/api/auth/send-otp", { body: { phoneNumber } })).body;
+  const token = (await api(baseUrl, "POST", "/api/auth/verify-otp", { body: { phoneNumber, otp } })).body.authToken;
+  const checkoutUrl = (await api(baseUrl, "POST", "/api/billing/subscribe/pro", { token })).body.url;
+  const checkout = await fetch(checkoutUrl, { redirect: "manual" });
+  const status = (await api(baseUrl, "GET", "/api/billing/subscription/status", { token })).body;
+  const pro = checkout.status === 303 && status.tier === "pro" && status.subscription?.status === "active";
+  console.log(
+    `e2e: ${pro ? "ok" : "FAILED"} checkout ${checkout.status}, signed webhook → tier ${status.tier} (${status.subscription?.status ?? "no subscription"})`,
+  );
+  const deleted = await api(baseUrl, "POST", "/api/user/delete-account", { token, body: { password } });
+  const after = await api(baseUrl, "GET", "/api/user/me", { token });
+  const again = await api(baseUrl, "POST", "/api/auth/signup", { body: { phoneNumber, password } });
+  const gone = deleted.status === 200 && after.status === 401 && again.status === 201;
+  console.log(
+    `e2e: ${gone ? "ok" : "FAILED"} delete-account of the Pro user → ${deleted.status}, its token then → ${after.status}, the phone signs up again → ${again.status}`,
+  );
+  return pro && gone;
+}
+
 const persistTo = mkdtempSync(join(tmpdir(), "gemini-backend-e2e-"));
 let stack;
 let failed = false;
@@ -121,21 +163,7 @@ try {
   const answered = reply?.status === "completed" && reply.reply?.tokens?.completion > 0;
   console.log(`e2e: prompt ${reply?.status ?? "missing"}, reply: ${JSON.stringify(reply?.reply?.content ?? null)}`);
   if (!answered) failed = true;
-  const checkoutUrl = answers.get("10. Subscribe to Pro (open the url to pay)")?.url;
-  const authToken = answers.get("Log in with the reset password")?.authToken;
-
-  // Pay the way a user would: open the Checkout URL. The stub completes the session and sends Stripe's
-  // signed checkout.session.completed webhook to the Worker.
-  const checkout = await fetch(checkoutUrl, { redirect: "manual" });
-  const status = await fetch(`${stack.baseUrl}/api/billing/subscription/status`, {
-    headers: { Authorization: `Bearer ${authToken}` },
-  }).then((response) => response.json());
-  const pro = checkout.status === 303 && status.tier === "pro" && status.subscription?.status === "active";
-  console.log(
-    `e2e: checkout ${checkout.status}, signed webhook → tier ${status.tier} (${status.subscription?.status ?? "no subscription"})`,
-  );
-  if (!pro) failed = true;
-
+  const pro = await proThenDeleted(stack.baseUrl);
   const hardy = await runtimeChecks(stack.baseUrl);
   const brief = await briefChecks(stack.baseUrl);
   const churn = await streamChurn(stack);
@@ -149,7 +177,7 @@ try {
   console.log(
     `e2e: ${requests.total} requests, ${assertions.total - assertions.failed} of ${assertions.total} assertions passed, Pro after webhook: ${pro ? "yes" : "no"}`,
   );
-  if (!hardy || !scheduled || !brief || churn.includes(false)) failed = true;
+  if (!pro || !hardy || !scheduled || !brief || churn.includes(false)) failed = true;
   const extra = [answered, pro, hardy, scheduled, brief, ...churn];
   const passed = assertions.total - assertions.failed + extra.filter(Boolean).length;
   console.log(`${passed} passed, ${assertions.failed + extra.filter((ok) => !ok).length} failed`);

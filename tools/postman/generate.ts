@@ -316,6 +316,14 @@ const MORE: Step[] = [
     tests: [...expectStatus(200), store("authToken", "pm.response.json().authToken")],
   },
   { key: "delete /api/chatroom/{id}", name: "Delete chatroom", tests: expectStatus(200) },
+  {
+    key: "post /api/user/delete-account",
+    name: "Delete account (last: the run's account and everything in it go)",
+    tests: [
+      ...expectStatus(200),
+      'pm.test("is deleted", () => pm.expect(pm.response.json().deleted).to.eql(true));',
+    ],
+  },
 ];
 
 /**

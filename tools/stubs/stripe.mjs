@@ -90,7 +90,9 @@ export function startStripeStub({ port = 0, host = "127.0.0.1", webhookUrl, webh
     res.writeHead(status, { "Content-Type": "application/json", "Request-Id": id("req") });
     res.end(JSON.stringify(body));
   };
-  const notFound = (res, message) => send(res, 404, { error: { type: "invalid_request_error", message } });
+  // Stripe names a missing object with code resource_missing; an unknown URL has no code.
+  const notFound = (res, message, code) =>
+    send(res, 404, { error: { type: "invalid_request_error", message, ...(code ? { code } : {}) } });
 
   const server = createServer((req, res) => {
     let raw = "";
@@ -146,7 +148,16 @@ export function startStripeStub({ port = 0, host = "127.0.0.1", webhookUrl, webh
         const subscription = subscriptions.get(subscriptionPath[1]);
         return subscription
           ? send(res, 200, subscriptionObject(subscription))
-          : notFound(res, `No such subscription: '${subscriptionPath[1]}'`);
+          : notFound(res, `No such subscription: '${subscriptionPath[1]}'`, "resource_missing");
+      }
+      if (req.method === "DELETE" && subscriptionPath) {
+        // Stripe's cancel-now: the subscription ends and customer.subscription.deleted goes out.
+        const subscription = subscriptions.get(subscriptionPath[1]);
+        if (!subscription) return notFound(res, `No such subscription: '${subscriptionPath[1]}'`, "resource_missing");
+        subscription.status = "canceled";
+        send(res, 200, subscriptionObject(subscription));
+        await sendWebhook("customer.subscription.deleted", subscriptionObject(subscription));
+        return undefined;
       }
       const checkoutPage = /^\/checkout\/([\w-]+)$/.exec(url.pathname);
       if (req.method === "GET" && checkoutPage) {

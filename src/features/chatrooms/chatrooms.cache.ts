@@ -16,7 +16,8 @@ import type { ChatroomListItemDto } from "./chatrooms.schemas";
  * one write per second per key). Only when KV has lost a list this isolate stored does a read take a
  * second round trip (to D1).
  */
-const listKey = (userId: string, version: number) => `chatrooms:list:${userId}:${version}`;
+const listPrefix = (userId: string) => `chatrooms:list:${userId}:`;
+const listKey = (userId: string, version: number) => `${listPrefix(userId)}${version}`;
 /** Old versions' lists are never read again; let KV drop them. */
 const LIST_TTL_SECONDS = 24 * 60 * 60;
 
@@ -103,4 +104,23 @@ export function rememberCachedVersion(userId: string, version: number) {
 
 export function forgetCachedVersion(userId: string, version: number) {
   if (cachedVersions.get(userId) === version) cachedVersions.delete(userId);
+}
+
+/**
+ * Removes every cached list of the user (the account is deleted): each version's key, found by prefix.
+ * Never throws; a key KV would not drop is logged and expires within LIST_TTL_SECONDS, unreadable by
+ * anyone (it is read only with the user's own token, which no longer passes).
+ */
+export async function forgetChatroomLists(kv: KVNamespace, userId: string) {
+  cachedVersions.delete(userId);
+  try {
+    let cursor: string | undefined;
+    do {
+      const page = await kv.list({ prefix: listPrefix(userId), ...(cursor ? { cursor } : {}) });
+      await Promise.all(page.keys.map((key) => kv.delete(key.name)));
+      cursor = page.list_complete ? undefined : page.cursor;
+    } while (cursor);
+  } catch (err) {
+    logKvFailure("cached chatroom lists not removed", userId, err);
+  }
 }

@@ -106,8 +106,27 @@ export async function forwardWebSocket(env: Env, chatroomId: string, options: Su
   return new Response(null, { status: 101, webSocket: response.webSocket });
 }
 
-/** Hub calls made at once when a user's tokens are revoked; the rest wait for a free slot. */
-const REVOKE_CONCURRENCY = 50;
+/** Hub calls made at once when every hub of a user is told something; the rest wait for a free slot. */
+const HUB_CONCURRENCY = 50;
+
+/** Calls `call` on the hub of each chatroom, at most HUB_CONCURRENCY at once; a hub that fails is logged. */
+async function tellHubs(
+  env: Env,
+  what: string,
+  chatroomIds: readonly string[],
+  call: (hub: ReturnType<typeof hubOf>, chatroomId: string) => Promise<unknown>,
+) {
+  let next = 0;
+  const worker = async () => {
+    while (next < chatroomIds.length) {
+      const chatroomId = chatroomIds[next++] as string;
+      await bestEffort(what, chatroomId, () => call(hubOf(env, chatroomId), chatroomId));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(HUB_CONCURRENCY, chatroomIds.length) }, worker));
+}
+
+type WaitUntil = { waitUntil(promise: Promise<unknown>): void };
 
 /**
  * Ends the open streams a revocation covers: every hub of the user's chatrooms is told, and each ends
@@ -115,26 +134,24 @@ const REVOKE_CONCURRENCY = 50;
  * do nothing and keep no storage. Runs after the answer (waitUntil); a hub that cannot be told is
  * logged, and its streams end when they next reconnect (their token no longer passes).
  */
-export function endRevokedStreams(
-  env: Env,
-  ctx: { waitUntil(promise: Promise<unknown>): void },
-  revocation: StreamRevocation,
-) {
+export function endRevokedStreams(env: Env, ctx: WaitUntil, revocation: StreamRevocation) {
   ctx.waitUntil(
     (async () => {
       const rooms = await listChatroomIds(createDb(env.DB), revocation.userId);
-      let next = 0;
-      const worker = async () => {
-        while (next < rooms.length) {
-          const chatroomId = rooms[next++] as string;
-          await bestEffort("revokeStreams", chatroomId, () => hubOf(env, chatroomId).revokeStreams(revocation));
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(REVOKE_CONCURRENCY, rooms.length) }, worker));
+      await tellHubs(env, "revokeStreams", rooms, (hub) => hub.revokeStreams(revocation));
     })().catch((err: unknown) => {
       console.error(JSON.stringify({ level: "error", message: "ending revoked streams failed", error: String(err) }));
     }),
   );
+}
+
+/**
+ * The chatrooms of a deleted account are gone: each hub sends `deleted` to its streams, closes them and
+ * drops what it stored. After the answer (waitUntil), as for a revocation; a hub that cannot be told is
+ * logged, and its streams' tokens no longer pass when they reconnect.
+ */
+export function announceChatroomsDeleted(env: Env, ctx: WaitUntil, chatroomIds: readonly string[]) {
+  ctx.waitUntil(tellHubs(env, "chatroomDeleted", chatroomIds, (hub, id) => hub.chatroomDeleted(id)));
 }
 
 /**

@@ -4,6 +4,7 @@ export {
   announceBranch,
   announceChatroom,
   announceChatroomDeleted,
+  announceChatroomsDeleted,
   announcePrompt,
   announceReply,
   endRevokedStreams,

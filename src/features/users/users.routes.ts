@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { unauthorized } from "../../lib/errors";
-import { authErrors, bearerAuth, errorResponses, jsonResponse } from "../../lib/openapi";
+import { authErrors, bearerAuth, bodyErrors, errorResponses, jsonBody, jsonResponse } from "../../lib/openapi";
 import { createRouter } from "../../lib/validate";
 import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
@@ -9,7 +9,14 @@ import { tierAndUsage, utcDay } from "../prompts";
 import { claimExport, exportStream } from "./export";
 import { readUsage } from "./usage.repo";
 import { findUserWithQuota } from "./users.repo";
-import { ExportSchema, MeResponseSchema, UsageQuerySchema, UsageResponseSchema } from "./users.schemas";
+import {
+  DeleteAccountBodySchema,
+  DeleteAccountResponseSchema,
+  ExportSchema,
+  MeResponseSchema,
+  UsageQuerySchema,
+  UsageResponseSchema,
+} from "./users.schemas";
 
 export const userRoutes = createRouter<AppEnv>();
 
@@ -102,5 +109,40 @@ userRoutes.openapi(
     if (c.req.method === "HEAD") return new Response(null, { headers }) as never;
     await claimExport(c.var.db, c.var.userId, now);
     return new Response(exportStream(c.var.db, c.var.userId, now), { headers }) as never;
+  },
+);
+
+userRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/delete-account",
+    operationId: "deleteAccount",
+    tags: ["Your data"],
+    summary: "Delete your account and everything in it",
+    description:
+      "In this order: the password is checked (a wrong one is a failed attempt of the guessing throttle, counted per user and per IP as for change-password; past 10 failures in 15 minutes, 429 TOO_MANY_ATTEMPTS). " +
+      "Then an active Stripe subscription is cancelled at once through Stripe's API, without a refund of the current period; if Stripe cannot be reached, or billing is not configured while a subscription exists, the answer is 502 BILLING_UNAVAILABLE and nothing is deleted. " +
+      "Then, together: every row of the account is deleted in one transaction (user, OTPs, failed sign-in attempts for the user and the phone, chatrooms, every message of every branch, the search index, prompt counts, idempotency keys, subscription, shares, whose links answer 404 from then on), " +
+      "every token and stream ticket stops working, the open streams of the chatrooms get `deleted` and end, prompts still queued are dropped unanswered, and the cached chatroom lists are removed. " +
+      "The phone number can sign up again and starts empty. Stripe keeps its own records of past payments; its later webhooks about the old customer are answered 200 and change nothing. There is no undo.",
+    security: bearerAuth,
+    middleware: [requireAuth] as const,
+    request: { body: jsonBody(DeleteAccountBodySchema) },
+    responses: {
+      200: jsonResponse(DeleteAccountResponseSchema, "Deleted; this token no longer works"),
+      ...errorResponses({
+        ...bodyErrors,
+        ...authErrors,
+        401: "UNAUTHORIZED (the token) or INVALID_CREDENTIALS: the password is wrong",
+        429: "TOO_MANY_ATTEMPTS: too many failed attempts; Retry-After says when to try again",
+        502: "BILLING_UNAVAILABLE: the subscription could not be cancelled; nothing was deleted",
+      }),
+    },
+  }),
+  async (c) => {
+    // Loaded when first asked for: no other request of the account part pays for Stripe's and the hubs' code.
+    const { deleteAccount } = await import("./delete-account");
+    await deleteAccount(c, c.req.valid("json").password);
+    return c.json({ success: true as const, message: "Account deleted", deleted: true as const }, 200);
   },
 );

@@ -12,6 +12,18 @@ export const MeSchema = docsOnly(() =>
 
 export const MeResponseSchema = docsOnly(() => successSchema({ user: built(MeSchema) }));
 
+export const DeleteAccountBodySchema = z
+  .object({
+    password: z
+      .string()
+      .min(1)
+      .max(1024)
+      .openapi({ example: "s3cretPass", description: "The account's current password, asked for again" }),
+  })
+  .openapi("DeleteAccountRequest");
+
+export const DeleteAccountResponseSchema = docsOnly(() => successSchema({ deleted: z.literal(true) }));
+
 export const UsageQuerySchema = z.object({
   days: queryInteger("days", 1, 90)
     .default(30)
