@@ -319,10 +319,7 @@ const MORE: Step[] = [
   {
     key: "post /api/user/delete-account",
     name: "Delete account (last: the run's account and everything in it go)",
-    tests: [
-      ...expectStatus(200),
-      'pm.test("is deleted", () => pm.expect(pm.response.json().deleted).to.eql(true));',
-    ],
+    tests: [...expectStatus(200), 'pm.test("is deleted", () => pm.expect(pm.response.json().deleted).to.eql(true));'],
   },
 ];
 
