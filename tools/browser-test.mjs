@@ -15,6 +15,7 @@ const RESULTS = "test-results";
 const ASSETS = "public/playground";
 const GZIP_BUDGET_BYTES = 30 * 1024;
 const PASSWORD = "s3cretPass";
+const NEW_PASSWORD = "an0therPass7";
 const startedAt = Date.now();
 
 const executablePath = [
@@ -635,7 +636,7 @@ try {
           const changed = await fetch(`${stack.baseUrl}/api/auth/change-password`, {
             method: "POST",
             headers: { Authorization: `Bearer ${await token()}`, "Content-Type": "application/json" },
-            body: JSON.stringify({ currentPassword: PASSWORD, newPassword: "an0therPass7" }),
+            body: JSON.stringify({ currentPassword: PASSWORD, newPassword: NEW_PASSWORD }),
           });
           check(changed.status === 200, `change-password: ${changed.status}`);
           for (const tab of [page, second]) {
@@ -646,6 +647,122 @@ try {
             check(await tab.locator("#signed-in").isHidden(), "still signed in");
           }
           await shot(page, "session-ended");
+        },
+      ],
+      [
+        "signs in again and searches: both versions of an edited prompt are found, the words marked",
+        async () => {
+          await page.bringToFront();
+          const login = page.getByRole("region", { name: "Log in" });
+          await login.getByLabel("Phone number").fill(phone);
+          await login.getByLabel("Password").fill(NEW_PASSWORD);
+          await login.getByRole("button", { name: "Log in" }).click();
+          await page.locator("#signed-in").waitFor();
+          await page.getByLabel("Search your chats").fill("colour");
+          await page.getByRole("button", { name: "Search", exact: true }).click();
+          await page
+            .locator("#search-summary")
+            .getByText(/found for “colour”/)
+            .waitFor();
+          const snippets = await page.locator("#search-results .snippet").allTextContents();
+          check(snippets.includes("Name a colour"), `the first version is not found: ${snippets.join(" | ")}`);
+          check(snippets.includes("Name a warm colour"), "the edited version is not found");
+          const marks = await page.locator("#search-results mark").allTextContents();
+          check(marks.length >= 2 && marks.every((mark) => mark === "colour"), `marked: ${marks.join(", ")}`);
+          await shot(page, "search");
+        },
+      ],
+      [
+        "opens a result: its chatroom, on the branch that holds it, with the message marked",
+        async () => {
+          const result = page
+            .locator("#search-results .result")
+            .filter({ has: page.locator(".snippet", { hasText: /^Name a colour$/ }) });
+          await result.click();
+          await page.locator(".asked.found").getByText("Name a colour", { exact: true }).waitFor();
+          check(roomInUrl(page) === branchesId, "another chatroom opened");
+          const turn = page.locator(".turn").filter({ has: page.locator(".asked.found") });
+          check((await promptVersion(turn).textContent()) === "1/2", "not shown as the first version");
+          check(await exactPrompt(page, "Name a warm colour").isHidden(), "the other branch is shown");
+          await shot(page, "search-opened");
+        },
+      ],
+      [
+        "shares the chatroom: the link opens without a token in a new browser, and stops once revoked",
+        async () => {
+          await page.getByText("Share", { exact: true }).click();
+          await page.getByRole("button", { name: "Create a read-only link" }).click();
+          await page.getByText(/^Link (copied|created): /).waitFor();
+          const href = await page.locator("#shares a").first().getAttribute("href");
+          const shared = `${site}${new URL(href, site).pathname}`;
+          const stranger = await browser.newContext();
+          try {
+            const view = watch(await stranger.newPage(), "shared page");
+            const opened = await view.goto(shared);
+            check(opened?.status() === 200, `the shared page answered ${opened?.status()}`);
+            await view.getByText("Name a colour").first().waitFor();
+            check((await view.locator("script").count()) === 0, "the shared page carries a script");
+            await shot(view, "shared-page");
+          } finally {
+            await stranger.close();
+          }
+          await page.locator("#shares").getByRole("button", { name: "Revoke" }).click();
+          await page.getByText("Link revoked: it no longer opens.").waitFor();
+          const later = await browser.newContext();
+          try {
+            const gone = await (await later.newPage()).goto(shared);
+            check(gone?.status() === 404, `a revoked link answered ${gone?.status()}`);
+          } finally {
+            await later.close();
+          }
+        },
+      ],
+      [
+        "shows the usage of the last 30 days as a chart and exports the account as a JSON file",
+        async () => {
+          await page.getByText("Your data", { exact: true }).click();
+          await page
+            .locator("#usage-summary")
+            .getByText(/^\d+ prompts and \d+ tokens/)
+            .waitFor();
+          check((await page.locator("#usage-chart rect").count()) === 30, "not one bar per day");
+          check((await page.locator("#usage-chart rect:not(.empty)").count()) >= 1, "no bar for today");
+          await shot(page, "your-data");
+          const [file] = await Promise.all([
+            page.waitForEvent("download"),
+            page.getByRole("button", { name: "Export my data" }).click(),
+          ]);
+          check(
+            /^gemini-backend-export-\d{4}-\d{2}-\d{2}\.json$/.test(file.suggestedFilename()),
+            file.suggestedFilename(),
+          );
+          const exported = JSON.parse(readFileSync(await file.path(), "utf8"));
+          const branches = exported.chatrooms.find((room) => room.name === "Branches");
+          const texts = branches?.messages.map((message) => message.content) ?? [];
+          check(texts.includes("Name a colour") && texts.includes("Name a warm colour"), "a branch is missing");
+          check(!JSON.stringify(exported).includes("passwordHash"), "a secret in the export");
+        },
+      ],
+      [
+        "deletes the account behind its password: a wrong one is refused; then signed out for good",
+        async () => {
+          page.on("dialog", (dialog) => dialog.accept());
+          const form = page.locator("#delete-account-form");
+          await form.getByLabel("Password").fill("not-the-password1");
+          await form.getByRole("button", { name: "Delete my account" }).click();
+          await page.getByText("The password is incorrect").waitFor();
+          check(await page.locator("#signed-in").isVisible(), "signed out after a wrong password");
+          await form.getByLabel("Password").fill(NEW_PASSWORD);
+          await form.getByRole("button", { name: "Delete my account" }).click();
+          await page.getByText("Your account was deleted.").waitFor();
+          await page.locator("#signed-out").waitFor();
+          await shot(page, "account-deleted");
+          const login = await fetch(`${stack.baseUrl}/api/auth/login`, {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ phoneNumber: phone, password: NEW_PASSWORD }),
+          });
+          check(login.status === 401, `login after deletion: ${login.status}`);
         },
       ],
       [

@@ -48,6 +48,18 @@ export async function api(method, path, body) {
   return answer;
 }
 
+/** A GET whose answer is a file (the export): the Response, or ApiError for an error answer. */
+export async function download(path) {
+  let response;
+  try {
+    response = await fetch(`/api${path}`, { headers: { Authorization: `Bearer ${session.token}` } });
+  } catch {
+    throw new ApiError(0, { message: "The API cannot be reached. Is the Worker running?" });
+  }
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  return response;
+}
+
 /** chatroomId → { ticket, renewAt }. A ticket opens that chatroom's streams any number of times for 300 s. */
 const tickets = new Map();
 

@@ -1,6 +1,7 @@
 // The playground: a reference client for the API. api.js talks to the Worker; this file keeps the
 // page in step with what the API says.
-import { ApiError, api, followPrompt, session, watchChatroom } from "./api.js";
+import { ApiError, api, download, followPrompt, session, watchChatroom } from "./api.js";
+import { attachmentName, drawUsageChart, snippetNodes } from "./data.js";
 
 const $ = (selector) => document.querySelector(selector);
 const PAGE_SIZE = 20;
@@ -11,8 +12,9 @@ function showError(err) {
   if (err instanceof ApiError) {
     const details = err.details.map((detail) => `${detail.path}: ${detail.message}`).join("; ");
     $("#error").textContent = details ? `${err.message} (${details})` : err.message;
-    // A token that stopped working (expired, logged out elsewhere, password changed) ends the session here too.
-    if (err.status === 401 && session.token) signOutLocally();
+    // A token that stopped working (expired, logged out elsewhere, password changed) ends the session here
+    // too; a wrong password typed to confirm an action (INVALID_CREDENTIALS) does not.
+    if (err.status === 401 && err.code !== "INVALID_CREDENTIALS" && session.token) signOutLocally();
   } else {
     $("#error").textContent = `Something went wrong in the page: ${err.message}`;
   }
@@ -118,6 +120,10 @@ function signOutLocally() {
   $("#signed-out").hidden = false;
   $("#billing-offer").replaceChildren();
   models = undefined;
+  search = null;
+  $("#search").hidden = true;
+  $("#search-results").replaceChildren();
+  $("#your-data").open = false;
 }
 
 // ── Account: tier, today's quota, billing ───────────────────────────────────────────────────────
@@ -317,10 +323,11 @@ on($("#settings-form"), "submit", async (event) => {
  */
 let current = null;
 
-async function openRoom(id) {
+async function openRoom(id, { found = null } = {}) {
   closeRoom();
   const opened = {
     id,
+    found,
     turns: new Map(),
     versions: new Map(),
     chatroom: null,
@@ -342,6 +349,8 @@ async function openRoom(id) {
   $("#room-name").classList.toggle("untitled", room.name === null);
   $("#rename-form").elements.namedItem("name").value = room.name ?? "";
   $("#settings").open = false;
+  $("#sharing").open = false;
+  $("#shares").replaceChildren();
   $("#room").hidden = false;
   $("#no-room").hidden = true;
   $("#turns").replaceChildren();
@@ -380,16 +389,33 @@ async function loadLatest(room) {
   showBranch(chatroom.messages);
   room.loaded = true;
   for (const [name, data] of room.early.splice(0)) handleEvent(name, data);
+  if (room.found) await revealFound(room);
 }
 
-on($("#load-older"), "click", async () => {
-  const room = current;
+async function loadOlder(room) {
   const page = await api("GET", `/chatroom/${room.id}/messages?limit=${PAGE_SIZE}&before=${room.cursor}`);
   if (room !== current) return;
   applyMessages(page.messages);
   room.cursor = page.nextCursor;
   $("#load-older").hidden = room.cursor === null;
-});
+}
+
+on($("#load-older"), "click", () => loadOlder(current));
+
+/** The message a search result opened: older pages are loaded until it is shown, then it is marked. */
+async function revealFound(room) {
+  const holds = (turn) => turn.id === room.found || turn.replyId === room.found;
+  let turn = [...room.turns.values()].find(holds);
+  for (let pages = 0; !turn && room.cursor && room === current && pages < 50; pages++) {
+    await loadOlder(room);
+    turn = [...room.turns.values()].find(holds);
+  }
+  if (!turn) return;
+  const part = turn.element.querySelector(turn.id === room.found ? ".asked" : ".reply");
+  part.classList.add("found");
+  part.scrollIntoView({ block: "center" });
+  room.found = null;
+}
 
 /**
  * The last messages of the active branch, in branch order, replace what the page shows: turns still on
@@ -797,6 +823,134 @@ function render(turn) {
     ([...part.querySelectorAll("button")].find(usable) ?? $("#prompt")).focus();
   }
 }
+
+// ── Search: every prompt and reply of every branch ──────────────────────────────────────────────
+
+/** The search shown: its words and the cursor of its next page. */
+let search = null;
+
+on($("#search-form"), "submit", async (event) => {
+  search = { q: fields(event.target).q, cursor: null };
+  $("#search-results").replaceChildren();
+  await searchMore();
+});
+
+on($("#search-more"), "click", () => searchMore());
+
+async function searchMore() {
+  const asked = search;
+  const query = new URLSearchParams({ q: asked.q, limit: "10", ...(asked.cursor ? { cursor: asked.cursor } : {}) });
+  const { results, nextCursor } = await api("GET", `/search?${query}`);
+  if (asked !== search) return;
+  asked.cursor = nextCursor;
+  $("#search-results").append(...results.map(resultItem));
+  const count = $("#search-results").children.length;
+  $("#search-summary").textContent = count
+    ? `${count}${nextCursor ? "+" : ""} found for “${asked.q}”`
+    : `Nothing found for “${asked.q}”.`;
+  $("#search-more").hidden = !nextCursor;
+  $("#search").hidden = false;
+}
+
+function resultItem(result) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "result";
+  const where = document.createElement("span");
+  where.className = "where";
+  const who = result.role === "user" ? "You" : "Gemini";
+  where.textContent = `${result.chatroomName || "New chat"} · ${who} · ${new Date(result.createdAt).toLocaleDateString()}`;
+  const snippet = document.createElement("span");
+  snippet.className = "snippet";
+  snippet.append(...snippetNodes(result.snippet, result.highlights));
+  button.append(where, snippet);
+  // Opening it moves the chatroom's active branch to the message (for every device, as the arrows do).
+  on(button, "click", async () => {
+    await api("PUT", `/chatroom/${result.chatroomId}/active-branch`, { messageId: result.messageId });
+    await openRoom(result.chatroomId, { found: result.messageId });
+  });
+  const item = document.createElement("li");
+  item.append(button);
+  return item;
+}
+
+// ── Sharing the open chatroom ───────────────────────────────────────────────────────────────────
+
+$("#sharing").addEventListener("toggle", (event) => {
+  if (event.target.open && current) loadShares().catch(showError);
+});
+
+async function loadShares() {
+  const room = current;
+  const { shares } = await api("GET", `/chatroom/${room.id}/shares`);
+  if (room === current) $("#shares").replaceChildren(...shares.map(shareItem));
+}
+
+const absolute = (url) => new URL(url, location.href).href;
+
+function shareItem(share) {
+  const link = document.createElement("a");
+  link.href = share.url;
+  link.target = "_blank";
+  link.rel = "noopener";
+  link.textContent = absolute(share.url);
+  const about = document.createElement("small");
+  about.textContent = `${share.messageCount} messages · ${new Date(share.createdAt).toLocaleString()}`;
+  const revoke = document.createElement("button");
+  revoke.type = "button";
+  revoke.textContent = "Revoke";
+  on(revoke, "click", async () => {
+    await api("DELETE", `/chatroom/${current.id}/share/${share.id}`);
+    await loadShares();
+    showStatus("Link revoked: it no longer opens.");
+  });
+  const item = document.createElement("li");
+  item.append(link, about, revoke);
+  return item;
+}
+
+on($("#create-share"), "click", async () => {
+  const { share } = await api("POST", `/chatroom/${current.id}/share`);
+  const url = absolute(share.url);
+  const copied = await navigator.clipboard?.writeText(url).then(
+    () => true,
+    () => false,
+  );
+  showStatus(copied ? `Link copied: ${url}` : `Link created: ${url}`);
+  await loadShares();
+});
+
+// ── Your data: usage, export, account deletion ──────────────────────────────────────────────────
+
+$("#your-data").addEventListener("toggle", (event) => {
+  if (event.target.open) loadUsage().catch(showError);
+});
+
+async function loadUsage() {
+  const { days, totals } = await api("GET", "/user/usage?days=30");
+  drawUsageChart($("#usage-chart"), days);
+  const tokens = totals.promptTokens + totals.outputTokens;
+  $("#usage-summary").textContent = `${totals.prompts} prompts and ${tokens} tokens in the last 30 days (UTC).`;
+}
+
+on($("#export"), "click", async () => {
+  const response = await download("/user/export");
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await response.blob());
+  link.download = attachmentName(response.headers.get("Content-Disposition"), "gemini-backend-export.json");
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+  showStatus(`Exported: ${link.download}`);
+});
+
+on($("#delete-account-form"), "submit", async (event) => {
+  const { password } = fields(event.target);
+  if (!confirm("Delete your account, every chatroom and every message? There is no undo.")) return;
+  await api("POST", "/user/delete-account", { password });
+  event.target.reset();
+  signOutLocally();
+  showStatus("Your account was deleted.");
+});
 
 // ── Start ───────────────────────────────────────────────────────────────────────────────────────
 
