@@ -1,7 +1,7 @@
 // Prepares a fresh checkout for `wrangler dev`: a local secrets file and the local D1 schema.
-import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { applyLocalMigrations } from "./migrate-local.mjs";
 
 const example = readFileSync(".dev.vars.example", "utf8");
 if (!existsSync(".dev.vars")) {
@@ -21,9 +21,9 @@ if (!existsSync(".dev.vars")) {
   }
 }
 
-const result = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local"], {
-  stdio: "inherit",
-  shell: process.platform === "win32",
-  env: { ...process.env, CI: "true" },
-});
-process.exit(result.status ?? 1);
+try {
+  applyLocalMigrations();
+} catch (err) {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+}

@@ -198,6 +198,18 @@ try {
         },
       ],
       [
+        "/docs shows its sidebar's two links on one line",
+        async () => {
+          await page.goto(`${site}/docs`);
+          const links = page.locator("nav p.links");
+          const boxes = await links
+            .locator("a")
+            .evaluateAll((anchors) => anchors.map((a) => a.getBoundingClientRect().top));
+          check(boxes.length === 2 && boxes[0] === boxes[1], `the links sit on different lines: ${boxes.join(", ")}`);
+          check((await links.textContent()) === "Playground · openapi.json", await links.textContent());
+        },
+      ],
+      [
         "signs up, sees the mocked OTP, verifies and is signed in (token in sessionStorage)",
         async () => {
           await page.goto(`${site}/playground`);

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import newman from "newman";
 import { streamChurn } from "./e2e-churn.mjs";
 import { startLocalStack } from "./local-stack.mjs";
+import { runReadmeExamples } from "./readme-examples.mjs";
 
 const COLLECTION = "postman/gemini-backend.postman_collection.json";
 
@@ -167,6 +168,10 @@ try {
   const hardy = await runtimeChecks(stack.baseUrl);
   const brief = await briefChecks(stack.baseUrl);
   const churn = await streamChurn(stack);
+  const readme = await runReadmeExamples(stack.baseUrl);
+  console.log(
+    `e2e: ${readme.ok ? "ok" : "FAILED"} the README's ${readme.blocks} bash blocks, run as pasted${readme.ok ? "" : `: ${readme.failures.join("; ")}\n${readme.output}`}`,
+  );
   // The cron trigger, fired the way `wrangler dev --test-scheduled` allows.
   const cron = await fetch(`${stack.baseUrl}/__scheduled?cron=${encodeURIComponent("*/15 * * * *")}`);
   const scheduled = cron.status === 200;
@@ -177,8 +182,8 @@ try {
   console.log(
     `e2e: ${requests.total} requests, ${assertions.total - assertions.failed} of ${assertions.total} assertions passed, Pro after webhook: ${pro ? "yes" : "no"}`,
   );
-  if (!pro || !hardy || !scheduled || !brief || churn.includes(false)) failed = true;
-  const extra = [answered, pro, hardy, scheduled, brief, ...churn];
+  if (!pro || !hardy || !scheduled || !brief || !readme.ok || churn.includes(false)) failed = true;
+  const extra = [answered, pro, hardy, scheduled, brief, readme.ok, ...churn];
   const passed = assertions.total - assertions.failed + extra.filter(Boolean).length;
   console.log(`${passed} passed, ${assertions.failed + extra.filter((ok) => !ok).length} failed`);
 } catch (err) {

@@ -1,7 +1,8 @@
 // Starts the offline stack: the Gemini and Stripe stubs plus `wrangler dev` pointed at them.
 // Used by `npm run dev:offline` and `npm run e2e`. Dev tool, not product code.
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createServer } from "node:net";
+import { applyLocalMigrations } from "../scripts/migrate-local.mjs";
 import { startGeminiStub } from "./stubs/gemini.mjs";
 import { startStripeStub } from "./stubs/stripe.mjs";
 
@@ -49,15 +50,8 @@ export async function startLocalStack(options = {}) {
     webhookUrl: `${baseUrl}/api/billing/webhook/stripe`,
     webhookSecret: OFFLINE_SECRETS.STRIPE_WEBHOOK_SECRET,
   });
-  const persist = options.persistTo ? ["--persist-to", options.persistTo] : [];
-  const stdio = options.quiet ? "ignore" : "inherit";
-
-  const migrated = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", ...persist], {
-    stdio,
-    env: { ...process.env, CI: "true" },
-    shell: process.platform === "win32",
-  });
-  if (migrated.status !== 0) throw new Error("applying the local D1 migrations failed");
+  // Silent when there is nothing to apply (dev:offline's setup step has just applied them).
+  applyLocalMigrations({ persistTo: options.persistTo, announce: false });
 
   const vars = {
     ...OFFLINE_SECRETS,
@@ -79,7 +73,7 @@ export async function startLocalStack(options = {}) {
     String(port),
     "--inspector-port",
     String(await freePort()),
-    ...persist,
+    ...(options.persistTo ? ["--persist-to", options.persistTo] : []),
   ];
   for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}:${value}`);
   const wrangler = spawn("wrangler", args, {

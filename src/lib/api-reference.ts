@@ -205,7 +205,7 @@ export function renderApiReference(document: unknown): string {
 body{font:15px/1.5 system-ui,sans-serif;margin:0;color:#1d2330;display:flex}
 nav{width:340px;flex:none;height:100vh;overflow:auto;position:sticky;top:0;background:#f4f6fa;padding:16px;box-sizing:border-box}
 nav ul{list-style:none;padding:0;margin:0}nav li.tag{margin:14px 0 4px;font-weight:600;font-size:12px;text-transform:uppercase;color:#667}
-nav a{display:flex;gap:6px;align-items:baseline;text-decoration:none;color:inherit;font-size:13px;padding:2px 0}nav .path{word-break:break-all}
+nav a{display:flex;gap:6px;align-items:baseline;text-decoration:none;color:inherit;font-size:13px;padding:2px 0}nav .path{word-break:break-all}nav .links a{display:inline}
 main{flex:1;min-width:0;padding:24px 40px;max-width:960px}h2{margin-top:40px;border-bottom:2px solid #1d2330}
 code{font:13px ui-monospace,monospace;background:#eef1f6;padding:1px 4px;border-radius:3px}
 .op{border-top:1px solid #dde2ea;padding:12px 0}.method{display:inline-block;flex:none;min-width:54px;font:bold 12px ui-monospace,monospace;color:#fff;border-radius:3px;padding:2px 6px;text-align:center}
@@ -215,7 +215,7 @@ pre.example code{background:none;padding:0}details{margin:0 0 12px}summary{curso
 .type{color:#6b4fbb;font-size:13px}.opt{color:#888;font-size:12px}.note{color:#555;font-size:13px}.lock{font-size:12px;color:#8a6d00}.desc{color:#444}
 </style></head><body>
 <nav><b>${escapeHtml(doc.info.title)}</b> <small>v${escapeHtml(doc.info.version)}</small>
-<p><a href="/playground">Playground</a> · <a href="/openapi.json">openapi.json</a></p><ul>${toc}</ul></nav>
+<p class="links"><a href="/playground">Playground</a> · <a href="/openapi.json">openapi.json</a></p><ul>${toc}</ul></nav>
 <main><h1>${escapeHtml(doc.info.title)}</h1><p>${escapeHtml(doc.info.description ?? "")}</p>
 <p>Try it in the browser: the <a href="/playground">playground</a> signs up, chats with replies written live, and upgrades to Pro, with this API.</p>
 ${sections}

@@ -32,14 +32,14 @@ export const AUTH_FAILURES = {
   malformed: "The token is malformed; send the authToken from login or verify-otp as it was given",
   invalid: "The token is invalid: its signature or issuer does not match, so this server did not issue it",
   expired: "The token has expired; sign in again",
-  revoked: "The token was revoked by a password change or reset, or by logout-all; sign in again",
+  revoked: "The token was revoked by a password change or reset, by logout-all or by deleting the account; sign in again",
   loggedOut: "The token was revoked by logout; sign in again",
   ticketMalformed: "The stream ticket is malformed; pass the ticket from POST stream-ticket as it was given",
   ticketInvalid: "The stream ticket is invalid: this server did not issue it",
   ticketExpired: "The stream ticket has expired (they last 300 s); ask for a new one",
   ticketOtherRoom: "The stream ticket is for another chatroom",
   ticketRevoked:
-    "The stream ticket was revoked with its token by a password change or reset, or by logout-all; sign in again",
+    "The stream ticket was revoked with its token by a password change or reset, by logout-all or by deleting the account; sign in again",
   ticketLoggedOut: "The stream ticket was revoked with its token by logout; sign in again",
 } as const;
 

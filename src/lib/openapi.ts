@@ -125,5 +125,5 @@ export const bodyErrors = {
 export const authErrors = {
   401:
     "UNAUTHORIZED; the message says which: the token (or stream ticket) is missing, malformed, invalid (not issued by this server), " +
-    "expired, or revoked (by a password change or reset, logout or logout-all). WWW-Authenticate carries the RFC 6750 challenge.",
+    "expired, or revoked (by a password change or reset, logout, logout-all or account deletion). WWW-Authenticate carries the RFC 6750 challenge.",
 } as const;
