@@ -32,7 +32,8 @@ export const AUTH_FAILURES = {
   malformed: "The token is malformed; send the authToken from login or verify-otp as it was given",
   invalid: "The token is invalid: its signature or issuer does not match, so this server did not issue it",
   expired: "The token has expired; sign in again",
-  revoked: "The token was revoked by a password change or reset, by logout-all or by deleting the account; sign in again",
+  revoked:
+    "The token was revoked by a password change or reset, by logout-all or by deleting the account; sign in again",
   loggedOut: "The token was revoked by logout; sign in again",
   ticketMalformed: "The stream ticket is malformed; pass the ticket from POST stream-ticket as it was given",
   ticketInvalid: "The stream ticket is invalid: this server did not issue it",
