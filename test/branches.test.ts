@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createDb } from "../src/db/client";
-import { branchPage, branchPageStatement } from "../src/features/prompts/branch.repo";
+import { branchPage, branchPageStatement } from "../src/features/messages";
 import {
   type CallResult,
   call,

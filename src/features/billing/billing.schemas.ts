@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { built, docsOnly, successSchema } from "../../lib/openapi";
-import { TierSchema, UsageSchema } from "../prompts/prompts.schemas";
+import { UsageSchema } from "../messages";
+import { TierSchema } from "../prompts";
 
 export const ReturnUrlBodySchema = z
   .object({

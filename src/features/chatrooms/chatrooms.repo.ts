@@ -3,7 +3,7 @@ import { alias } from "drizzle-orm/sqlite-core";
 import type { Database } from "../../db/client";
 import { batch, compiled, rowMapper, rowsOf } from "../../db/compiled";
 import { type Chatroom, chatrooms, users } from "../../db/schema";
-import { branchPage, branchPageStatement } from "../prompts/branch.repo";
+import { branchPage, branchPageStatement } from "../messages";
 
 export const nameKeyOf = (name: string) => name.toLowerCase();
 

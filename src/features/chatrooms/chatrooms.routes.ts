@@ -15,8 +15,8 @@ import { createRouter } from "../../lib/validate";
 import type { AppEnv } from "../../types";
 import { isPro } from "../billing";
 import { announceBranch, announceChatroom, announceChatroomDeleted } from "../live";
+import { toMessageResponse } from "../messages";
 import { checkModelChoice } from "../models/models";
-import { toMessageResponse } from "../prompts";
 import {
   forgetCachedVersion,
   knownCachedVersion,

@@ -3,7 +3,7 @@ import type { Chatroom } from "../../db/schema";
 import { built, docsOnly, successSchema } from "../../lib/openapi";
 import { textField } from "../../lib/text";
 import { toIso } from "../../lib/time";
-import { exampleChatroomId, exampleMessages, MessageSchema } from "../prompts/prompts.schemas";
+import { exampleChatroomId, exampleMessages, MessageSchema } from "../messages";
 import { shownName } from "./chatrooms.repo";
 
 export const ChatroomNameSchema = textField({ field: "name", min: 1, max: 100, trim: true }).openapi({

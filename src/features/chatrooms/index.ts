@@ -1,4 +1,10 @@
 // What other features may use of chatrooms; everything else here is chatrooms' own.
 export { forgetChatroomLists } from "./chatrooms.cache";
 export { applyTitle, chatroomExists, listChatroomIds } from "./chatrooms.repo";
-export { ChatroomIdParamsSchema, MessageParamsSchema, toChatroomResponse } from "./chatrooms.schemas";
+export {
+  type ChatroomDto,
+  ChatroomIdParamsSchema,
+  ChatroomSchema,
+  MessageParamsSchema,
+  toChatroomResponse,
+} from "./chatrooms.schemas";

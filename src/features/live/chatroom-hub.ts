@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import type { PromptDto } from "../prompts";
+import type { PromptDto } from "../messages";
 import {
   type CaughtUp,
   formatEventId,

@@ -1,7 +1,6 @@
 import { createDb } from "../../db/client";
-import { listChatroomIds } from "../chatrooms";
-import type { ChatroomDto } from "../chatrooms/chatrooms.schemas";
-import type { PromptDto } from "../prompts";
+import { type ChatroomDto, listChatroomIds } from "../chatrooms";
+import type { PromptDto } from "../messages";
 import type { BeginAnswer, CancelAnswer, GenerationAnswer } from "./chatroom-hub";
 import type { CaughtUp, HubMessage, HubSubscriber, StreamRevocation } from "./live.events";
 

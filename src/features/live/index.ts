@@ -8,6 +8,7 @@ export {
   announcePrompt,
   announceReply,
   endRevokedStreams,
+  freezeForCancel,
   generationChannel,
   isGenerating,
 } from "./hub";

@@ -1,5 +1,5 @@
-import type { ChatroomDto } from "../chatrooms/chatrooms.schemas";
-import type { PromptDto, UsageDto } from "../prompts";
+import type { ChatroomDto } from "../chatrooms";
+import type { PromptDto, UsageDto } from "../messages";
 
 /** The events of the "Live replies" contract, with the data each carries. */
 export type LiveEventData = {

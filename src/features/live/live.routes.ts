@@ -1,57 +1,18 @@
 import { createRoute } from "@hono/zod-openapi";
-import { AppError, notFound } from "../../lib/errors";
+import { notFound } from "../../lib/errors";
 import { isId } from "../../lib/ids";
 import { authErrors, bearerAuth, bearerOrTicketAuth, errorResponses, jsonResponse } from "../../lib/openapi";
 import { createRouter } from "../../lib/validate";
 import type { AppEnv } from "../../types";
 import { ChatroomIdParamsSchema, chatroomExists, MessageParamsSchema } from "../chatrooms";
-import {
-  findOwnedPrompt,
-  findPromptWithReply,
-  PromptResponseSchema,
-  settleCancelled,
-  toPromptResponse,
-} from "../prompts";
-import { forwardWebSocket, freezeForCancel, HubSubscription } from "./hub";
+import { forwardWebSocket, HubSubscription } from "./hub";
 import { EventsQuerySchema, StreamTicketResponseSchema, sseResponse, TicketQuerySchema } from "./live.schemas";
 import { heartbeatMs, liveStreamResponse } from "./live-stream";
 import { promptStream, subscriberOf } from "./prompt-stream";
 import { issueTicket } from "./tickets";
 
-const notPending = () => new AppError(409, "NOT_PENDING", "Only a pending prompt can be cancelled");
-
 /** Mounted at /api/chatroom behind requireAuth (src/app.ts), which also admits the streams' tickets. */
 export const liveRoutes = createRouter<AppEnv>();
-
-liveRoutes.openapi(
-  createRoute({
-    method: "post",
-    path: "/{id}/message/{messageId}/cancel",
-    operationId: "cancelPrompt",
-    tags: ["Live replies"],
-    summary: "Stop a pending prompt, keeping the text written so far",
-    description:
-      "A pending prompt becomes cancelled at once, whether still queued or being written; generation stops within a second. " +
-      "Exactly the text the delta events carried is kept as the reply (status cancelled); with none, the reply is null and the quota unit is given back.",
-    security: bearerAuth,
-    request: { params: MessageParamsSchema },
-    responses: {
-      200: jsonResponse(PromptResponseSchema, "The cancelled prompt"),
-      ...errorResponses({ ...authErrors, 404: "NOT_FOUND", 409: "NOT_PENDING: the prompt already settled" }),
-    },
-  }),
-  async (c) => {
-    const { id, messageId } = c.req.valid("param");
-    const row = await findOwnedPrompt(c.var.db, c.var.userId, id, messageId);
-    if (!row) throw notFound("Message");
-    if (row.status !== "pending") throw notPending();
-    const frozen = await freezeForCancel(c.env, id, messageId, row.incarnation);
-    if (!frozen.settled) await settleCancelled(c.env, c.var.db, row, frozen.text);
-    const settled = await findPromptWithReply(c.var.db, c.var.userId, id, messageId);
-    if (settled?.status !== "cancelled") throw notPending();
-    return c.json({ success: true as const, message: "Prompt cancelled", prompt: toPromptResponse(settled) }, 200);
-  },
-);
 
 liveRoutes.openapi(
   createRoute({

@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { built, docsOnly, successSchema } from "../../lib/openapi";
-import { ChatroomSchema } from "../chatrooms/chatrooms.schemas";
-import { PromptSchema, UsageSchema } from "../prompts/prompts.schemas";
+import { ChatroomSchema } from "../chatrooms";
+import { PromptSchema, UsageSchema } from "../messages";
 
 // Docs-only (src/lib/openapi.ts): the events are documented, not validated at runtime.
 export const LiveEventSchema = docsOnly(() => {

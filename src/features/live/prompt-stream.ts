@@ -3,7 +3,7 @@ import { createDb, type Database } from "../../db/client";
 import { notFound, unauthorized } from "../../lib/errors";
 import { isId } from "../../lib/ids";
 import type { AppEnv } from "../../types";
-import { findPromptWithReply, type PromptDto, toPromptResponse, type UsageDto } from "../prompts";
+import { findPromptWithReply, type PromptDto, toPromptResponse, type UsageDto } from "../messages";
 import { HubSubscription } from "./hub";
 import type { HubSubscriber, LiveEvent } from "./live.events";
 import { heartbeatMs, liveStreamResponse } from "./live-stream";

@@ -6,9 +6,10 @@ import { authErrors, bearerAuth, bodyErrors, errorResponses, jsonBody, jsonRespo
 import { createRouter } from "../../lib/validate";
 import type { AppEnv } from "../../types";
 import { ChatroomIdParamsSchema, MessageParamsSchema } from "../chatrooms";
-import { promptStream, sseResponse, subscriberOf, waitUntilSettled } from "../live";
-import { findBranchPage } from "./branch.repo";
-import { type FeedbackToStore, findPromptWithReply, setFeedback } from "./prompts.repo";
+import { freezeForCancel, promptStream, sseResponse, subscriberOf, waitUntilSettled } from "../live";
+import { findBranchPage, findPromptWithReply, toMessageResponse, toPromptResponse } from "../messages";
+import { settleCancelled } from "./prompts.queue";
+import { type FeedbackToStore, findOwnedPrompt, setFeedback } from "./prompts.repo";
 import {
   FeedbackBodySchema,
   FeedbackResponseSchema,
@@ -17,8 +18,6 @@ import {
   PromptAcceptedSchema,
   PromptResponseSchema,
   SendMessageBodySchema,
-  toMessageResponse,
-  toPromptResponse,
   WaitQuerySchema,
 } from "./prompts.schemas";
 import { type PromptAnswer, requeue, sendPrompt } from "./send-prompt";
@@ -30,6 +29,8 @@ const promptErrors = {
   429: "DAILY_LIMIT_REACHED: 5 prompts per UTC day on Basic; Retry-After is the seconds until 00:00 UTC, and error.usage says the same as GET /user/me's usage",
   503: "QUEUE_UNAVAILABLE: the prompt could not be queued; it is stored as failed and can be retried",
 } as const;
+
+const notPending = () => new AppError(409, "NOT_PENDING", "Only a pending prompt can be cancelled");
 
 const rateLimitHeaders = z.object({
   "RateLimit-Limit": z.string().optional().openapi({ description: "5 for Basic; absent for Pro" }),
@@ -57,8 +58,8 @@ const queuedResponses = (description: string) => ({
 });
 
 /**
- * A chatroom's messages: its history, sending a prompt, one prompt with its reply, retrying one. Mounted
- * at /api/chatroom behind requireAuth (src/app.ts).
+ * A chatroom's messages: its history, sending a prompt, one prompt with its reply, retrying, feedback,
+ * cancelling one. Mounted at /api/chatroom behind requireAuth (src/app.ts), before the live routes.
  */
 export const promptRoutes = createRouter<AppEnv>();
 
@@ -349,6 +350,36 @@ promptRoutes.openapi(
     },
   }),
   async (c) => feedbackAnswer(c, c.req.valid("param"), null, "Feedback removed"),
+);
+
+promptRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/{id}/message/{messageId}/cancel",
+    operationId: "cancelPrompt",
+    tags: ["Live replies"],
+    summary: "Stop a pending prompt, keeping the text written so far",
+    description:
+      "A pending prompt becomes cancelled at once, whether still queued or being written; generation stops within a second. " +
+      "Exactly the text the delta events carried is kept as the reply (status cancelled); with none, the reply is null and the quota unit is given back.",
+    security: bearerAuth,
+    request: { params: MessageParamsSchema },
+    responses: {
+      200: jsonResponse(PromptResponseSchema, "The cancelled prompt"),
+      ...errorResponses({ ...authErrors, 404: "NOT_FOUND", 409: "NOT_PENDING: the prompt already settled" }),
+    },
+  }),
+  async (c) => {
+    const { id, messageId } = c.req.valid("param");
+    const row = await findOwnedPrompt(c.var.db, c.var.userId, id, messageId);
+    if (!row) throw notFound("Message");
+    if (row.status !== "pending") throw notPending();
+    const frozen = await freezeForCancel(c.env, id, messageId, row.incarnation);
+    if (!frozen.settled) await settleCancelled(c.env, c.var.db, row, frozen.text);
+    const settled = await findPromptWithReply(c.var.db, c.var.userId, id, messageId);
+    if (settled?.status !== "cancelled") throw notPending();
+    return c.json({ success: true as const, message: "Prompt cancelled", prompt: toPromptResponse(settled) }, 200);
+  },
 );
 
 async function feedbackAnswer(

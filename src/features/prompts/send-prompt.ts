@@ -4,7 +4,7 @@ import { AppError, notFound } from "../../lib/errors";
 import { uuidv7 } from "../../lib/ids";
 import { nextUtcMidnight, secondsUntil } from "../../lib/time";
 import { announcePrompt } from "../live";
-import { versionOf } from "./branch.repo";
+import { type PromptDto, versionOf } from "../messages";
 import { enqueuePrompt, settlePrompt } from "./prompts.queue";
 import {
   type NewPrompt,
@@ -13,7 +13,6 @@ import {
   requeuePrompt,
   saveIdempotentResponse,
 } from "./prompts.repo";
-import type { PromptDto } from "./prompts.schemas";
 import { BASIC_DAILY_PROMPT_LIMIT, describeUsage, utcDay } from "./quota";
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;

@@ -2,7 +2,7 @@ import { and, desc, eq } from "drizzle-orm";
 import type { Database } from "../../db/client";
 import { batch, rowsOf } from "../../db/compiled";
 import { shares } from "../../db/schema";
-import { branchPage, branchPageStatement } from "../prompts/branch.repo";
+import { branchPage, branchPageStatement } from "../messages";
 
 /** A share holds at most the last this many messages of the branch. */
 export const SHARE_MAX_MESSAGES = 1000;

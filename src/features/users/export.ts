@@ -4,8 +4,7 @@ import { messages, users } from "../../db/schema";
 import { AppError } from "../../lib/errors";
 import { toIso } from "../../lib/time";
 import { shownName } from "../chatrooms/chatrooms.repo";
-import { toBranchMessage, VERSION_COLUMNS } from "../prompts/branch.repo";
-import { toMessageResponse } from "../prompts/prompts.schemas";
+import { toBranchMessage, toMessageResponse, VERSION_COLUMNS } from "../messages";
 
 /** One export a minute per user. */
 export const EXPORT_INTERVAL_MS = 60_000;

@@ -1,8 +1,9 @@
 import { z } from "@hono/zod-openapi";
 import { built, docsOnly, successSchema } from "../../lib/openapi";
 import { queryInteger } from "../../lib/query";
-import { UserSchema } from "../auth/auth.schemas";
-import { FeedbackSchema, TierSchema, UsageSchema, VersionSchema } from "../prompts/prompts.schemas";
+import { UserSchema } from "../auth";
+import { FeedbackSchema, UsageSchema, VersionSchema } from "../messages";
+import { TierSchema } from "../prompts";
 
 export const MeSchema = docsOnly(() =>
   built(UserSchema)
