@@ -43,7 +43,9 @@ async function openSocket(path: string, token?: string) {
   socket.accept();
   const messages: string[] = [];
   let closed: { code: number; reason: string } | undefined;
-  socket.addEventListener("message", (e) => messages.push(e.data as string));
+  socket.addEventListener("message", (e) => {
+    messages.push(e.data as string);
+  });
   socket.addEventListener("close", (e) => {
     closed = { code: e.code, reason: e.reason };
   });
