@@ -2,6 +2,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { documentedRequestProblems, documentedResponseProblems } from "./documented";
 import { call, createChatroom, expectError, PASSWORD, uniquePhone, verifiedUser } from "./helpers";
+import { expectLogged } from "./logs";
 
 describe("app shell", () => {
   it("answers the health check at GET /", async () => {
@@ -233,12 +234,15 @@ describe("app shell", () => {
     expectError(res, 500, "INTERNAL");
     expect(res.body.error.requestId).toBe(res.headers.get("X-Request-Id"));
     expect(JSON.stringify(res.body)).not.toContain("password_hash");
+    // The internals go to the log instead, under the same request id.
+    expectLogged("error", /^D1_ERROR: no such table: users/, { requestId: res.body.error.requestId, error: "Error" });
   });
 
   it("does not leak anything when JWT_SECRET is missing", async () => {
     const res = await call("GET", "/api/user/me", { token: "a.b.c", env: { ...env, JWT_SECRET: "" } });
     expectError(res, 500, "INTERNAL");
     expect(JSON.stringify(res.body)).not.toContain("JWT_SECRET");
+    expectLogged("error", "JWT_SECRET is not configured", { requestId: res.body.error.requestId });
   });
 });
 

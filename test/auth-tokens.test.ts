@@ -2,6 +2,7 @@ import { env } from "cloudflare:test";
 import { decodeJwt } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { call, countingD1, expectError, expectUnauthorized, PASSWORD, requestOtp, verifiedUser } from "./helpers";
+import { expectLogged } from "./logs";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -140,10 +141,12 @@ describe("when KV fails", () => {
     expect(changed.status).toBe(200);
     expectError(await call("GET", "/api/user/me", { token, env: broken }), 401, "UNAUTHORIZED");
     expect((await call("GET", "/api/user/me", { token: changed.body.authToken, env: broken })).status).toBe(200);
+    expectLogged("error", "KV read failed; checking the token in D1", {
+      error: "KV GET failed: 503 Service Unavailable",
+    });
   });
 
   it("reset-password answers 200 when every KV write fails, and the old token is refused from then on", async () => {
-    vi.spyOn(console, "error").mockImplementation(() => {});
     const { phoneNumber, token, user } = await verifiedUser();
     const broken = faultyKv(env.CACHE, { failPuts: Number.POSITIVE_INFINITY });
     const res = await resetPassword(phoneNumber, { env: withKv(broken.binding) });
@@ -157,10 +160,10 @@ describe("when KV fails", () => {
     expect((await call("POST", "/api/auth/login", { body: { phoneNumber, password: "n3wPassword" } })).status).toBe(
       200,
     );
+    expectLogged("error", "Storing a token revocation in KV failed", { userId: user.id, logout: false });
   });
 
   it("change-password retries a failed KV write in the request and answers 200", async () => {
-    vi.spyOn(console, "error").mockImplementation(() => {});
     const { token, user } = await verifiedUser();
     const flaky = faultyKv(env.CACHE, { failPuts: 1 });
     const res = await changePassword(token, { env: withKv(flaky.binding) });
@@ -169,17 +172,19 @@ describe("when KV fails", () => {
     expect(await env.CACHE.get(revokedKey(user.id, 0))).not.toBeNull();
     expectError(await call("GET", "/api/user/me", { token }), 401, "UNAUTHORIZED");
     expect((await call("GET", "/api/user/me", { token: res.body.authToken })).status).toBe(200);
+    expectLogged("error", "Storing a token revocation in KV failed", { userId: user.id, logout: false });
   });
 
   it("change-password answers 200 with a working token when KV reads and writes all fail", async () => {
-    vi.spyOn(console, "error").mockImplementation(() => {});
-    const { token } = await verifiedUser();
+    const { token, user } = await verifiedUser();
     const broken = withKv(faultyKv(env.CACHE, { failGets: true, failPuts: Number.POSITIVE_INFINITY }).binding);
     const res = await changePassword(token, { env: broken });
     expect(res.status).toBe(200);
     expect((await call("GET", "/api/user/me", { token: res.body.authToken, env: broken })).status).toBe(200);
     expectError(await call("GET", "/api/user/me", { token, env: broken }), 401, "UNAUTHORIZED");
     expectError(await call("GET", "/api/user/me", { token }), 401, "UNAUTHORIZED");
+    expectLogged("error", "KV read failed; checking the token in D1");
+    expectLogged("error", "Storing a token revocation in KV failed", { userId: user.id, logout: false });
   });
 });
 
@@ -287,8 +292,7 @@ describe("POST /api/auth/logout", () => {
   });
 
   it("answers 200 when every KV write fails, and the token is refused from then on", async () => {
-    vi.spyOn(console, "error").mockImplementation(() => {});
-    const { token } = await verifiedUser();
+    const { token, user } = await verifiedUser();
     const broken = faultyKv(env.CACHE, { failPuts: Number.POSITIVE_INFINITY });
     const res = await call("POST", "/api/auth/logout", { token, env: withKv(broken.binding) });
     expect(res.status).toBe(200);
@@ -298,6 +302,7 @@ describe("POST /api/auth/logout", () => {
     expectUnauthorized(await call("GET", "/api/user/me", { token }), /revoked by logout/);
     expect(await env.CACHE.get(loggedOutKey(token))).not.toBeNull();
     expectUnauthorized(await call("GET", "/api/user/me", { token }), /revoked by logout/);
+    expectLogged("error", "Storing a token revocation in KV failed", { userId: user.id, logout: true });
   });
 });
 
@@ -325,13 +330,13 @@ describe("POST /api/auth/logout-all", () => {
   });
 
   it("answers 200 when every KV write fails, and the old tokens are refused from then on", async () => {
-    vi.spyOn(console, "error").mockImplementation(() => {});
-    const { phoneNumber, token } = await verifiedUser();
+    const { phoneNumber, token, user } = await verifiedUser();
     const other = await logIn(phoneNumber);
     const broken = faultyKv(env.CACHE, { failPuts: Number.POSITIVE_INFINITY });
     expect((await call("POST", "/api/auth/logout-all", { token, env: withKv(broken.binding) })).status).toBe(200);
     expectUnauthorized(await call("GET", "/api/user/me", { token: other }), /revoked/);
     expectUnauthorized(await call("GET", "/api/user/me", { token }), /revoked/);
+    expectLogged("error", "Storing a token revocation in KV failed", { userId: user.id, logout: false });
   });
 
   it("requires a token", async () => {

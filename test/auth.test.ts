@@ -15,6 +15,7 @@ import {
   uniquePhone,
   verifiedUser,
 } from "./helpers";
+import { expectLogged } from "./logs";
 import { stubHost } from "./stubs";
 
 afterEach(() => {
@@ -290,6 +291,7 @@ describe("POST /api/auth/send-otp", () => {
       expectError(unknownMode, 503, "OTP_DELIVERY_NOT_CONFIGURED");
       // Nothing was issued, so the mocked delivery can still issue one at once (no 30 s cooldown).
       expect((await call("POST", "/api/auth/send-otp", { body: { phoneNumber } })).status).toBe(200);
+      expectLogged("error", "OTP_WEBHOOK_URL is not set; OTPs cannot be delivered");
     });
 
     it("returns 502 OTP_DELIVERY_FAILED when the relay fails, without spending the rate limit", async () => {
@@ -301,6 +303,7 @@ describe("POST /api/auth/send-otp", () => {
       stubRelay(200);
       const retry = await call("POST", "/api/auth/forgot-password", { body: { phoneNumber }, env: webhookEnv() });
       expect(retry.status).toBe(200);
+      expectLogged("error", "OTP webhook failed", { status: 500 });
     });
   });
 });

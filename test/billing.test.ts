@@ -11,6 +11,7 @@ import {
   WEBHOOK_SECRET,
 } from "./billing-helpers";
 import { call, createChatroom, expectError, verifiedUser } from "./helpers";
+import { expectLogged } from "./logs";
 import { stripeSubscription, stubHost, stubStripe } from "./stubs";
 
 afterEach(() => {
@@ -343,6 +344,7 @@ describe("webhook events", () => {
     expect(JSON.stringify(res.body)).not.toContain("Stripe's side");
     const row = await env.DB.prepare("SELECT id FROM stripe_events WHERE id = ?").bind(event.id).first();
     expect(row).toBeNull();
+    expectLogged("error", "Stripe call failed", { operation: "subscriptions.retrieve", status: 500 });
   });
 });
 
@@ -471,6 +473,11 @@ describe("POST /api/billing/subscribe/pro", () => {
     const res = await call("POST", "/api/billing/subscribe/pro", { token, env: billingEnv() });
     expectError(res, 502, "PAYMENT_PROVIDER_ERROR");
     expect(JSON.stringify(res.body)).not.toMatch(/price_pro_30|sk_test/);
+    expectLogged("error", "Stripe call failed", {
+      operation: "customers.create",
+      type: "StripeInvalidRequestError",
+      status: 400,
+    });
   });
 
   it("returns 503 BILLING_NOT_CONFIGURED without Stripe keys, and 401 without a token", async () => {
@@ -514,6 +521,11 @@ describe("a signed event that does not fit our data", () => {
     const recorded = await env.DB.prepare("SELECT type FROM stripe_events WHERE id = ?").bind(misfit.id).first();
     expect(recorded).toEqual({ type: "customer.subscription.updated" });
     expect((await deliver(misfit)).status).toBe(200);
+    expectLogged("warn", "Stripe event does not fit our data; recorded and not applied", {
+      eventId: misfit.id,
+      subscriptionId: "sub_other",
+      userIdHint: b.user.id,
+    });
   });
 });
 

@@ -13,6 +13,7 @@ import {
   verifiedUser,
 } from "./helpers";
 import { openStream, type SseEvent } from "./live-helpers";
+import { expectLogged } from "./logs";
 import { geminiError, geminiText, stubGemini } from "./stubs";
 
 afterEach(() => {
@@ -241,6 +242,7 @@ describe("POST …/message/:messageId/regenerate", () => {
     vi.restoreAllMocks();
     stubGemini(() => geminiError(400, "Invalid argument", "INVALID_ARGUMENT"));
     await runConsumer([{ promptId: pending }], { env: aiEnv() });
+    expectLogged("warn", "Gemini call failed", { promptId: pending, retryable: false });
     expect((await getPrompt(token, room.id, pending)).body.prompt.status).toBe("failed");
     expectError(await regenerate(token, room.id, pending), 409, "NOT_COMPLETED");
     expectError(await regenerate(token, room.id, a2), 404, "NOT_FOUND");
@@ -301,6 +303,7 @@ describe("POST …/message/:messageId/retry in a tree", () => {
     vi.restoreAllMocks();
     stubGemini(() => geminiError(400, "Invalid argument", "INVALID_ARGUMENT"));
     await runConsumer([{ promptId: q1 }], { env: aiEnv() });
+    expectLogged("warn", "Gemini call failed", { promptId: q1, retryable: false });
     const q2 = await sendPrompt(token, room.id, "Q2");
     expect((await call("POST", `/api/chatroom/${room.id}/message/${q1}/retry`, { token })).status).toBe(202);
     // Q2 followed the note; with the note gone it follows Q1, as if sent while Q1 was pending.

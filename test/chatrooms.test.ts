@@ -2,6 +2,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { forgetCachedVersion } from "../src/features/chatrooms/chatrooms.cache";
 import { call, countingD1, createChatroom, expectError, verifiedUser } from "./helpers";
+import { expectLogged } from "./logs";
 
 const isListKey = (key: unknown): key is string => typeof key === "string" && key.startsWith("chatrooms:");
 
@@ -352,7 +353,7 @@ describe("when the chatroom cache fails", () => {
   }
 
   it("still answers 201 when KV refuses a list write, and the list is fresh afterwards", async () => {
-    const { token } = await verifiedUser();
+    const { token, user } = await verifiedUser();
     const flaky = flakyKv({ firstPut: true });
     // This read's list write is the one refused.
     expect((await call("GET", "/api/chatroom", { token, env: flaky.env })).status).toBe(200);
@@ -361,10 +362,11 @@ describe("when the chatroom cache fails", () => {
     expect(res.status).toBe(201);
     const list = await call("GET", "/api/chatroom", { token, env: flaky.env });
     expect(list.body.chatrooms.map((r: { name: string }) => r.name)).toEqual(["Burst"]);
+    expectLogged("error", "chatroom list not cached", { userId: user.id });
   });
 
   it("still creates, lists, renames, deletes and sends, from D1", async () => {
-    const { token } = await verifiedUser();
+    const { token, user } = await verifiedUser();
     const broken = flakyKv({ get: true, put: true }).env;
     const created = await call("POST", "/api/chatroom", { token, body: { name: "Offline cache" }, env: broken });
     expect(created.status).toBe(201);
@@ -378,6 +380,7 @@ describe("when the chatroom cache fails", () => {
     const sent = await call("POST", `/api/chatroom/${id}/message`, { token, body: { userMessage: "hi" }, env: broken });
     expect(sent.status).toBe(202);
     expect((await call("DELETE", `/api/chatroom/${id}`, { token, env: broken })).status).toBe(200);
+    expectLogged("error", "chatroom list not cached", { userId: user.id });
     // Each change's stamp write is retried once, 1.1 s later, after its response.
   }, 15_000);
 

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { billingEnv, deliver, inDays, subscriptionEvent } from "./billing-helpers";
 import { call, createChatroom, expectError, PASSWORD, runConsumer, sendPrompt, signUp, verifiedUser } from "./helpers";
 import { openStream } from "./live-helpers";
+import { expectLogged } from "./logs";
 import { geminiText, stripeSubscription, stubGemini, stubStripe } from "./stubs";
 
 afterEach(() => {
@@ -260,6 +261,11 @@ describe("POST /api/user/delete-account with a Stripe subscription", () => {
     expect((await call("GET", `/api/chatroom/${room.id}`, { token: user.token })).status).toBe(200);
     const me = await call("GET", "/api/user/me", { token: user.token, env: billingEnv() });
     expect(me.body.user.tier).toBe("pro");
+    const failed = expectLogged("error", "Cancelling a subscription failed", {
+      subscriptionId: user.subscriptionId,
+      status: 500,
+    });
+    expect(failed.map((entry) => entry.operation)).toEqual(["subscriptions.cancel", "subscriptions.retrieve"]);
   });
 
   it("answers 502 when billing is not configured while a subscription is live", async () => {
@@ -271,6 +277,10 @@ describe("POST /api/user/delete-account with a Stripe subscription", () => {
     );
     expect((await call("GET", "/api/user/me", { token: user.token })).status).toBe(200);
     expect(user.stripe.calls).toEqual([]);
+    expectLogged("error", "Cancelling a subscription failed", {
+      operation: "configure",
+      code: "BILLING_NOT_CONFIGURED",
+    });
   });
 
   it("deletes without calling Stripe when the subscription has already ended", async () => {
@@ -285,6 +295,12 @@ describe("POST /api/user/delete-account with a Stripe subscription", () => {
     known.status = "canceled";
     expect((await deleteAccount(user.token, PASSWORD, { env: billingEnv() })).status).toBe(200);
     expect(user.stripe.calls.map((c) => c.method)).toEqual(["DELETE", "GET"]);
+    expectLogged("error", "Cancelling a subscription failed", {
+      operation: "subscriptions.cancel",
+      subscriptionId: user.subscriptionId,
+      type: "StripeInvalidRequestError",
+    });
+    expectLogged("info", "account deleted", { userId: user.id });
   });
 
   it("answers later webhooks about the old customer 200 and changes nothing", async () => {

@@ -13,6 +13,7 @@ import {
   sendPrompt,
 } from "./helpers";
 import { hubOf, openStream, roomOfNewUser } from "./live-helpers";
+import { expectLogged } from "./logs";
 import { geminiError, stubGemini } from "./stubs";
 
 afterEach(() => {
@@ -178,6 +179,7 @@ describe("a per-prompt stream belongs to the prompt's current run", () => {
     const id = await sendPrompt(token, room.id);
     stubGemini(() => geminiError(400, "Invalid argument", "INVALID_ARGUMENT"));
     await runConsumer([{ promptId: id }], { env: { ...env, GEMINI_API_KEY: "test-gemini-key" } });
+    expectLogged("warn", "Gemini call failed", { promptId: id, retryable: false });
     const failed = await call("GET", `/api/chatroom/${room.id}/message/${id}`, { token });
     expect(failed.body.prompt.status).toBe("failed");
     expect((await call("POST", `/api/chatroom/${room.id}/message/${id}/retry`, { token })).status).toBe(202);

@@ -5,6 +5,7 @@ import { formatEventId } from "../src/features/live/live.events";
 import worker from "../src/index";
 import { call, createChatroom, expectError, expectUnauthorized, PASSWORD, runConsumer, sendPrompt } from "./helpers";
 import { hubOf, openStream, roomOfNewUser, type SseEvent } from "./live-helpers";
+import { expectLogged } from "./logs";
 import { geminiOverloaded, geminiStream, geminiText, stubGemini } from "./stubs";
 
 afterEach(() => {
@@ -368,6 +369,7 @@ describe("retryable failures mid-stream", () => {
     expect(events[retryAt]?.data).toEqual({ promptId: id, attempt: 1, retryInSeconds: first.retried[0]?.delaySeconds });
     expect(textOf(events.slice(retryAt), id)).toBe("Whole answer");
     expect(events.at(-1)?.data.prompt.reply.content).toBe("Whole answer");
+    expectLogged("warn", "Gemini call failed", { promptId: id, attempts: 1, retryable: true });
   });
 
   it("publish retrying on a 503 before any text", async () => {
@@ -379,6 +381,7 @@ describe("retryable failures mid-stream", () => {
     await runConsumer([{ promptId: id }], { env: aiEnv(), attempts: 1 });
     expect(await stream.next()).toMatchObject({ event: "retrying", data: { promptId: id, attempt: 1 } });
     stream.close();
+    expectLogged("warn", "Gemini call failed", { promptId: id, attempts: 1, retryable: true });
   });
 });
 
@@ -663,6 +666,11 @@ describe("races between deliveries, cancels and retries", () => {
       event: "reply",
       data: { prompt: { status: "completed", reply: { content: "answered without a hub" } } },
     });
+    // Each hub call that failed is logged, and none of them failed the send or the stream.
+    for (const what of ["publishPrompt", "subscribe", "publishReply"]) {
+      expectLogged("error", `hub ${what} failed`, { chatroomId: room.id, error: "Error: hub unreachable" });
+    }
+    expectLogged("error", "hub beginGeneration failed", { promptId: prompt?.data.prompt.id });
   });
 });
 

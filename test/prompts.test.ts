@@ -12,6 +12,7 @@ import {
   sendPrompt,
   verifiedUser,
 } from "./helpers";
+import { expectLogged } from "./logs";
 import {
   GEMINI_HOST,
   geminiError,
@@ -176,6 +177,7 @@ describe("when the queue refuses a prompt", () => {
     expect(list.body.chatrooms[0].lastMessageAt).not.toBeNull();
     const promptId = page.body.messages[0].id;
     expect((await call("POST", `/api/chatroom/${room.id}/message/${promptId}/retry`, { token })).status).toBe(202);
+    expectLogged("error", "enqueue failed", { promptId, error: "Error: Queue send failed: 503" });
   });
 
   it("releases the Idempotency-Key, so the client's retry with the same key is sent", async () => {
@@ -192,6 +194,7 @@ describe("when the queue refuses a prompt", () => {
     const again = await send(env.PROMPT_QUEUE);
     expect(again.status).toBe(202);
     expect(again.body.prompt.status).toBe("pending");
+    expectLogged("error", "enqueue failed", { error: "Error: Queue send failed: 503" });
   });
 
   it("settles a retried prompt the queue refuses as failed again, not pending forever", async () => {
@@ -205,6 +208,8 @@ describe("when the queue refuses a prompt", () => {
     expectError(retry, 503, "QUEUE_UNAVAILABLE");
     const read = await call("GET", `/api/chatroom/${room.id}/message/${promptId}`, { token });
     expect(read.body.prompt.status).toBe("failed");
+    // The first send and the retry: each refusal is logged.
+    expect(expectLogged("error", "enqueue failed", { promptId })).toHaveLength(2);
   });
 });
 
@@ -354,6 +359,7 @@ describe("queue consumer", () => {
     vi.restoreAllMocks();
     stubGemini(() => geminiError(400, "Invalid argument", "INVALID_ARGUMENT"));
     await runConsumer([{ promptId: failed }], { env: aiEnv() });
+    expectLogged("warn", "Gemini call failed", { promptId: failed, retryable: false });
     vi.restoreAllMocks();
     const second = await sendPrompt(token, room.id, "What is my name?");
     const calls = stubGemini(() => geminiText("Asha."));
@@ -398,6 +404,8 @@ describe("queue consumer", () => {
     expect((await getPrompt(token, room.id, id)).body.prompt.status).toBe("pending");
     expect(await runConsumer([{ promptId: id }], { env: aiEnv(), attempts: 3 })).toEqual({ acked: 1, retried: [] });
     expect((await getPrompt(token, room.id, id)).body.prompt.reply.content).toBe("Finally");
+    const failures = expectLogged("warn", "Gemini call failed", { promptId: id, retryable: true });
+    expect(failures.map((entry) => entry.attempts)).toEqual([1, 2]);
   });
 
   it("fails the prompt on the last attempt of a 503 with a clear message and gives the quota unit back", async () => {
@@ -413,6 +421,7 @@ describe("queue consumer", () => {
     expect(read.body.prompt.reply.content).not.toMatch(/overloaded|UNAVAILABLE|503/);
     expect(read.body.prompt.reply.tokens).toBeUndefined();
     expect((await call("GET", "/api/user/me", { token })).body.user.usage.used).toBe(0);
+    expectLogged("warn", "Gemini call failed", { promptId: id, attempts: 3, retryable: true });
   });
 
   it.each([
@@ -441,6 +450,7 @@ describe("queue consumer", () => {
     expect(reply.content).toMatch(shown);
     expect(reply.content).not.toMatch(hidden);
     expect((await call("GET", "/api/user/me", { token })).body.user.usage.used).toBe(0);
+    expectLogged("warn", "Gemini call failed", { promptId: id, attempts: 1, retryable: false });
   });
 
   it("retries network failures and 429s", async () => {
@@ -452,6 +462,8 @@ describe("queue consumer", () => {
     stubGemini(() => geminiError(429, "Resource has been exhausted (e.g. check quota).", "RESOURCE_EXHAUSTED"));
     expect((await runConsumer([{ promptId: id }], { env: aiEnv(), attempts: 2 })).retried).toHaveLength(1);
     expect((await getPrompt(token, room.id, id)).body.prompt.status).toBe("pending");
+    const failures = expectLogged("warn", "Gemini call failed", { promptId: id, retryable: true });
+    expect(failures.map((entry) => entry.attempts)).toEqual([1, 2]);
   });
 
   it('fails with "AI is not configured" when GEMINI_API_KEY is missing, and calls nobody', async () => {
@@ -465,6 +477,7 @@ describe("queue consumer", () => {
     expect(calls).toHaveLength(0);
     const reply = (await getPrompt(token, room.id, id)).body.prompt.reply;
     expect(reply).toMatchObject({ status: "failed", content: expect.stringMatching(/AI is not configured/) });
+    expectLogged("warn", "Gemini call failed", { promptId: id, retryable: false, detail: "GEMINI_API_KEY is not set" });
   });
 
   it("gives a prompt exactly one reply however often it is delivered, including concurrently", async () => {
@@ -611,6 +624,7 @@ describe("POST /api/chatroom/:id/message/:messageId/retry", () => {
     await runConsumer([{ promptId: id }], { env: aiEnv() });
     const read = await getPrompt(token, room.id, id);
     expect(read.body.prompt).toMatchObject({ status: "completed", reply: { content: "Second time lucky" } });
+    expectLogged("warn", "Gemini call failed", { promptId: id, attempts: 3 });
   });
 
   it("returns 409 NOT_FAILED for a pending or completed prompt", async () => {
@@ -633,6 +647,7 @@ describe("POST /api/chatroom/:id/message/:messageId/retry", () => {
       "DAILY_LIMIT_REACHED",
     );
     expect((await getPrompt(token, room.id, id)).body.prompt.status).toBe("failed");
+    expectLogged("warn", "Gemini call failed", { promptId: id, detail: "GEMINI_API_KEY is not set" });
   });
 });
 
@@ -749,6 +764,7 @@ describe("our own failures and concurrent settles", () => {
     expect(result.retried).toHaveLength(1);
     expect(calls).toHaveLength(0);
     expect((await getPrompt(token, room.id, id)).body.prompt.status).toBe("pending");
+    expectLogged("error", "prompt consumer failed", { promptId: id, error: "Error: D1_ERROR: unavailable" });
   });
 
   it("gives a unit back once when two dead-letter deliveries of one prompt settle it at the same time", async () => {

@@ -12,6 +12,7 @@ import {
   sendPrompt,
   verifiedUser,
 } from "./helpers";
+import { expectLogged } from "./logs";
 import { geminiError, geminiText, stubGemini } from "./stubs";
 
 afterEach(() => {
@@ -44,6 +45,7 @@ async function library() {
   await answer(q1, () => geminiText("Day one: ride tram 28 through Alfama."));
   const q2 = await sendPrompt(user.token, porto.id, "Where to eat francesinha in Porto?");
   await answer(q2, () => geminiError(400, "Invalid argument", "INVALID_ARGUMENT"));
+  expectLogged("warn", "Gemini call failed", { promptId: q2, retryable: false });
   return { token: user.token, lisbon, porto, q1, q2 };
 }
 

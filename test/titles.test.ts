@@ -4,6 +4,7 @@ import { cleanTitle } from "../src/features/prompts/titles";
 import { geminiChunk } from "../tools/stubs/gemini-chunks.mjs";
 import { call, createChatroom, expectError, runConsumer, sendPrompt, verifiedUser } from "./helpers";
 import { openStream } from "./live-helpers";
+import { expectLogged } from "./logs";
 import { geminiError, geminiText, stubGemini } from "./stubs";
 
 afterEach(() => {
@@ -99,6 +100,7 @@ describe("automatic titles", () => {
     const room = await untitledRoom(token);
     const { id } = await firstExchange(token, room.id, () => geminiError(500, "Internal error", "INTERNAL"));
     expect(await nameOf(token, room.id)).toBeNull();
+    expectLogged("warn", "chatroom title failed", { chatroomId: room.id });
     const read = await call("GET", `/api/chatroom/${room.id}/message/${id}`, { token });
     expect(read.body.prompt.status).toBe("completed");
     // The next completed reply tries again.

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { call, createChatroom, expectError, runConsumer, sendPrompt, verifiedUser } from "./helpers";
+import { expectLogged } from "./logs";
 import { geminiError, geminiText, stubGemini } from "./stubs";
 
 afterEach(() => {
@@ -31,6 +32,7 @@ describe("GET /api/user/usage", () => {
     const failed = await sendPrompt(token, room.id, "Fail");
     stubGemini(() => geminiError(400, "Invalid argument", "INVALID_ARGUMENT"));
     await runConsumer([{ promptId: failed }], { env: aiEnv() });
+    expectLogged("warn", "Gemini call failed", { promptId: failed, retryable: false });
 
     const res = await call("GET", "/api/user/usage?days=7", { token });
     expect(res.status).toBe(200);
