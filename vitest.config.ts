@@ -1,6 +1,10 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
+// Wrangler reads wrangler.toml (and a developer's .dev.vars) once per test file and said "Using secrets
+// defined in .dev.vars" each time; its warnings and errors still print. WRANGLER_LOG=log shows the rest.
+process.env.WRANGLER_LOG ??= "warn";
+
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
   return {
