@@ -26,7 +26,7 @@ const COMPAT_DATE = /compatibility_date\s*=\s*"([^"]+)"/.exec(readFileSync("wran
 const WEBHOOK_SECRET = "whsec_bench";
 /** `npm run bench -- --write` also writes bench/results.md and the README's Performance section. */
 const WRITE = process.argv.includes("--write");
-/** `npm run bench -- --only=floor` (or `=startup`, `=cold`, `=soak`, `=tree`) measures that alone and prints it, writing nothing. */
+/** `npm run bench -- --only=floor` (or `=startup`, `=cold`, `=soak`, `=tree`, `=search`) measures that alone and prints it, writing nothing. */
 const ONLY = process.argv.find((arg) => arg.startsWith("--only="))?.slice("--only=".length);
 const startedAt = Date.now();
 
@@ -118,9 +118,11 @@ async function serve(options) {
 /** The consumer settings of wrangler.toml's `gemini-prompts` consumer. */
 const CONSUMER = { maxBatchSize: 10, maxBatchTimeout: 0, maxRetries: 2 };
 
-function serveWorker(scriptPath, { geminiUrl, consume, consumer = CONSUMER, bindings = {}, persistTo }) {
+function serveWorker(scriptPath, { geminiUrl, consume, consumer = CONSUMER, bindings = {}, persistTo, inspectorPort }) {
   return serve({
     scriptPath,
+    // The isolates' V8 inspector (bench: the Worker's heap during an export).
+    ...(inspectorPort ? { inspectorPort } : {}),
     // D1, KV and Durable Object data on disk, kept for the next Worker started with the same path.
     ...(persistTo ? { resourcePersistencePath: persistTo } : {}),
     compatibilityFlags: ["enable_request_signal"],
@@ -884,6 +886,53 @@ function treeText(role, place) {
 }
 
 /**
+ * Completed messages straight into D1, as batched multi-row INSERTs (each under D1's statement limit, ten
+ * to a batch): the triggers on messages index each for search as the Worker's own writes do. A row is
+ * { id, roomId, userId, role, content, parentId, incarnation }; its times come from its id (UUIDv7: the
+ * first 48 bits are the millisecond), and a prompt used that day's quota unit.
+ */
+async function insertMessages(db, rows) {
+  const quote = (value) =>
+    value === null ? "NULL" : typeof value === "number" ? String(value) : `'${String(value).replaceAll("'", "''")}'`;
+  const tuples = rows.map((r) => {
+    const reply = r.role === "assistant";
+    const ms = Number.parseInt(r.id.replaceAll("-", "").slice(0, 12), 16);
+    return `(${[
+      r.id,
+      r.roomId,
+      r.userId,
+      r.role,
+      r.content,
+      "completed",
+      r.parentId,
+      reply ? r.parentId : null,
+      reply ? "gemini-2.5-flash" : null,
+      reply ? 40 + (r.content.length % 300) : null,
+      reply ? Math.round(r.content.length / 4) : null,
+      reply ? null : new Date(ms).toISOString().slice(0, 10),
+      r.incarnation ?? 0,
+      ms,
+      ms,
+    ]
+      .map(quote)
+      .join(", ")})`;
+  });
+  const insert =
+    "INSERT INTO messages (id, chatroom_id, user_id, role, content, status, parent_id, reply_to, model, prompt_tokens, completion_tokens, quota_day, incarnation, created_at, updated_at) VALUES ";
+  const statements = [];
+  for (let i = 0; i < tuples.length; ) {
+    const chunk = [];
+    let length = insert.length;
+    while (i < tuples.length && (chunk.length === 0 || length + tuples[i].length + 2 <= TREE.insertChars)) {
+      length += tuples[i].length + 2;
+      chunk.push(tuples[i++]);
+    }
+    statements.push(db.prepare(`${insert}${chunk.join(", ")}`));
+  }
+  for (let i = 0; i < statements.length; i += 10) await db.batch(statements.slice(i, i + 10));
+}
+
+/**
  * Seeds a chatroom's tree straight into D1 (batched multi-row INSERTs), shaped as the Worker would have
  * left it: the active branch alternates prompt and reply (all completed; a reply's parent_id and reply_to
  * are its prompt); each side branch is an older version of a place on it — an earlier prompt version
@@ -947,48 +996,10 @@ async function seedTree(db, { roomId, userId, mainLength, sideBranches, seed }) 
       incarnation: replyVersions.get(place % 2 === 0 ? place + 1 : place) ?? 0,
     });
   }
-  // Times come from the ids (UUIDv7: the first 48 bits are the millisecond); a prompt used that day's unit.
-  for (const r of rows) {
-    r.ms = Number.parseInt(r.id.replaceAll("-", "").slice(0, 12), 16);
-    r.quotaDay = r.role === "user" ? new Date(r.ms).toISOString().slice(0, 10) : null;
-  }
-  const quote = (value) =>
-    value === null ? "NULL" : typeof value === "number" ? String(value) : `'${String(value).replaceAll("'", "''")}'`;
-  const tuples = rows.map((r) => {
-    const reply = r.role === "assistant";
-    return `(${[
-      r.id,
-      roomId,
-      userId,
-      r.role,
-      r.content,
-      "completed",
-      r.parentId,
-      reply ? r.parentId : null,
-      reply ? "gemini-2.5-flash" : null,
-      reply ? 40 + (r.content.length % 300) : null,
-      reply ? Math.round(r.content.length / 4) : null,
-      r.quotaDay,
-      r.incarnation,
-      r.ms,
-      r.ms,
-    ]
-      .map(quote)
-      .join(", ")})`;
-  });
-  const insert =
-    "INSERT INTO messages (id, chatroom_id, user_id, role, content, status, parent_id, reply_to, model, prompt_tokens, completion_tokens, quota_day, incarnation, created_at, updated_at) VALUES ";
-  const statements = [];
-  for (let i = 0; i < tuples.length; ) {
-    const chunk = [];
-    let length = insert.length;
-    while (i < tuples.length && (chunk.length === 0 || length + tuples[i].length + 2 <= TREE.insertChars)) {
-      length += tuples[i].length + 2;
-      chunk.push(tuples[i++]);
-    }
-    statements.push(db.prepare(`${insert}${chunk.join(", ")}`));
-  }
-  for (let i = 0; i < statements.length; i += 10) await db.batch(statements.slice(i, i + 10));
+  await insertMessages(
+    db,
+    rows.map((r) => ({ ...r, roomId, userId })),
+  );
   await db
     .prepare("UPDATE chatrooms SET active_leaf_id = ?1, last_message_at = ?2, updated_at = ?2 WHERE id = ?3")
     .bind(main.at(-1), at(mainLength - 1), roomId)
@@ -1088,12 +1099,7 @@ async function longRoom(instrumented) {
       plans[name] =
         index === -1
           ? ["(statement not found in the trace)"]
-          : await db
-              .prepare(`EXPLAIN QUERY PLAN ${call.what[index]}`)
-              .bind(...call.params[index])
-              .all()
-              .then((result) => result.results.map((row) => `${row.id}|${row.parent}| ${row.detail}`))
-              .catch((error) => [`(no plan: ${error.message})`]);
+          : await queryPlan(db, call.what[index], call.params[index]);
     };
     for (const r of reads.filter((read) => read.room === "long")) {
       await get(r.path, {});
@@ -1184,6 +1190,470 @@ function longRoomSummary(tree) {
     `the first page of \`GET …/messages?limit=${TREE.pageLimit}\` takes ${ms(first.longMs)} ms against ${ms(first.shortMs)} ms (×${first.slowdown.toFixed(2)}), a page ${count(TREE.cursorBack)} messages back through \`before\` ${ms(before.longMs)} ms against ${ms(before.shortMs)} ms (×${before.slowdown.toFixed(2)}): **slowdown ×${tree.slowdown.toFixed(2)}** (target ≤ 2${tree.slowdown <= 2 ? "" : ": OVER"}).`,
     `\`PUT …/active-branch\` between a prompt version ${tree.switchSteps + 1} messages from the leaf and the main branch there (${tree.switchSteps} steps down to the leaf): **${ms(tree.switchMs)} ms** p50 (${TREE.switchReps} switches).`,
     `To the main branch ${count(TREE.farSwitchBack)} messages from the leaf: ${far(tree.farSwitchMs, TREE.farSwitchReps)}; to the first prompt, walking the whole branch down: ${tree.rootSwitchSkipped ? "not measured (the switch from nearer took too long)" : far(tree.rootSwitchMs, TREE.rootSwitchReps)}.`,
+  ].join(" ");
+}
+
+/**
+ * Search and export (issue: search must stay fast however many messages other users store, and an export
+ * must not hold the account in memory). Search runs on `users` users of `messagesPerUser` messages each,
+ * seeded in D1 in three stages (the searching user alone, then `midUsers`, then all), timed at each; the
+ * export on accounts of `exportMessages` and `exportSmallMessages` messages in a Worker of their own.
+ */
+const SEARCH = {
+  users: 200,
+  /** The middle stage of the growth comparison. */
+  midUsers: 20,
+  messagesPerUser: 1_000,
+  roomsPerUser: 10,
+  /** In every `commonEvery`-th message of every user (10%: the searching user's and everyone else's). */
+  commonWord: "harbour",
+  commonEvery: 10,
+  /** In these messages (by place in the account) of the searching user and of every `rareUserEvery`-th other one. */
+  rareWord: "zeppelin",
+  rarePlaces: [17, 505, 988],
+  rareUserEvery: 10,
+  /** Timed searches per word and stage, the two words interleaved. */
+  reps: 100,
+  targetMs: 30,
+  exportMessages: 50_000,
+  exportSmallMessages: 5_000,
+  /** Messages per chatroom of the export's accounts. */
+  exportRoomMessages: 1_000,
+  /** Timed exports per account, small and big alternating (each after resetting users.last_export_at). */
+  exportRuns: 3,
+  /** How often workerd's RSS is read while an export streams. */
+  rssPollMs: 10,
+  /**
+   * In one more export of the big account the client stops reading after this much of the body, for
+   * `exportPauseMs`, and the Worker's live heap is read: by then the Worker has filled the buffers on the
+   * way (some MiB) and waits, well before the end.
+   */
+  exportPauseAtBytes: 1_048_576,
+  exportPauseMs: 3_000,
+};
+
+/**
+ * The searchable vocabulary: the long chatroom's words and 5,000 made-up ones of consonant-vowel
+ * syllables. None holds two consonants in a row, so none starts with either search word ("rb", "pp").
+ */
+const SEARCH_WORDS = (() => {
+  const random = seededRandom(7);
+  const words = new Set(TREE_WORDS);
+  while (words.size < TREE_WORDS.length + 5_000) {
+    let word = "";
+    for (let s = 1 + Math.floor(random() * 4); s > 0; s--)
+      word += "bdfgklmnpstvz"[Math.floor(random() * 13)] + "aeiou"[Math.floor(random() * 5)];
+    words.add(word);
+  }
+  return [...words];
+})();
+
+/**
+ * A message's text, of the long chatroom's lengths (prompts 60–220 characters, replies 400–1,800), its
+ * words drawn with a skew (the first words of the vocabulary far more often, as in real text), with
+ * `word` in it at a random place when given.
+ */
+function searchText(random, role, word) {
+  const length = role === "user" ? 60 + Math.floor(random() * 160) : 400 + Math.floor(random() * 1_400);
+  const words = [];
+  for (let chars = 0; chars < length; chars += words.at(-1).length + 1)
+    words.push(SEARCH_WORDS[Math.floor(SEARCH_WORDS.length * random() ** 3)]);
+  if (word) words[Math.floor(random() * words.length)] = word;
+  return `${words.join(" ")}.`;
+}
+
+/**
+ * An account's chatrooms and messages, straight into D1: `rooms` chatrooms of `perRoom` messages each,
+ * prompt and reply alternating on one branch, a minute apart. `wordAt(place)` names the word (or none)
+ * the message at that place in the account holds. Returns the ids of the messages by place.
+ */
+async function seedAccount(db, { userId, rooms, perRoom, random, wordAt = () => undefined }) {
+  const now = Date.now();
+  const stepMs = 60_000;
+  const base = now - (rooms * perRoom + 10) * stepMs;
+  const roomRows = [];
+  const rows = [];
+  for (let r = 0; r < rooms; r++) {
+    const roomId = uuidv7(base + r * perRoom * stepMs - 1);
+    let parentId = null;
+    for (let i = 0; i < perRoom; i++) {
+      const place = r * perRoom + i;
+      const role = i % 2 === 0 ? "user" : "assistant";
+      const id = uuidv7(base + place * stepMs);
+      rows.push({ id, roomId, userId, role, content: searchText(random, role, wordAt(place)), parentId });
+      parentId = id;
+    }
+    roomRows.push([roomId, userId, `Room ${r}`, `room ${r}`, base + r * perRoom * stepMs - 1, now, now, parentId]);
+  }
+  await db.batch(
+    roomRows.map((room) =>
+      db
+        .prepare(
+          "INSERT INTO chatrooms (id, user_id, name, name_key, created_at, updated_at, last_message_at, active_leaf_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .bind(...room),
+    ),
+  );
+  await insertMessages(db, rows);
+  return rows.map((row) => row.id);
+}
+
+/** Users straight into D1, only there to own messages (no password anyone knows). Returns their ids. */
+async function insertUsers(db, count, from) {
+  const now = Date.now();
+  const ids = Array.from({ length: count }, () => uuidv7(now));
+  if (!count) return ids;
+  await db
+    .prepare(
+      `INSERT INTO users (id, phone_number, password_hash, verified_at, created_at, updated_at) VALUES ${ids
+        .map(
+          (id, i) =>
+            `('${id}', '+9198${String(process.pid % 1000).padStart(3, "0")}${String(from + i).padStart(5, "0")}', 'x', ${now}, ${now}, ${now})`,
+        )
+        .join(", ")}`,
+    )
+    .run();
+  return ids;
+}
+
+/** `EXPLAIN QUERY PLAN` of a statement with its parameters, one line per step ("id|parent| detail"). */
+const queryPlan = (db, sql, params) =>
+  db
+    .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+    .bind(...params)
+    .all()
+    .then((result) => result.results.map((row) => `${row.id}|${row.parent}| ${row.detail}`))
+    .catch((error) => [`(no plan: ${error.message})`]);
+
+/**
+ * Search through the real Worker: `GET /api/search?q=<word>` for a common word (in 10% of every user's
+ * messages) and a rare one (in 3 of the user's), timed `reps` times each, interleaved (medians), with
+ * the searching user alone, among `midUsers` users and among `users` users of `messagesPerUser` messages
+ * each: what it costs a user that others store messages. At each stage each search is first checked
+ * (the rare word's 3 messages exactly; a full first page of the common one, all the user's) and made once
+ * traced: its D1 round trips and its statement, whose FTS5 terms are then counted (the rows matching the
+ * user's scope token, the word in everyone's messages, and both: what FTS5 reads). At the end,
+ * `EXPLAIN QUERY PLAN` of the statement on the seeded database.
+ */
+async function searchMessagesBench(instrumented) {
+  const gemini = await startGeminiStub();
+  const server = await serveWorker(instrumented, { geminiUrl: gemini.url, consume: false });
+  try {
+    const db = await migrate(server.mf);
+    const api = client(server.url);
+    const me = await api.user();
+    const random = seededRandom(200);
+    const perUser = { rooms: SEARCH.roomsPerUser, perRoom: SEARCH.messagesPerUser / SEARCH.roomsPerUser, random };
+    const wordAt = (rare) => (place) =>
+      rare && SEARCH.rarePlaces.includes(place)
+        ? SEARCH.rareWord
+        : place % SEARCH.commonEvery === 3
+          ? SEARCH.commonWord
+          : undefined;
+    let seedMs = 0;
+    let users = 0;
+    /** Seeds the next `count` users (the searching one first), each with `messagesPerUser` messages. */
+    const seedUsers = async (count) => {
+      const started = Date.now();
+      const ids = users === 0 ? [me.id, ...(await insertUsers(db, count - 1, 1))] : await insertUsers(db, count, users);
+      const placed = [];
+      for (const [i, userId] of ids.entries()) {
+        const n = users + i;
+        placed.push(await seedAccount(db, { userId, ...perUser, wordAt: wordAt(n % SEARCH.rareUserEvery === 0) }));
+      }
+      users += count;
+      seedMs += Date.now() - started;
+      log(
+        `  seeded ${users} users, ${users * SEARCH.messagesPerUser} messages (${((Date.now() - started) / 1000).toFixed(1)} s for these ${count})`,
+      );
+      return placed;
+    };
+    const [myMessages] = await seedUsers(1);
+    const rareIds = SEARCH.rarePlaces.map((place) => myMessages[place]).sort();
+    const myCommon = SEARCH.messagesPerUser / SEARCH.commonEvery;
+    const words = [SEARCH.commonWord, SEARCH.rareWord];
+
+    const untraced = { "X-Bench-Untraced": "1" };
+    const search = (word, headers = untraced) =>
+      api.request("GET", `/api/search?q=${word}`, { token: me.token, headers });
+    /** The statement the last traced request ran against messages_fts, with its parameters. */
+    const tracedStatement = async () => {
+      const call = (await (await fetch(`${server.url}/__bench/trace`)).json()).find(
+        (c) => c.kind === "d1" && c.what.some((sql) => /messages_fts MATCH/.test(sql)),
+      );
+      const index = call?.what.findIndex((sql) => /messages_fts MATCH/.test(sql)) ?? -1;
+      if (index === -1) throw new Error("the search statement is not in the trace");
+      return { sql: call.what[index], params: call.params[index] };
+    };
+    /** Rows of messages_fts matching an FTS5 expression: the length of what FTS5 reads for it. */
+    const matching = async (match) =>
+      (await db.prepare("SELECT count(*) AS n FROM messages_fts WHERE messages_fts MATCH ?1").bind(match).first()).n;
+    /** The stage's checks, round trips, statements and timings. */
+    const stage = async () => {
+      const common = await search(SEARCH.commonWord);
+      const rare = await search(SEARCH.rareWord);
+      if (common.status !== 200 || rare.status !== 200)
+        throw new Error(`GET /api/search answered ${common.status} and ${rare.status}`);
+      const mine = new Set(myMessages);
+      if (
+        common.body.results.length !== 20 ||
+        !common.body.nextCursor ||
+        common.body.results.some((r) => !mine.has(r.messageId))
+      )
+        throw new Error(`the common word's first page is not 20 of the user's ${myCommon} messages`);
+      const found = rare.body.results.map((r) => r.messageId).sort();
+      if (found.join() !== rareIds.join())
+        throw new Error(`the rare word did not find the user's ${rareIds.length} messages`);
+      const trips = {};
+      const statements = {};
+      for (const word of words) {
+        const traced = await search(word, {});
+        trips[word] = Number(traced.headers.get("X-Bench-D1"));
+        statements[word] = await tracedStatement();
+      }
+      for (let i = 0; i < 10; i++) await search(words[i % 2]);
+      const times = Object.fromEntries(words.map((word) => [word, []]));
+      for (let rep = 0; rep < SEARCH.reps; rep++) {
+        for (const word of words) {
+          const started = performance.now();
+          const answer = await search(word);
+          times[word].push(performance.now() - started);
+          if (answer.status !== 200) throw new Error(`GET /api/search?q=${word} answered ${answer.status}`);
+        }
+      }
+      const [scope, term] = statements[SEARCH.commonWord].params[0].split(" AND ");
+      const rows = {
+        statement: await matching(`${scope} AND ${term}`),
+        scope: await matching(scope),
+        word: await matching(term),
+      };
+      if (rows.statement !== myCommon)
+        throw new Error(`the user's common-word matches are ${rows.statement}, not ${myCommon}`);
+      return {
+        users,
+        messages: users * SEARCH.messagesPerUser,
+        commonMs: median(times[SEARCH.commonWord]),
+        rareMs: median(times[SEARCH.rareWord]),
+        commonP95Ms: percentile(times[SEARCH.commonWord], 95),
+        rareP95Ms: percentile(times[SEARCH.rareWord], 95),
+        d1RoundTrips: trips,
+        ftsRows: rows,
+        statements,
+      };
+    };
+    const stages = [await stage()];
+    await seedUsers(SEARCH.midUsers - 1);
+    stages.push(await stage());
+    await seedUsers(SEARCH.users - SEARCH.midUsers);
+    stages.push(await stage());
+
+    const { sql, params } = stages.at(-1).statements[SEARCH.commonWord];
+    const plan = await queryPlan(db, sql, params);
+    for (const s of stages) delete s.statements;
+    return { seedSeconds: Number((seedMs / 1000).toFixed(1)), stages, sql: sql.trim(), match: params[0], plan };
+  } finally {
+    await Promise.all([server.mf.dispose(), gemini.close()]);
+  }
+}
+
+/**
+ * The V8 heap of one of workerd's isolates (`core:user:` is the Worker), through the inspector of a Worker
+ * served with `inspectorPort`: `usage()` as it is, garbage included; `live()` after a full GC, which
+ * workerd runs for a heap snapshot (it does not answer HeapProfiler.collectGarbage). MiB.
+ */
+async function isolateHeap(inspectorPort, isolate = "core:user:") {
+  const socket = new WebSocket(`ws://127.0.0.1:${inspectorPort}/${isolate}`);
+  await new Promise((resolve, reject) => {
+    socket.onopen = resolve;
+    socket.onerror = () => reject(new Error(`no inspector for ${isolate}`));
+  });
+  let id = 0;
+  const waiting = new Map();
+  // Snapshot chunks come as events and are dropped: only the GC before the snapshot is wanted.
+  socket.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    waiting.get(message.id)?.(message.result ?? {});
+    waiting.delete(message.id);
+  };
+  const send = (method, params = {}) =>
+    new Promise((resolve) => {
+      waiting.set(++id, resolve);
+      socket.send(JSON.stringify({ id, method, params }));
+    });
+  const usage = async () => {
+    const { usedSize, totalSize } = await send("Runtime.getHeapUsage");
+    return { usedMiB: Number((usedSize / 1_048_576).toFixed(1)), totalMiB: Number((totalSize / 1_048_576).toFixed(1)) };
+  };
+  return {
+    usage,
+    async live() {
+      await send("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
+      return (await usage()).usedMiB;
+    },
+    close: () => socket.close(),
+  };
+}
+
+/**
+ * `GET /api/user/export` of an account of `exportMessages` messages (chatrooms of `exportRoomMessages`)
+ * against one of `exportSmallMessages`, in a Worker of their own: the time to the end of the body (read
+ * whole, parsed, its messages counted; medians of `exportRuns`), workerd's RSS just before and at its
+ * highest while the export streams (read every `rssPollMs`), the Worker's V8 heap at the end, and its live
+ * JS heap (after a full GC, through the inspector) before and after each export, and in the middle of one
+ * more export of the big account whose client stops reading after `exportPauseAtBytes` for `exportPauseMs`
+ * (the stream's backpressure holds the export there, once the buffers on the way are full). The small account
+ * goes first, so the big one finds the memory the small one left and grows only by what it needs more. A
+ * first export of a 20-message account loads the code beforehand.
+ */
+async function exportBench(instrumented) {
+  const gemini = await startGeminiStub();
+  const inspectorPort = await freePort();
+  const server = await serveWorker(instrumented, { geminiUrl: gemini.url, consume: false, inspectorPort });
+  let heap;
+  try {
+    const db = await migrate(server.mf);
+    const api = client(server.url);
+    const random = seededRandom(50);
+    const seededAt = Date.now();
+    const account = async (messages) => {
+      const user = await api.user();
+      const rooms = Math.ceil(messages / SEARCH.exportRoomMessages);
+      await seedAccount(db, { userId: user.id, rooms, perRoom: messages / rooms, random });
+      return { ...user, messages };
+    };
+    const warm = await account(20);
+    const small = await account(SEARCH.exportSmallMessages);
+    const big = await account(SEARCH.exportMessages);
+    log(
+      `  seeded ${SEARCH.exportMessages + SEARCH.exportSmallMessages + 20} messages in ${((Date.now() - seededAt) / 1000).toFixed(1)} s`,
+    );
+    heap = await isolateHeap(inspectorPort);
+
+    /** One export (its time, size, workerd's RSS and the Worker's heap), paused at `pauseAt` bytes if given. */
+    const exportOf = async (user, pauseAt) => {
+      await db.prepare("UPDATE users SET last_export_at = NULL WHERE id = ?1").bind(user.id).run();
+      const liveBeforeMiB = await heap.live();
+      await sleep(300);
+      const rssBeforeMiB = rssMiB(server.pids);
+      let rssPeakMiB = rssBeforeMiB;
+      const polling = setInterval(() => {
+        rssPeakMiB = Math.max(rssPeakMiB, rssMiB(server.pids) ?? 0);
+      }, SEARCH.rssPollMs);
+      const started = performance.now();
+      const chunks = [];
+      let bytes = 0;
+      let liveMidMiB = null;
+      let resumedAt = null;
+      try {
+        const response = await fetch(`${server.url}/api/user/export`, {
+          headers: { Authorization: `Bearer ${user.token}`, "X-Bench-Untraced": "1" },
+        });
+        if (response.status !== 200) throw new Error(`GET /api/user/export answered ${response.status}`);
+        for await (const chunk of response.body) {
+          chunks.push(chunk);
+          bytes += chunk.length;
+          if (pauseAt && liveMidMiB === null && bytes >= pauseAt) {
+            await sleep(SEARCH.exportPauseMs);
+            liveMidMiB = await heap.live();
+            resumedAt = performance.now();
+          }
+        }
+      } finally {
+        clearInterval(polling);
+      }
+      const ended = performance.now();
+      const ms = ended - started;
+      rssPeakMiB = Math.max(rssPeakMiB, rssMiB(server.pids) ?? 0);
+      const heapEnd = await heap.usage();
+      const liveAfterMiB = await heap.live();
+      const document = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+      const messages = document.chatrooms.reduce((sum, room) => sum + room.messages.length, 0);
+      if (messages !== user.messages) throw new Error(`the export holds ${messages} messages, not ${user.messages}`);
+      return {
+        messages,
+        bytes,
+        ms,
+        rssBeforeMiB,
+        rssPeakMiB,
+        rssAfterGcMiB: rssMiB(server.pids),
+        heapTotalEndMiB: heapEnd.totalMiB,
+        liveBeforeMiB,
+        liveMidMiB,
+        liveAfterMiB,
+        // After the pause: the rest of the body's time (most of an export's if the export had waited early on).
+        restMs: resumedAt === null ? null : ended - resumedAt,
+      };
+    };
+    await exportOf(warm);
+    const runs = new Map([
+      [small, []],
+      [big, []],
+    ]);
+    for (let run = 0; run < SEARCH.exportRuns; run++) for (const [user, list] of runs) list.push(await exportOf(user));
+    // In the middle of the big one (a small export fits in the buffers between the Worker and the client).
+    const paused = await exportOf(big, SEARCH.exportPauseAtBytes);
+    const mib = (value) => Number(value.toFixed(1));
+    const summary = (user) => {
+      const [first, ...rest] = runs.get(user);
+      return {
+        messages: first.messages,
+        bodyMiB: mib(first.bytes / 1_048_576),
+        msP50: Math.round(median([first, ...rest].map((r) => r.ms))),
+        messagesPerSecond: Math.round(median([first, ...rest].map((r) => r.messages / (r.ms / 1000)))),
+        // The first export of the account: workerd's RSS before, at peak, and after the Worker's GC.
+        rssBeforeMiB: first.rssBeforeMiB,
+        rssPeakMiB: first.rssPeakMiB,
+        rssGrowthMiB: mib(first.rssPeakMiB - first.rssBeforeMiB),
+        rssAfterGcMiB: first.rssAfterGcMiB,
+        rssGrowthLaterRunsMiB: rest.map((r) => mib(r.rssPeakMiB - r.rssBeforeMiB)),
+        heapTotalEndMiB: first.heapTotalEndMiB,
+        liveAfterMiB: first.liveAfterMiB,
+      };
+    };
+    return {
+      small: summary(small),
+      big: summary(big),
+      // The Worker's live heap before the paused export of the big account, during the pause, and after.
+      paused: {
+        liveBeforeMiB: paused.liveBeforeMiB,
+        liveMidMiB: paused.liveMidMiB,
+        liveGrowthMiB: mib(paused.liveMidMiB - paused.liveBeforeMiB),
+        liveAfterMiB: paused.liveAfterMiB,
+        restAfterPauseMs: Math.round(paused.restMs),
+      },
+    };
+  } finally {
+    heap?.close();
+    await Promise.all([server.mf.dispose(), gemini.close()]);
+  }
+}
+
+/** Search, then the export. */
+async function searchAndExport(instrumented) {
+  const search = await searchMessagesBench(instrumented);
+  log(`export: accounts of ${SEARCH.exportMessages} and ${SEARCH.exportSmallMessages} messages`);
+  return { search, export: await exportBench(instrumented) };
+}
+
+/** Search and export as one paragraph of the results, with the search statement's query plan. */
+function searchSummary({ search, export: exported }) {
+  const ms = (value) => value.toFixed(1);
+  const count = (value) => value.toLocaleString("en");
+  const [alone, mid, all] = search.stages;
+  const trips = Object.values(all.d1RoundTrips);
+  const within = (value) => (value <= SEARCH.targetMs ? "" : ": OVER");
+  const { small, big, paused } = exported;
+  // Had the export waited for the client (the rest of the body as long as half an export, at least)?
+  const waited = paused.restAfterPauseMs >= big.msP50 / 2;
+  return [
+    `**Search** (\`GET /api/search?q=…\` through the Worker: ${count(SEARCH.users)} users of ${count(SEARCH.messagesPerUser)} messages, ${count(all.messages)} in all, seeded in D1 through the search triggers in ${search.seedSeconds} s; "${SEARCH.commonWord}" in ${100 / SEARCH.commonEvery}% of every user's messages, "${SEARCH.rareWord}" in ${SEARCH.rarePlaces.length} of the user's and of every ${SEARCH.rareUserEvery}th other user's; medians of ${SEARCH.reps} interleaved searches per word):`,
+    `the common word **${ms(all.commonMs)} ms**, the rare one **${ms(all.rareMs)} ms** (target ≤ ${SEARCH.targetMs}${within(Math.max(all.commonMs, all.rareMs))}), in **${trips.every((n) => n === 1) ? "one D1 round trip" : `${trips.join(" and ")} D1 round trips`}**.`,
+    `With the user's ${count(SEARCH.messagesPerUser)} messages alone: ${ms(alone.commonMs)} and ${ms(alone.rareMs)} ms; among ${mid.users} users (${count(mid.messages)} messages): ${ms(mid.commonMs)} and ${ms(mid.rareMs)} ms.`,
+    `FTS5 matches the user's scope token in ${count(all.ftsRows.scope)} rows and "${SEARCH.commonWord}"* in ${count(all.ftsRows.word)} (everyone's; ${count(alone.ftsRows.word)} with the user alone), both in ${count(all.ftsRows.statement)}. bm25() counts each term's rows in the whole table to weigh it, and a prefix term longer than the 2- and 3-character prefix indexes merges the word's whole doclist: both read everyone's rows of the word, so the common word's search grows with everyone's use of it (here ${(all.commonMs - alone.commonMs).toFixed(1)} ms from alone to ${count(all.messages)} messages).`,
+    `Query plan: ${search.plan.map((line) => `\`${line.replace(/^\d+\|\d+\| /, "")}\``).join(", ")}.`,
+    `**Export** (\`GET /api/user/export\` read to the end and parsed, median of ${SEARCH.exportRuns}): ${count(big.messages)} messages (${big.bodyMiB} MiB of JSON) in ${(big.msP50 / 1000).toFixed(1)} s: **${count(big.messagesPerSecond)} messages/s** (${count(small.messages)} messages: ${count(small.messagesPerSecond)}/s).`,
+    `workerd's RSS at its peak over just before, first export of each: **+${big.rssGrowthMiB} MiB** for ${count(big.messages)} messages (${big.rssBeforeMiB} → ${big.rssPeakMiB} MiB), **+${small.rssGrowthMiB} MiB** for ${count(small.messages)} (${small.rssBeforeMiB} → ${small.rssPeakMiB}). The Worker's V8 heap had grown to ${big.heapTotalEndMiB} MiB (${small.heapTotalEndMiB} for ${count(small.messages)}) of garbage not yet collected: after a full GC RSS was ${big.rssAfterGcMiB} MiB, the rest being memory V8 keeps and the local D1's SQLite page cache, in the same process here and on D1's side in production.`,
+    `What the export holds: the Worker's live JS heap (after a full GC) with the client stopped after ${count(SEARCH.exportPauseAtBytes / 1_048_576)} MiB of the ${count(big.messages)}-message body for ${SEARCH.exportPauseMs / 1000} s is **+${paused.liveGrowthMiB} MiB** over before (${paused.liveBeforeMiB} → ${paused.liveMidMiB} MiB; ${waited ? `the export was waiting in the middle: the rest of the body took ${count(paused.restAfterPauseMs)} ms more` : `but the export was near its end: the rest of the body took only ${count(paused.restAfterPauseMs)} ms`}), against ${big.bodyMiB} MiB for the whole body.`,
   ].join(" ");
 }
 
@@ -2099,6 +2569,7 @@ async function soak(scriptPath) {
 }
 
 const treeLogLine = `long chatroom: ${TREE.mainLength} messages on the active branch and ${TREE.sideBranches} side branches against ${TREE.shortLength}; page reads and branch switches`;
+const searchLogLine = `search: ${SEARCH.users} users of ${SEARCH.messagesPerUser} messages (alone, ${SEARCH.midUsers} users, ${SEARCH.users}); then the export of ${SEARCH.exportMessages} and ${SEARCH.exportSmallMessages} messages`;
 const soakLogLine = `soak: ${SOAK.passes} passes of ${SOAK.prompts} prompts and ${SOAK.connections} stream connections, each drained; workerd RSS after each drain`;
 
 /** The soak as one paragraph of the results. */
@@ -2140,7 +2611,13 @@ async function main() {
     console.log(`\n${JSON.stringify(tree, null, 2)}\n\n${longRoomSummary(tree)}\n`);
     return;
   }
-  if (ONLY) throw new Error(`--only takes floor, startup, cold, soak or tree, not ${ONLY}`);
+  if (ONLY === "search") {
+    log(searchLogLine);
+    const result = await searchAndExport(instrumented);
+    console.log(`\n${JSON.stringify(result, null, 2)}\n\n${searchSummary(result)}\n`);
+    return;
+  }
+  if (ONLY) throw new Error(`--only takes floor, startup, cold, soak, tree or search, not ${ONLY}`);
   const bundle = readFileSync(plain);
   const size = { raw: bundle.length / 1024, gzip: gzipSync(bundle, { level: 9 }).length / 1024 };
 
@@ -2218,6 +2695,8 @@ async function main() {
   const burst = await kvBurst(instrumented);
   log(treeLogLine);
   const tree = await longRoom(instrumented);
+  log(searchLogLine);
+  const searched = await searchAndExport(instrumented);
   log("startup: wrangler check startup (global-scope CPU of the bundle)");
   const boot = startup();
   log(coldLogLine);
@@ -2253,6 +2732,8 @@ async function main() {
     soakSummary(soaked),
     "",
     longRoomSummary(tree),
+    "",
+    searchSummary(searched),
     "",
     `**Startup** (\`wrangler check startup\`, median of ${boot.runs.length}): **${boot.median.toFixed(1)} ms** global-scope CPU (budget 25 ms${boot.median <= 25 ? "" : `: over by ${(boot.median - 25).toFixed(1)} ms`}); ${boot.median < boot.libraries ? `nothing but the entry and the Durable Object class runs at startup: the libraries (${boot.libraries.toFixed(1)} ms on their own, \`bench/startup-floor.ts\`) and each part of the API's routes load with the first request for that part (src/index.ts)` : `the libraries it loads take ${boot.libraries.toFixed(1)} ms on their own (\`bench/startup-floor.ts\`), so our own code takes ${(boot.median - boot.libraries).toFixed(1)} ms`}. ${coldSummary(cold)}`,
     "",
@@ -2319,6 +2800,25 @@ async function main() {
     // null: the switch gave no answer within TREE.farSwitchTimeoutMs (or was not measured after one that did not).
     branchSwitch1000BackP50Ms: tree.farSwitchMs === null ? null : Number(tree.farSwitchMs.toFixed(1)),
     branchSwitchFromRootP50Ms: tree.rootSwitchMs === null ? null : Number(tree.rootSwitchMs.toFixed(1)),
+    searchCommonWordP50Ms: Number(searched.search.stages.at(-1).commonMs.toFixed(1)),
+    searchRareWordP50Ms: Number(searched.search.stages.at(-1).rareMs.toFixed(1)),
+    searchD1RoundTrips: Math.max(...Object.values(searched.search.stages.at(-1).d1RoundTrips)),
+    // The same two searches by how many users (of SEARCH.messagesPerUser messages each) the database holds.
+    searchP50MsByUsers: Object.fromEntries(
+      searched.search.stages.map((s) => [
+        s.users,
+        { common: Number(s.commonMs.toFixed(1)), rare: Number(s.rareMs.toFixed(1)) },
+      ]),
+    ),
+    searchSeedSeconds: searched.search.seedSeconds,
+    exportMessagesPerSecond: searched.export.big.messagesPerSecond,
+    // workerd's RSS at its peak during the account's first export over the RSS just before (the small one first).
+    exportRssGrowthMiB: {
+      [searched.export.big.messages]: searched.export.big.rssGrowthMiB,
+      [searched.export.small.messages]: searched.export.small.rssGrowthMiB,
+    },
+    // The Worker's live JS heap (after a full GC) in the middle of the big account's export, over before it.
+    exportLiveHeapGrowthMiB: searched.export.paused.liveGrowthMiB,
     endpoints: Object.fromEntries(
       rows
         .filter((r) => !r.name.startsWith("trivial"))
