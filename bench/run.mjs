@@ -1212,8 +1212,9 @@ const SEARCH = {
   rareWord: "zeppelin",
   rarePlaces: [17, 505, 988],
   rareUserEvery: 10,
-  /** Timed searches per word and stage, the two words interleaved. */
+  /** Timed searches per word and stage, the two words interleaved, after `warmups` untimed ones. */
   reps: 100,
+  warmups: 50,
   targetMs: 30,
   exportMessages: 50_000,
   exportSmallMessages: 5_000,
@@ -1411,7 +1412,7 @@ async function searchMessagesBench(instrumented) {
         trips[word] = Number(traced.headers.get("X-Bench-D1"));
         statements[word] = await tracedStatement();
       }
-      for (let i = 0; i < 10; i++) await search(words[i % 2]);
+      for (let i = 0; i < SEARCH.warmups; i++) await search(words[i % 2]);
       const times = Object.fromEntries(words.map((word) => [word, []]));
       for (let rep = 0; rep < SEARCH.reps; rep++) {
         for (const word of words) {
