@@ -1,5 +1,5 @@
 // npm run bench — measures the built Worker the way its users feel it and prints the tables
-// (`-- --write` also writes them to bench/results.md and the README's Performance section).
+// (`-- --write` also writes them to bench/results.md and the table in docs/benchmarks.md).
 //
 // The Worker is served by Miniflare directly: the `wrangler dev` proxy tops out near 1 000 requests/s on
 // a small machine and would measure itself. All traffic goes to 127.0.0.1. Figures are medians of
@@ -24,7 +24,8 @@ const CONNECTIONS = 32;
 const BUDGET_GZIP_KIB = 250;
 const COMPAT_DATE = /compatibility_date\s*=\s*"([^"]+)"/.exec(readFileSync("wrangler.toml", "utf8"))?.[1];
 const WEBHOOK_SECRET = "whsec_bench";
-/** `npm run bench -- --write` also writes bench/results.md and the README's Performance section. */
+/** `npm run bench -- --write` also writes bench/results.md, bench/results.json and the table in docs/benchmarks.md. */
+const RESULTS_PAGE = "docs/benchmarks.md";
 const WRITE = process.argv.includes("--write");
 /** `npm run bench -- --only=floor` (or `=startup`, `=cold`, `=soak`, `=tree`, `=search`) measures that alone and prints it, writing nothing. */
 const ONLY = process.argv.find((arg) => arg.startsWith("--only="))?.slice("--only=".length);
@@ -2765,7 +2766,9 @@ async function main() {
   ].join("\n");
   console.log(`\n${table}\n`);
   if (!WRITE) {
-    log("done (tables printed only; `npm run bench -- --write` updates bench/results.md and the README)");
+    log(
+      "done (tables printed only; `npm run bench -- --write` updates bench/results.md, bench/results.json and docs/benchmarks.md)",
+    );
     return;
   }
   writeFileSync("bench/results.md", `# Benchmark results\n\nReproduce with \`npm run bench\`.\n\n${table}\n`);
@@ -2842,10 +2845,10 @@ async function main() {
   writeFileSync("bench/results.json", `${JSON.stringify(results, null, 2)}\n`);
   // In the repository's own format, so `npm run lint` passes on what the bench wrote.
   spawnSync("biome", ["format", "--write", "bench/results.json"], { stdio: "ignore" });
-  const readme = readFileSync("README.md", "utf8");
+  const page = readFileSync(RESULTS_PAGE, "utf8");
   const marked = /<!-- bench:start -->[\s\S]*<!-- bench:end -->/;
-  if (marked.test(readme))
-    writeFileSync("README.md", readme.replace(marked, `<!-- bench:start -->\n${table}\n<!-- bench:end -->`));
+  if (!marked.test(page)) throw new Error(`${RESULTS_PAGE} has no <!-- bench:start --> … <!-- bench:end --> markers`);
+  writeFileSync(RESULTS_PAGE, page.replace(marked, `<!-- bench:start -->\n${table}\n<!-- bench:end -->`));
   log(`done in ${((Date.now() - startedAt) / 1000).toFixed(0)} s`);
 }
 

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { SEARCH_SQL } from "../src/features/search/search.repo";
 import { plainSnippet } from "../src/features/search/search.routes";
 import {
   type CallResult,
@@ -220,5 +221,20 @@ describe("plainSnippet", () => {
     expect(snippet.length).toBeLessThanOrEqual(200);
     expect(snippet).not.toMatch(/^…?[\udc00-\udfff]|[\ud800-\udbff]…?$/);
     expect(highlights.map(([start, end]) => snippet.slice(start, end))).toEqual(["hit"]);
+  });
+});
+
+describe("the search statement's plan", () => {
+  it("reads FTS5 first, then each match's rows by key, never a scan of messages", async () => {
+    const { results } = await env.DB.prepare(`EXPLAIN QUERY PLAN ${SEARCH_SQL}`)
+      .bind('scope : "u00" AND content : "harbour"*', "user", 20, 0)
+      .all<{ detail: string }>();
+    const steps = results.map((row) => row.detail);
+    expect(steps[0]).toMatch(/^SCAN f VIRTUAL TABLE/);
+    expect(steps.slice(1, 4)).toEqual([
+      expect.stringMatching(/^SEARCH d USING INTEGER PRIMARY KEY/),
+      expect.stringMatching(/^SEARCH m USING INDEX \S+ \(id=\?\)/),
+      expect.stringMatching(/^SEARCH c USING INDEX \S+ \(id=\?\)/),
+    ]);
   });
 });
