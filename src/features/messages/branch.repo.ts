@@ -128,16 +128,22 @@ export function branchPage(result: D1Result, limit: number): { messages: BranchM
 
 /** One page of the user's chatroom's active branch, and whether the chatroom is theirs: one round trip. */
 export async function findBranchPage(db: Database, userId: string, chatroomId: string, limit: number, before?: string) {
-  const [owned, page, cursor] = await db.$client.batch([
-    db.$client.prepare("SELECT 1 AS owned FROM chatrooms WHERE id = ? AND user_id = ?").bind(chatroomId, userId),
-    branchPageStatement(db, chatroomId, limit, before),
-    db.$client
-      .prepare("SELECT 1 AS found FROM messages WHERE id = ? AND chatroom_id = ?")
-      .bind(before ?? "", chatroomId),
-  ]);
-  if (!owned?.results.length || !page) return undefined;
+  // The owner check carries the cursor check (only a page with a cursor asks it): two statements.
+  const owner =
+    before === undefined
+      ? db.$client
+          .prepare("SELECT 1 AS owned, 1 AS found FROM chatrooms WHERE id = ? AND user_id = ?")
+          .bind(chatroomId, userId)
+      : db.$client
+          .prepare(
+            "SELECT 1 AS owned, EXISTS (SELECT 1 FROM messages WHERE id = ? AND chatroom_id = chatrooms.id) AS found FROM chatrooms WHERE id = ? AND user_id = ?",
+          )
+          .bind(before, chatroomId, userId);
+  const [owned, page] = await db.$client.batch([owner, branchPageStatement(db, chatroomId, limit, before)]);
+  const room = owned?.results[0] as { found: number } | undefined;
+  if (!room || !page) return undefined;
   // A cursor whose message is gone (a retry drops the failed run's note) or belongs elsewhere would read
   // as the start of the chatroom: the client is told to reload instead.
-  if (before !== undefined && !cursor?.results.length) return "stale-cursor" as const;
+  if (room.found !== 1) return "stale-cursor" as const;
   return branchPage(page, limit);
 }
