@@ -12,7 +12,7 @@ import {
 } from "../../lib/openapi";
 import { createRouter } from "../../lib/validate";
 import type { AppEnv } from "../../types";
-import { ChatroomIdParamsSchema } from "../chatrooms";
+import { ChatroomIdParamsSchema, chatroomExists } from "../chatrooms";
 import { renderSharePage, SHARE_PAGE_CSP } from "./share-page";
 import { deleteShare, findShare, insertShare, listShares, readShareable, type Share } from "./shares.repo";
 
@@ -46,6 +46,9 @@ const ShareSchema = docsOnly(() =>
     })
     .openapi("Share", { example: exampleShare }),
 );
+
+/** The answer of a share's creation and of its revocation. */
+const ShareResponseSchema = docsOnly(() => successSchema({ share: built(ShareSchema) }));
 
 const SharedConversationSchema = docsOnly(() =>
   z
@@ -99,10 +102,7 @@ shareRoutes.openapi(
     security: bearerAuth,
     request: { params: ChatroomIdParamsSchema },
     responses: {
-      201: jsonResponse(
-        docsOnly(() => successSchema({ share: built(ShareSchema) })),
-        "The share",
-      ),
+      201: jsonResponse(ShareResponseSchema, "The share"),
       ...errorResponses({ ...authErrors, 404: "NOT_FOUND", 409: "NOTHING_TO_SHARE: no completed reply yet" }),
     },
   }),
@@ -148,7 +148,7 @@ shareRoutes.openapi(
   async (c) => {
     const { id } = c.req.valid("param");
     const [owned, found] = await Promise.all([
-      c.var.db.$client.prepare("SELECT 1 FROM chatrooms WHERE id = ? AND user_id = ?").bind(id, c.var.userId).first(),
+      chatroomExists(c.var.db, c.var.userId, id),
       listShares(c.var.db, c.var.userId, id),
     ]);
     if (!owned) throw notFound("Chatroom");
@@ -169,10 +169,7 @@ shareRoutes.openapi(
     security: bearerAuth,
     request: { params: ShareParamsSchema },
     responses: {
-      200: jsonResponse(
-        docsOnly(() => successSchema({ share: built(ShareSchema) })),
-        "The revoked share",
-      ),
+      200: jsonResponse(ShareResponseSchema, "The revoked share"),
       ...errorResponses({ ...authErrors, 404: "NOT_FOUND: no such share of this chatroom of yours" }),
     },
   }),
