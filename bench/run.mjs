@@ -920,18 +920,32 @@ async function insertMessages(db, rows) {
   });
   const insert =
     "INSERT INTO messages (id, chatroom_id, user_id, role, content, status, parent_id, reply_to, model, prompt_tokens, completion_tokens, quota_day, incarnation, created_at, updated_at) VALUES ";
+  // Each message's words under its user's search key, as the statement after the Worker's insert adds them
+  // (src/features/search/search.terms.ts): the words split as search.query.ts splits them.
+  const terms = rows.map((r) => `(${quote(r.id)}, ${quote(searchWords(r.content))})`);
+  const index = `INSERT INTO message_terms (rowid, terms, scope)
+    SELECT d.rowid, u.search_key || replace(v.column2, ' ', ' ' || u.search_key), 'c' || replace(m.chatroom_id, '-', '')
+    FROM (VALUES `;
+  const indexEnd = `) v
+    JOIN search_docs d ON d.message_id = v.column1 JOIN messages m ON m.id = v.column1 JOIN users u ON u.id = m.user_id
+    WHERE v.column2 != ''`;
   const statements = [];
   for (let i = 0; i < tuples.length; ) {
-    const chunk = [];
+    const from = i;
     let length = insert.length;
-    while (i < tuples.length && (chunk.length === 0 || length + tuples[i].length + 2 <= TREE.insertChars)) {
-      length += tuples[i].length + 2;
-      chunk.push(tuples[i++]);
+    while (i < tuples.length && (i === from || length + tuples[i].length + terms[i].length + 4 <= TREE.insertChars)) {
+      length += tuples[i].length + terms[i].length + 4;
+      i++;
     }
-    statements.push(db.prepare(`${insert}${chunk.join(", ")}`));
+    statements.push(db.prepare(`${insert}${tuples.slice(from, i).join(", ")}`));
+    statements.push(db.prepare(`${index}${terms.slice(from, i).join(", ")}${indexEnd}`));
   }
   for (let i = 0; i < statements.length; i += 10) await db.batch(statements.slice(i, i + 10));
 }
+
+/** A message's words, one space apart: the runs of letters, digits and marks holding a letter or digit. */
+const searchWords = (text) =>
+  (text.match(/[\p{L}\p{N}\p{M}\p{Co}]+/gu) ?? []).filter((word) => /[\p{L}\p{N}]/u.test(word)).join(" ");
 
 /**
  * Seeds a chatroom's tree straight into D1 (batched multi-row INSERTs), shaped as the Worker would have
@@ -1378,18 +1392,30 @@ async function searchMessagesBench(instrumented) {
     const untraced = { "X-Bench-Untraced": "1" };
     const search = (word, headers = untraced) =>
       api.request("GET", `/api/search?q=${word}`, { token: me.token, headers });
-    /** The statement the last traced request ran against messages_fts, with its parameters. */
+    /** The statement the last traced request ran against message_terms, with its parameters. */
     const tracedStatement = async () => {
       const call = (await (await fetch(`${server.url}/__bench/trace`)).json()).find(
-        (c) => c.kind === "d1" && c.what.some((sql) => /messages_fts MATCH/.test(sql)),
+        (c) => c.kind === "d1" && c.what.some((sql) => /message_terms MATCH/.test(sql)),
       );
-      const index = call?.what.findIndex((sql) => /messages_fts MATCH/.test(sql)) ?? -1;
+      const index = call?.what.findIndex((sql) => /message_terms MATCH/.test(sql)) ?? -1;
       if (index === -1) throw new Error("the search statement is not in the trace");
       return { sql: call.what[index], params: call.params[index] };
     };
-    /** Rows of messages_fts matching an FTS5 expression: the length of what FTS5 reads for it. */
-    const matching = async (match) =>
-      (await db.prepare("SELECT count(*) AS n FROM messages_fts WHERE messages_fts MATCH ?1").bind(match).first()).n;
+    /**
+     * Rows of message_terms matching the statement's MATCH expression with `userId`'s key in it (what
+     * FTS5 reads for that user's search), and the rows holding the word under any user's key.
+     */
+    const matching = async (match, userId) =>
+      (
+        await db
+          .prepare(
+            "SELECT count(*) AS n FROM message_terms WHERE message_terms MATCH (SELECT replace(?1, char(1), search_key) FROM users WHERE id = ?2)",
+          )
+          .bind(match, userId)
+          .first()
+      ).n;
+    const everyones = async (word) =>
+      (await db.prepare("SELECT count(*) AS n FROM messages WHERE content LIKE ?1").bind(`%${word}%`).first()).n;
     /** The stage's checks, round trips, statements and timings. */
     const stage = async () => {
       const common = await search(SEARCH.commonWord);
@@ -1423,11 +1449,9 @@ async function searchMessagesBench(instrumented) {
           if (answer.status !== 200) throw new Error(`GET /api/search?q=${word} answered ${answer.status}`);
         }
       }
-      const [scope, term] = statements[SEARCH.commonWord].params[0].split(" AND ");
       const rows = {
-        statement: await matching(`${scope} AND ${term}`),
-        scope: await matching(scope),
-        word: await matching(term),
+        statement: await matching(statements[SEARCH.commonWord].params[0], me.id),
+        word: await everyones(SEARCH.commonWord),
       };
       if (rows.statement !== myCommon)
         throw new Error(`the user's common-word matches are ${rows.statement}, not ${myCommon}`);
@@ -1494,6 +1518,24 @@ async function isolateHeap(inspectorPort, isolate = "core:user:") {
     },
     close: () => socket.close(),
   };
+}
+
+/**
+ * A full GC in every isolate of a Worker served with `inspectorPort` (the Worker's own, and Miniflare's
+ * simulators of D1, KV, Queues and the cache), through heap snapshots; each isolate's live heap after it. MiB.
+ */
+async function collectEveryIsolate(inspectorPort) {
+  const list = await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json();
+  const live = {};
+  for (const { id } of list) {
+    const heap = await isolateHeap(inspectorPort, id);
+    try {
+      live[id] = await heap.live();
+    } finally {
+      heap.close();
+    }
+  }
+  return live;
 }
 
 /**
@@ -1648,10 +1690,10 @@ function searchSummary({ search, export: exported }) {
   // Had the export waited for the client (the rest of the body as long as half an export, at least)?
   const waited = paused.restAfterPauseMs >= big.msP50 / 2;
   return [
-    `**Search** (\`GET /api/search?q=…\` through the Worker: ${count(SEARCH.users)} users of ${count(SEARCH.messagesPerUser)} messages, ${count(all.messages)} in all, seeded in D1 through the search triggers in ${search.seedSeconds} s; "${SEARCH.commonWord}" in ${100 / SEARCH.commonEvery}% of every user's messages, "${SEARCH.rareWord}" in ${SEARCH.rarePlaces.length} of the user's and of every ${SEARCH.rareUserEvery}th other user's; medians of ${SEARCH.reps} interleaved searches per word):`,
+    `**Search** (\`GET /api/search?q=…\` through the Worker: ${count(SEARCH.users)} users of ${count(SEARCH.messagesPerUser)} messages, ${count(all.messages)} in all, seeded in D1 with their search terms in ${search.seedSeconds} s; "${SEARCH.commonWord}" in ${100 / SEARCH.commonEvery}% of every user's messages, "${SEARCH.rareWord}" in ${SEARCH.rarePlaces.length} of the user's and of every ${SEARCH.rareUserEvery}th other user's; medians of ${SEARCH.reps} interleaved searches per word):`,
     `the common word **${ms(all.commonMs)} ms**, the rare one **${ms(all.rareMs)} ms** (target ≤ ${SEARCH.targetMs}${within(Math.max(all.commonMs, all.rareMs))}), in **${trips.every((n) => n === 1) ? "one D1 round trip" : `${trips.join(" and ")} D1 round trips`}**.`,
     `With the user's ${count(SEARCH.messagesPerUser)} messages alone: ${ms(alone.commonMs)} and ${ms(alone.rareMs)} ms; among ${mid.users} users (${count(mid.messages)} messages): ${ms(mid.commonMs)} and ${ms(mid.rareMs)} ms.`,
-    `FTS5 matches the user's scope token in ${count(all.ftsRows.scope)} rows and "${SEARCH.commonWord}"* in ${count(all.ftsRows.word)} (everyone's; ${count(alone.ftsRows.word)} with the user alone), both in ${count(all.ftsRows.statement)}. bm25() counts each term's rows in the whole table to weigh it, and a prefix term longer than the 2- and 3-character prefix indexes merges the word's whole doclist: both read everyone's rows of the word, so the common word's search grows with everyone's use of it (here ${(all.commonMs - alone.commonMs).toFixed(1)} ms from alone to ${count(all.messages)} messages).`,
+    `Every word is indexed after its user's search key, so the statement's MATCH reads the user's own ${count(all.ftsRows.statement)} rows of "${SEARCH.commonWord}"* (${count(alone.ftsRows.statement)} alone) while ${count(all.ftsRows.word)} messages of all users hold the word (${count(alone.ftsRows.word)} alone): bm25() counts the user's rows of each term, and a prefix merges only the user's terms. The common word took ${ms(all.commonMs - alone.commonMs)} ms more at ${count(all.messages)} messages than alone.`,
     `Query plan: ${search.plan.map((line) => `\`${line.replace(/^\d+\|\d+\| /, "")}\``).join(", ")}.`,
     `**Export** (\`GET /api/user/export\` read to the end and parsed, median of ${SEARCH.exportRuns}): ${count(big.messages)} messages (${big.bodyMiB} MiB of JSON) in ${(big.msP50 / 1000).toFixed(1)} s: **${count(big.messagesPerSecond)} messages/s** (${count(small.messages)} messages: ${count(small.messagesPerSecond)}/s).`,
     `workerd's RSS at its peak over just before, first export of each: **+${big.rssGrowthMiB} MiB** for ${count(big.messages)} messages (${big.rssBeforeMiB} → ${big.rssPeakMiB} MiB), **+${small.rssGrowthMiB} MiB** for ${count(small.messages)} (${small.rssBeforeMiB} → ${small.rssPeakMiB}). The Worker's V8 heap had grown to ${big.heapTotalEndMiB} MiB (${small.heapTotalEndMiB} for ${count(small.messages)}) of garbage not yet collected: after a full GC RSS was ${big.rssAfterGcMiB} MiB, the rest being memory V8 keeps and the local D1's SQLite page cache, in the same process here and on D1's side in production.`,
@@ -2495,6 +2537,11 @@ async function soakPass({ server, db, rooms }, pass) {
   if (live.size > 0) fail(`drain: ${live.size} client streams still open`);
   const drainSeconds = (Date.now() - drainStarted) / 1000;
   await sleep(SOAK.settleMs);
+  // A full GC in every isolate (the heap snapshots'), so that the RSS below holds no garbage that a later
+  // collection would have freed anyway: what remains is live, or kept by the allocators.
+  const liveHeaps = await collectEveryIsolate(server.inspectorPort).catch(() => ({}));
+  const liveHeapMiB = liveHeaps["core:user:"] ?? null;
+  await sleep(2_000);
 
   const statuses = Object.fromEntries(
     (
@@ -2508,6 +2555,8 @@ async function soakPass({ server, db, rooms }, pass) {
   const result = {
     pass,
     rssMiB: rssMiB(server.pids),
+    liveHeapMiB,
+    liveHeapsMiB: liveHeaps,
     openTcpConnections: tcpConnectionsTo(Number(new URL(server.url).port)),
     seconds: Number(((Date.now() - started) / 1000).toFixed(1)),
     trafficSeconds: Number(trafficSeconds.toFixed(1)),
@@ -2528,7 +2577,7 @@ async function soakPass({ server, db, rooms }, pass) {
     failures: counters.failures,
   };
   log(
-    `  pass ${pass}: ${result.settled} of ${result.accepted} prompts settled, ${result.connections.opened} connections, ${result.failed} failed requests, ${result.seconds} s; workerd RSS ${result.rssMiB} MiB`,
+    `  pass ${pass}: ${result.settled} of ${result.accepted} prompts settled, ${result.connections.opened} connections, ${result.failed} failed requests, ${result.seconds} s; workerd RSS ${result.rssMiB} MiB, live JS heap ${result.liveHeapMiB} MiB`,
   );
   return result;
 }
@@ -2540,7 +2589,8 @@ async function soak(scriptPath) {
   let server;
   try {
     gemini = await startGeminiStub({ chunkGapMs: 20 });
-    server = await serveWorker(scriptPath, { geminiUrl: gemini.url, consume: true });
+    const inspectorPort = await freePort();
+    server = await serveWorker(scriptPath, { geminiUrl: gemini.url, consume: true, inspectorPort });
     const db = await migrate(server.mf);
     const api = client(server.url);
     const rooms = [];
@@ -2552,13 +2602,17 @@ async function soak(scriptPath) {
     if (rooms.some((room) => !room.roomId)) throw new Error("the soak's chatrooms could not be created");
     const baselineMiB = rssMiB(server.pids);
     const passes = [];
-    for (let pass = 1; pass <= SOAK.passes; pass++) passes.push(await soakPass({ server, db, rooms }, pass));
+    for (let pass = 1; pass <= SOAK.passes; pass++)
+      passes.push(await soakPass({ server: { ...server, inspectorPort }, db, rooms }, pass));
     const [first, second] = passes.map((p) => p.rssMiB);
+    const [firstLive, secondLive] = passes.map((p) => p.liveHeapMiB);
     return {
       pids: server.pids.length,
       baselineMiB,
       rssMiB: [first, second],
       growthMiB: first === null || second === null ? null : Number((second - first).toFixed(1)),
+      liveHeapMiB: [firstLive, secondLive],
+      liveHeapGrowthMiB: firstLive === null || secondLive === null ? null : Number((secondLive - firstLive).toFixed(1)),
       seconds: Math.round((Date.now() - started) / 1000),
       passes,
     };
@@ -2575,14 +2629,21 @@ const searchLogLine = `search: ${SEARCH.users} users of ${SEARCH.messagesPerUser
 const soakLogLine = `soak: ${SOAK.passes} passes of ${SOAK.prompts} prompts and ${SOAK.connections} stream connections, each drained; workerd RSS after each drain`;
 
 /** The soak as one paragraph of the results. */
+/** A soak pass's live JS heaps of every isolate, summed. MiB. */
+const heapSum = (pass) =>
+  Object.values(pass.liveHeapsMiB ?? {})
+    .reduce((total, mib) => total + mib, 0)
+    .toFixed(1);
+
 function soakSummary(result) {
   if (result.error) return `**Soak**: did not run to the end (${result.error}).`;
   const [first, second] = result.passes;
   const sum = (pick) => result.passes.reduce((total, p) => total + pick(p), 0);
   const connections = (p) => p.connections;
   return [
-    `**Soak** (the same traffic twice on one Worker: ${SOAK.prompts} prompts from ${SOAK.users} Pro users in ${SOAK.users * SOAK.roomsPerUser} chatrooms — plain, long-polled, streamed, cut by the client mid-reply, cancelled mid-stream or while queued and retried, refused by the stub and retried, Gemini's stream cut and retried by the queue, overloaded — and ${SOAK.connections} stream connections (\`…/events\` over SSE and WebSocket, per-prompt \`…/stream\`), some dropped by the client mid-stream; each pass drained until no prompt is pending and every connection is closed, then ${SOAK.settleMs / 1000} s; no GC forced, as workerd gives an unchanged Worker no way to ask for one):`,
+    `**Soak** (the same traffic twice on one Worker: ${SOAK.prompts} prompts from ${SOAK.users} Pro users in ${SOAK.users * SOAK.roomsPerUser} chatrooms — plain, long-polled, streamed, cut by the client mid-reply, cancelled mid-stream or while queued and retried, refused by the stub and retried, Gemini's stream cut and retried by the queue, overloaded — and ${SOAK.connections} stream connections (\`…/events\` over SSE and WebSocket, per-prompt \`…/stream\`), some dropped by the client mid-stream; each pass drained until no prompt is pending and every connection is closed, then ${SOAK.settleMs / 1000} s, then a full GC in every isolate of the process — the Worker's, which also hosts the hubs, and Miniflare's D1, KV, Queues and cache simulators — through the inspector's heap snapshots, so that garbage not yet collected is not counted):`,
     `workerd RSS ${result.baselineMiB} MiB before, ${first.rssMiB} MiB after the first drain, ${second.rssMiB} MiB after the second: **growth ${result.growthMiB} MiB** (target ≤ 64 MiB${result.growthMiB !== null && result.growthMiB <= 64 ? "" : ": OVER"}).`,
+    `The Worker's live JS heap after each drain: **${first.liveHeapMiB} and ${second.liveHeapMiB} MiB**; every isolate's together: ${heapSum(first)} and ${heapSum(second)} MiB. What grows is native: the local databases' page caches and the memory allocators keep.`,
     `Prompts settled ${first.settled} / ${second.settled} of ${first.accepted} / ${second.accepted} accepted (${sum((p) => p.cancels.cancelled)} cancelled by the client, ${sum((p) => p.retries.accepted)} retried, ${sum((p) => p.streamsCut)} streams cut); connections ${sum((p) => connections(p).opened)} opened, ${sum((p) => connections(p).droppedMidStream)} dropped mid-stream; ${sum((p) => p.failed)} failed requests; ${first.seconds} s and ${second.seconds} s per pass (${result.seconds} s with the fixtures).`,
   ].join(" ");
 }
@@ -2787,6 +2848,7 @@ async function main() {
     firstDeltaOverheadMsP50: live.timed.firstDeltaOverhead.p50,
     soakRssGrowthMiB: soaked.growthMiB ?? null,
     soakRssMiB: soaked.rssMiB ?? null,
+    soakWorkerLiveHeapMiB: soaked.liveHeapMiB ?? null,
     soakPromptsSettled: soaked.passes?.map((p) => p.settled) ?? null,
     soakPromptsAccepted: soaked.passes?.map((p) => p.accepted) ?? null,
     soakConnections: soaked.passes?.map((p) => p.connections.opened) ?? null,
