@@ -14,6 +14,7 @@ import {
 } from "./helpers";
 import { openStream, type SseEvent } from "./live-helpers";
 import { expectLogged } from "./logs";
+import { applyMigrations } from "./migrations";
 import { geminiError, geminiText, stubGemini } from "./stubs";
 
 afterEach(() => {
@@ -457,18 +458,3 @@ describe("migration 0008 (message tree)", () => {
     expect(reply?.incarnation).toBe(2);
   });
 });
-
-/** Applies migrations in order, skipping those already applied (as `wrangler d1 migrations apply` does). */
-async function applyMigrations(db: D1Database, migrations: typeof env.TEST_MIGRATIONS) {
-  await db.prepare("CREATE TABLE IF NOT EXISTS applied_migrations (name TEXT PRIMARY KEY)").run();
-  const applied = new Set(
-    (await db.prepare("SELECT name FROM applied_migrations").all<{ name: string }>()).results.map((row) => row.name),
-  );
-  for (const migration of migrations) {
-    if (applied.has(migration.name)) continue;
-    await db.batch([
-      ...migration.queries.map((query) => db.prepare(query)),
-      db.prepare("INSERT INTO applied_migrations (name) VALUES (?)").bind(migration.name),
-    ]);
-  }
-}

@@ -1,7 +1,8 @@
 import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { chatroomScope, matchExpression, parseSearch } from "../src/features/search/search.query";
 import { SEARCH_SQL } from "../src/features/search/search.repo";
-import { plainSnippet } from "../src/features/search/search.routes";
+import { snippetOf } from "../src/features/search/search.routes";
 import {
   type CallResult,
   call,
@@ -14,6 +15,7 @@ import {
   verifiedUser,
 } from "./helpers";
 import { expectLogged } from "./logs";
+import { applyMigrations } from "./migrations";
 import { geminiError, geminiText, stubGemini } from "./stubs";
 
 afterEach(() => {
@@ -75,13 +77,61 @@ describe("GET /api/search", () => {
     expect(resultsOf(await search(token, { q: "tram", chatroomId: lisbon.id }))).toHaveLength(2);
   });
 
-  it("never shows another user's messages", async () => {
-    await library();
+  it("never shows another user's messages, even under the same search key", async () => {
+    const { token } = await library();
     const stranger = await verifiedUser();
     const room = await createChatroom(stranger.token);
     await sendPrompt(stranger.token, room.id, "my own tram question");
     const res = await search(stranger.token, { q: "tram" });
     expect(snippetsOf(res)).toEqual(["my own tram question"]);
+    // Were two keys ever to collide, the statement's owner check still keeps each to their own.
+    const twin = await verifiedUser();
+    const owner = (await call("GET", "/api/user/me", { token })).body.user.id as string;
+    await env.DB.prepare("UPDATE users SET search_key = (SELECT search_key FROM users WHERE id = ?1) WHERE id = ?2")
+      .bind(owner, twin.user.id)
+      .run();
+    await sendPrompt(twin.token, (await createChatroom(twin.token)).id, "a twin's tram question");
+    expect(snippetsOf(await search(twin.token, { q: "tram" }))).toEqual(["a twin's tram question"]);
+    expect(resultsOf(await search(twin.token, { q: "alfama" }))).toEqual([]);
+    expect(resultsOf(await search(token, { q: "tram" }))).toHaveLength(2);
+  });
+
+  it("keeps every word under the user's own key, so a search reads only the user's postings", async () => {
+    const mine = await verifiedUser();
+    const theirs = await verifiedUser();
+    const myRoom = await createChatroom(mine.token);
+    const theirRoom = await createChatroom(theirs.token);
+    await sendPrompt(mine.token, myRoom.id, "Azulejo tiles, «azulejos» and façades—azul_e·jo! 1st");
+    await sendPrompt(mine.token, myRoom.id, "one more azulejo");
+    for (let i = 0; i < 5; i++) await sendPrompt(theirs.token, theirRoom.id, `their azulejo ${i}`);
+    const keyOf = async (userId: string) =>
+      (await env.DB.prepare("SELECT search_key FROM users WHERE id = ?").bind(userId).first<{ search_key: string }>())
+        ?.search_key;
+    const myKey = await keyOf(mine.user.id);
+    expect(myKey).toMatch(/^[0-9a-f]{12}$/);
+    expect(await keyOf(theirs.user.id)).not.toBe(myKey);
+    // The rows the search statement's MATCH reads for each user: their own, whoever else wrote the word.
+    const rowsRead = async (userId: string, q: string) =>
+      (
+        await env.DB.prepare(
+          "SELECT count(*) AS n FROM message_terms WHERE message_terms MATCH (SELECT replace(?1, char(1), search_key) FROM users WHERE id = ?2)",
+        )
+          .bind(matchExpression(parseSearch(q)), userId)
+          .first<{ n: number }>()
+      )?.n;
+    expect(await rowsRead(mine.user.id, "azulejo")).toBe(2);
+    expect(await rowsRead(mine.user.id, "azu")).toBe(2);
+    expect(await rowsRead(theirs.user.id, "azulejo")).toBe(5);
+    // No word is stored bare: every term of the words column starts with a user's key.
+    await env.DB.prepare("CREATE VIRTUAL TABLE terms_vocab USING fts5vocab(message_terms, 'col')").run();
+    const { results: terms } = await env.DB.prepare("SELECT term FROM terms_vocab WHERE col = 'terms'").all<{
+      term: string;
+    }>();
+    expect(terms.map((row) => row.term)).toContain(`${myKey}facades`);
+    const { results: bare } = await env.DB.prepare(
+      "SELECT term FROM terms_vocab WHERE col = 'terms' AND substr(term, 1, 12) NOT IN (SELECT search_key FROM users)",
+    ).all();
+    expect(bare).toEqual([]);
   });
 
   it.each([
@@ -214,27 +264,111 @@ describe("GET /api/search", () => {
   });
 });
 
-describe("plainSnippet", () => {
+describe("snippetOf", () => {
   it("keeps a surrogate pair whole when it cuts", () => {
-    const marked = `${"😀".repeat(150)}\u0001hit\u0002${"😀".repeat(150)}`;
-    const { snippet, highlights } = plainSnippet(marked);
+    const text = `${"😀".repeat(150)} hit ${"😀".repeat(150)}`;
+    const { snippet, highlights } = snippetOf(text, parseSearch("hit"));
     expect(snippet.length).toBeLessThanOrEqual(200);
     expect(snippet).not.toMatch(/^…?[\udc00-\udfff]|[\ud800-\udbff]…?$/);
     expect(highlights.map(([start, end]) => snippet.slice(start, end))).toEqual(["hit"]);
+  });
+
+  it("marks what the index matched: word starts folded, one letter whole, phrases in a row", () => {
+    const marked = (text: string, q: string) => {
+      const { snippet, highlights } = snippetOf(text, parseSearch(q));
+      return highlights.map(([start, end]) => snippet.slice(start, end));
+    };
+    expect(marked("Lisbôa, LISBON and lisbonne; Porto", "lisbo")).toEqual(["Lisbôa", "LISBON", "lisbonne"]);
+    expect(marked("a tram, an avenue", "a")).toEqual(["a"]);
+    expect(marked("ride the tram, then tram ride", '"tram ride"')).toEqual(["tram", "ride"]);
+    expect(marked("nothing here", "tram")).toEqual([]);
   });
 });
 
 describe("the search statement's plan", () => {
   it("reads FTS5 first, then each match's rows by key, never a scan of messages", async () => {
     const { results } = await env.DB.prepare(`EXPLAIN QUERY PLAN ${SEARCH_SQL}`)
-      .bind('scope : "u00" AND content : "harbour"*', "user", 20, 0)
+      .bind(matchExpression(parseSearch("harbour")), "user", 20, 0)
       .all<{ detail: string }>();
     const steps = results.map((row) => row.detail);
     expect(steps[0]).toMatch(/^SCAN f VIRTUAL TABLE/);
-    expect(steps.slice(1, 4)).toEqual([
+    // The user's key, once for the statement, by the users table's key.
+    expect(steps.slice(1, 3)).toEqual([
+      "SCALAR SUBQUERY 1",
+      expect.stringMatching(/^SEARCH users USING INDEX \S+ \(id=\?\)/),
+    ]);
+    expect(steps.slice(3, 6)).toEqual([
       expect.stringMatching(/^SEARCH d USING INTEGER PRIMARY KEY/),
       expect.stringMatching(/^SEARCH m USING INDEX \S+ \(id=\?\)/),
       expect.stringMatching(/^SEARCH c USING INDEX \S+ \(id=\?\)/),
     ]);
+  });
+});
+
+describe("migration 0014 (each user's words under their own key)", () => {
+  it("moves every indexed message to the new index, words in order, each user's under their own key", async () => {
+    const db = env.MIGRATION_DB;
+    await applyMigrations(
+      db,
+      env.TEST_MIGRATIONS.filter((migration) => migration.name < "0014"),
+    );
+    const at = Date.parse("2026-11-01T00:00:00Z");
+    const rows: [string, string, string, "user" | "assistant", string, string, string | null][] = [
+      // [id, user, chatroom, role, status, content, replyTo]
+      ["m1", "u1", "r1", "user", "completed", "Plan three days in Lisbôa, with trams!", null],
+      ["m2", "u1", "r1", "assistant", "completed", "Ride tram 28 through Alfama.", "m1"],
+      ["m3", "u1", "r1", "user", "failed", "Where is Porto?", null],
+      ["m4", "u1", "r1", "assistant", "failed", "A problem on our side", "m3"],
+      ["m5", "u2", "r2", "user", "completed", "Lisbon trams for me too", null],
+    ];
+    await db.batch([
+      ...["u1", "u2"].map((user, i) =>
+        db
+          .prepare(
+            "INSERT INTO users (id, phone_number, password_hash, created_at, updated_at) VALUES (?1, ?2, 'x', ?3, ?3)",
+          )
+          .bind(user, `+91000000000${i}`, at),
+      ),
+      ...[
+        ["r1", "u1"],
+        ["r2", "u2"],
+      ].map(([room, user]) =>
+        db
+          .prepare(
+            "INSERT INTO chatrooms (id, user_id, name, name_key, created_at, updated_at) VALUES (?1, ?2, ?1, ?1, ?3, ?3)",
+          )
+          .bind(room, user, at),
+      ),
+      ...rows.map(([id, user, room, role, status, content, replyTo], i) =>
+        db
+          .prepare(
+            "INSERT INTO messages (id, chatroom_id, user_id, role, content, status, reply_to, parent_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?8)",
+          )
+          .bind(id, room, user, role, content, status, replyTo, at + i),
+      ),
+    ]);
+    await applyMigrations(db, env.TEST_MIGRATIONS);
+
+    const search = async (userId: string, q: string, chatroomId?: string) =>
+      (
+        await db
+          .prepare(SEARCH_SQL)
+          .bind(matchExpression(parseSearch(q), chatroomId && chatroomScope(chatroomId)), userId, 50, 0)
+          .all<{ id: string }>()
+      ).results.map((row) => row.id);
+    expect(await search("u1", "lisboa")).toEqual(["m1"]);
+    expect((await search("u1", "tram")).sort()).toEqual(["m1", "m2"]);
+    expect(await search("u1", '"ride tram"')).toEqual(["m2"]);
+    expect(await search("u1", '"tram ride"')).toEqual([]);
+    expect(await search("u1", "porto")).toEqual(["m3"]);
+    expect(await search("u1", "problem")).toEqual([]);
+    expect(await search("u1", "tram", "r2")).toEqual([]);
+    expect(await search("u2", "lisbo")).toEqual(["m5"]);
+    expect(await search("u2", "alfama")).toEqual([]);
+    const keys = (await db.prepare("SELECT search_key FROM users").all<{ search_key: string }>()).results;
+    expect(keys.map((row) => row.search_key)).toEqual([expect.stringMatching(/^[0-9a-f]{12}$/), expect.any(String)]);
+    expect(new Set(keys.map((row) => row.search_key)).size).toBe(2);
+    const old = await db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name LIKE 'messages_fts%'").first();
+    expect(old?.n).toBe(0);
   });
 });

@@ -22,6 +22,10 @@ export const users = sqliteTable(
     verifiedAt: timestamp("verified_at"),
     // When the user last started an export of their data: one a minute.
     lastExportAt: timestamp("last_export_at"),
+    // 12 random hex characters (set by a trigger on insert), in front of every word of the user's in the
+    // search index (message_terms): a search reads only the user's own postings, and once the user is
+    // deleted nothing links what is left in the index's pages to anyone.
+    searchKey: text("search_key"),
     createdAt: timestamp("created_at").notNull(),
     updatedAt: timestamp("updated_at").notNull(),
   },
@@ -229,9 +233,10 @@ export type Subscription = typeof subscriptions.$inferSelect;
 
 /**
  * Which messages the search index holds, under a stable integer key: the rowid of their row in the FTS5
- * table `messages_fts` (content, and a `scope` column of tokens naming the owner and the chatroom). Both
- * are kept in step with `messages` by triggers, in the transaction that writes the message (migration
- * 0009): prompts and replies, not failure notes.
+ * table `message_terms` (`terms`: each word after the owner's `users.search_key`; `scope`: the chatroom's
+ * token; no stored text). A trigger on `messages` adds the row here (prompts and replies, not failure
+ * notes) and deletes both; the statement after the message's insert, in the same batch, adds its words
+ * (src/features/search/search.terms.ts; migration 0014).
  */
 export const searchDocs = sqliteTable("search_docs", {
   rowid: integer("rowid").primaryKey(),

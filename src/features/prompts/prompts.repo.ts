@@ -11,6 +11,7 @@ import {
 } from "../../db/schema";
 import { proCondition } from "../billing";
 import { toBranchMessage, VERSION_COLUMNS, type Version, type VersionColumns, versionOf } from "../messages";
+import { indexMessage } from "../search/search.terms";
 import { BASIC_DAILY_PROMPT_LIMIT } from "./quota";
 
 type MessageStatus = (typeof MESSAGE_STATUSES)[number];
@@ -118,6 +119,7 @@ export async function recordPrompt(db: Database, prompt: NewPrompt): Promise<Rec
     sql`UPDATE ${chatrooms} SET last_message_at = ${now.getTime()}, active_leaf_id = ${id}
       WHERE id = ${chatroomId} AND EXISTS (SELECT 1 FROM ${messages} WHERE ${messages.id} = ${id})`,
     placeOf(id),
+    ...indexMessage({ id, userId, chatroomId, content: prompt.content }),
     ...(idempotency
       ? [
           sql`SELECT message_id, fingerprint, response FROM ${idempotencyKeys} WHERE user_id = ${userId} AND key = ${idempotency.key}`,
@@ -284,6 +286,7 @@ export async function storeReply(db: Database, reply: ReplyToStore): Promise<Ver
         ${reply.tokens?.thoughts ?? null}, ${now.getTime()}, ${now.getTime()}
       WHERE ${stillPending(prompt)}
       ON CONFLICT (reply_to, incarnation) DO NOTHING`,
+    ...indexMessage({ id: replyId, userId: prompt.user_id, chatroomId: prompt.chatroom_id, content: reply.content }),
     sql`UPDATE ${messages} SET status = ${reply.outcome}, updated_at = ${now.getTime()} WHERE id = ${prompt.id} AND ${mine}`,
     sql`UPDATE ${chatrooms} SET updated_at = ${now.getTime()}, last_message_at = ${now.getTime()},
         active_leaf_id = CASE WHEN active_leaf_id = ${prompt.id} THEN ${replyId} ELSE active_leaf_id END

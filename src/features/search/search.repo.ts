@@ -1,36 +1,31 @@
 import type { Database } from "../../db/client";
 
-/** Marks snippet() puts around each matched word; stored text never holds them (no control characters). */
-export const MARK_START = "\u0001";
-export const MARK_END = "\u0002";
-
 export type SearchRow = {
   id: string;
   chatroom_id: string;
   chatroom_name: string;
   role: "user" | "assistant";
   created_at: number;
-  snip: string;
+  content: string;
   score: number;
 };
 
 /**
- * One page of the user's matching messages, best first (bm25 on the content; ties newest first), after
- * the `offset` results of the pages before. One statement: the scope tokens in the MATCH keep FTS5
- * to the user's own postings, and the join to messages checks ownership again. CROSS JOIN fixes the
- * order (FTS5 first, then each match's rows by key): newer SQLite versions than workerd's otherwise
- * start from the user's messages and run the whole match once per message (21 ms alone, 575 ms among
- * 200 users, measured on the bench's database).
+ * One page of the user's matching messages, best first (bm25 on the words; ties newest first), after the
+ * `offset` results of the pages before. One statement. The MATCH expression names the user's key as
+ * char(1), replaced here by the key from the users row, so every term read is the user's own: the cost of
+ * a search follows the user's messages, not everyone's. The join to messages checks ownership again.
+ * CROSS JOIN fixes the order (FTS5 first, then each match's rows by key): newer SQLite versions than
+ * workerd's otherwise start from the user's messages and run the whole match once per message.
  */
 export const SEARCH_SQL = `
-SELECT m.id, m.chatroom_id, c.name AS chatroom_name, m.role, m.created_at,
-  snippet(messages_fts, 0, char(1), char(2), '…', 32) AS snip,
-  bm25(messages_fts, 1.0, 0.0) AS score
-FROM messages_fts f
+SELECT m.id, m.chatroom_id, c.name AS chatroom_name, m.role, m.created_at, m.content,
+  bm25(message_terms, 1.0, 0.0) AS score
+FROM message_terms f
 CROSS JOIN search_docs d ON d.rowid = f.rowid
 CROSS JOIN messages m ON m.id = d.message_id
 CROSS JOIN chatrooms c ON c.id = m.chatroom_id
-WHERE messages_fts MATCH ?1 AND m.user_id = ?2
+WHERE message_terms MATCH (SELECT replace(?1, char(1), search_key) FROM users WHERE id = ?2) AND m.user_id = ?2
 ORDER BY score, m.id DESC
 LIMIT ?3 OFFSET ?4`;
 

@@ -15,8 +15,8 @@ import { textField } from "../../lib/text";
 import { createRouter } from "../../lib/validate";
 import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
-import { matchExpression, parseSearch, scopeToken } from "./search.query";
-import { MARK_END, MARK_START, type SearchRow, searchMessages } from "./search.repo";
+import { chatroomScope, foldWord, matchExpression, parseSearch, type SearchTerms, wordSpans } from "./search.query";
+import { type SearchRow, searchMessages } from "./search.repo";
 
 /** A snippet is at most this many characters, around the first match. */
 export const SNIPPET_MAX = 200;
@@ -94,7 +94,8 @@ searchRoutes.openapi(
     summary: "Search everything you wrote and every reply you got",
     description:
       "Your prompts and replies in every chatroom and on every branch (failure notes left out), ranked by relevance (bm25), ties newest first. " +
-      "One D1 round trip through SQLite FTS5. A message is found from the moment it is stored (a reply once it settles); a deleted chatroom's messages never.",
+      "One D1 round trip through SQLite FTS5, whose index keeps each user's words under a key of their own, so a search reads only your postings and costs the same however much others write. " +
+      "A message is found from the moment it is stored (a reply once it settles); a deleted chatroom's messages never.",
     security: bearerAuth,
     middleware: [requireAuth] as const,
     request: { query: SearchQuerySchema },
@@ -109,17 +110,18 @@ searchRoutes.openapi(
   async (c) => {
     const { q, limit, cursor, chatroomId } = c.req.valid("query");
     const offset = cursor === undefined ? 0 : parseCursor(cursor);
-    const scope = [scopeToken("u", c.var.userId), ...(chatroomId ? [scopeToken("c", chatroomId)] : [])];
-    const match = matchExpression(parseSearch(q), scope);
+    const terms = parseSearch(q);
+    const match = matchExpression(terms, chatroomId && chatroomScope(chatroomId));
     const rows = match ? await searchMessages(c.var.db, { match, userId: c.var.userId, limit: limit + 1, offset }) : [];
     const page = rows.slice(0, limit);
     const nextCursor = rows.length > limit && offset + limit < 10_000 ? formatCursor(offset + limit) : null;
-    return c.json({ success: true as const, message: "Search results", results: page.map(toResult), nextCursor }, 200);
+    const results = page.map((row) => toResult(row, terms));
+    return c.json({ success: true as const, message: "Search results", results, nextCursor }, 200);
   },
 );
 
-function toResult(row: SearchRow) {
-  const { snippet, highlights } = plainSnippet(row.snip);
+function toResult(row: SearchRow, terms: SearchTerms) {
+  const { snippet, highlights } = snippetOf(row.content, terms);
   return {
     chatroomId: row.chatroom_id,
     chatroomName: row.chatroom_name === "" ? null : row.chatroom_name,
@@ -132,20 +134,28 @@ function toResult(row: SearchRow) {
 }
 
 /**
- * snippet()'s text without its marks, the marked words as [start, end) offsets, cut to 200 characters
- * around the first match (… where cut).
+ * The words of `text` that the search terms match (a word by its start, a one-character word whole, a
+ * phrase's words in a row; case and diacritics folded as the index folds them) as [start, end) offsets,
+ * and the text cut to 200 characters around the first of them (… where cut). The index keeps no text, so
+ * this is worked out here from the stored message.
  */
-export function plainSnippet(marked: string): { snippet: string; highlights: [number, number][] } {
-  let text = "";
-  const highlights: [number, number][] = [];
-  let start = -1;
-  for (const char of marked) {
-    if (char === MARK_START) start = text.length;
-    else if (char === MARK_END && start >= 0) {
-      highlights.push([start, text.length]);
-      start = -1;
-    } else text += char;
+export function snippetOf(text: string, terms: SearchTerms): { snippet: string; highlights: [number, number][] } {
+  const spans = wordSpans(text);
+  const folded = spans.map((span) => foldWord(span.word));
+  const hit = folded.map((word) =>
+    terms.words.some((term) => ([...term].length > 1 ? word.startsWith(foldWord(term)) : word === foldWord(term))),
+  );
+  for (const phrase of terms.phrases.map((words) => words.map(foldWord))) {
+    for (let i = 0; i + phrase.length <= folded.length; i++) {
+      if (phrase.every((word, j) => folded[i + j] === word)) hit.fill(true, i, i + phrase.length);
+    }
   }
+  const highlights = spans.filter((_, i) => hit[i]).map(({ start, end }): [number, number] => [start, end]);
+  return cutSnippet(text, highlights);
+}
+
+/** `text` cut to 200 characters around its first highlight, the highlights moved with it. */
+function cutSnippet(text: string, highlights: [number, number][]): { snippet: string; highlights: [number, number][] } {
   if (text.length <= SNIPPET_MAX) return { snippet: text, highlights };
   // Keep the first match in view: start a little before it, end at the limit (offsets in UTF-16 units,
   // never splitting a surrogate pair).
