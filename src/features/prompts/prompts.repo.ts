@@ -11,7 +11,7 @@ import {
 } from "../../db/schema";
 import { proCondition } from "../billing";
 import { toBranchMessage, VERSION_COLUMNS, type Version, type VersionColumns, versionOf } from "../messages";
-import { indexMessage } from "../search/search.terms";
+import { indexMessage } from "../search";
 import { BASIC_DAILY_PROMPT_LIMIT } from "./quota";
 
 type MessageStatus = (typeof MESSAGE_STATUSES)[number];
