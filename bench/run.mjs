@@ -1693,7 +1693,7 @@ function searchSummary({ search, export: exported }) {
     `**Search** (\`GET /api/search?q=…\` through the Worker: ${count(SEARCH.users)} users of ${count(SEARCH.messagesPerUser)} messages, ${count(all.messages)} in all, seeded in D1 with their search terms in ${search.seedSeconds} s; "${SEARCH.commonWord}" in ${100 / SEARCH.commonEvery}% of every user's messages, "${SEARCH.rareWord}" in ${SEARCH.rarePlaces.length} of the user's and of every ${SEARCH.rareUserEvery}th other user's; medians of ${SEARCH.reps} interleaved searches per word):`,
     `the common word **${ms(all.commonMs)} ms**, the rare one **${ms(all.rareMs)} ms** (target ≤ ${SEARCH.targetMs}${within(Math.max(all.commonMs, all.rareMs))}), in **${trips.every((n) => n === 1) ? "one D1 round trip" : `${trips.join(" and ")} D1 round trips`}**.`,
     `With the user's ${count(SEARCH.messagesPerUser)} messages alone: ${ms(alone.commonMs)} and ${ms(alone.rareMs)} ms; among ${mid.users} users (${count(mid.messages)} messages): ${ms(mid.commonMs)} and ${ms(mid.rareMs)} ms.`,
-    `Every word is indexed after its user's search key, so the statement's MATCH reads the user's own ${count(all.ftsRows.statement)} rows of "${SEARCH.commonWord}"* (${count(alone.ftsRows.statement)} alone) while ${count(all.ftsRows.word)} messages of all users hold the word (${count(alone.ftsRows.word)} alone): bm25() counts the user's rows of each term, and a prefix merges only the user's terms. The common word took ${ms(all.commonMs - alone.commonMs)} ms more at ${count(all.messages)} messages than alone.`,
+    `Every word is indexed after its user's search key, so the statement's MATCH reads the user's own ${count(all.ftsRows.statement)} rows of "${SEARCH.commonWord}"* (${count(alone.ftsRows.statement)} alone) while ${count(all.ftsRows.word)} messages of all users hold the word (${count(alone.ftsRows.word)} alone): bm25() counts the user's rows of each term, and a prefix merges only the user's terms. The common word: ${ms(alone.commonMs)} ms alone, ${ms(mid.commonMs)} among ${mid.users} users, ${ms(all.commonMs)} among ${all.users}${all.commonMs <= alone.commonMs * 1.25 ? " (no growth beyond run-to-run noise)" : `: **${(all.commonMs / alone.commonMs).toFixed(2)}× alone**`}.`,
     `Query plan: ${search.plan.map((line) => `\`${line.replace(/^\d+\|\d+\| /, "")}\``).join(", ")}.`,
     `**Export** (\`GET /api/user/export\` read to the end and parsed, median of ${SEARCH.exportRuns}): ${count(big.messages)} messages (${big.bodyMiB} MiB of JSON) in ${(big.msP50 / 1000).toFixed(1)} s: **${count(big.messagesPerSecond)} messages/s** (${count(small.messages)} messages: ${count(small.messagesPerSecond)}/s).`,
     `workerd's RSS at its peak over just before, first export of each: **+${big.rssGrowthMiB} MiB** for ${count(big.messages)} messages (${big.rssBeforeMiB} → ${big.rssPeakMiB} MiB), **+${small.rssGrowthMiB} MiB** for ${count(small.messages)} (${small.rssBeforeMiB} → ${small.rssPeakMiB}). The Worker's V8 heap had grown to ${big.heapTotalEndMiB} MiB (${small.heapTotalEndMiB} for ${count(small.messages)}) of garbage not yet collected: after a full GC RSS was ${big.rssAfterGcMiB} MiB, the rest being memory V8 keeps and the local D1's SQLite page cache, in the same process here and on D1's side in production.`,
@@ -1701,8 +1701,11 @@ function searchSummary({ search, export: exported }) {
   ].join(" ");
 }
 
-/** Load runs per side for the floor comparison: local throughput swings ±30% from run to run. */
-const FLOOR_RUNS = 5;
+/**
+ * Load runs per side for the floor comparison (local throughput swings ±30% from run to run); even, as
+ * each pair alternates which side goes first.
+ */
+const FLOOR_RUNS = 6;
 
 /** The hot reads whose throughput is compared with their binding floor. */
 const HOT_READS = [
@@ -1737,11 +1740,21 @@ async function floorShares(instrumented) {
       const slug = encodeURIComponent(name);
       await fetch(`${server.url}/__bench/floor/${slug}`, { method: "POST" });
       // Interleaved runs, so drift on a busy machine hits both sides alike; medians of FLOOR_RUNS each.
+      // Each pair alternates which side goes first (ours, floor; floor, ours; …): a run that follows
+      // another pays for the garbage that one left, and neither side always follows.
       const ours = [];
       const floorRuns = [];
-      for (let run = 0; run < FLOOR_RUNS; run++) {
-        ours.push((await loadRun(`${server.url}${path}`, untraced)).requests.average);
+      const runOurs = async () => ours.push((await loadRun(`${server.url}${path}`, untraced)).requests.average);
+      const runFloor = async () =>
         floorRuns.push((await loadRun(`${server.url}/__floor/${slug}`, untraced)).requests.average);
+      for (let run = 0; run < FLOOR_RUNS; run++) {
+        if (run % 2 === 0) {
+          await runOurs();
+          await runFloor();
+        } else {
+          await runFloor();
+          await runOurs();
+        }
       }
       // The share is the median of each back-to-back pair's ratio: the machine's drift between pairs
       // (others' load, CPU frequency) then cancels out instead of widening the spread.
@@ -2628,13 +2641,13 @@ const treeLogLine = `long chatroom: ${TREE.mainLength} messages on the active br
 const searchLogLine = `search: ${SEARCH.users} users of ${SEARCH.messagesPerUser} messages (alone, ${SEARCH.midUsers} users, ${SEARCH.users}); then the export of ${SEARCH.exportMessages} and ${SEARCH.exportSmallMessages} messages`;
 const soakLogLine = `soak: ${SOAK.passes} passes of ${SOAK.prompts} prompts and ${SOAK.connections} stream connections, each drained; workerd RSS after each drain`;
 
-/** The soak as one paragraph of the results. */
 /** A soak pass's live JS heaps of every isolate, summed. MiB. */
 const heapSum = (pass) =>
   Object.values(pass.liveHeapsMiB ?? {})
     .reduce((total, mib) => total + mib, 0)
     .toFixed(1);
 
+/** The soak as one paragraph of the results. */
 function soakSummary(result) {
   if (result.error) return `**Soak**: did not run to the end (${result.error}).`;
   const [first, second] = result.passes;
