@@ -1705,7 +1705,7 @@ function searchSummary({ search, export: exported }) {
  * Load runs per side for the floor comparison (local throughput swings ±30% from run to run); even, as
  * each pair alternates which side goes first.
  */
-const FLOOR_RUNS = 6;
+const FLOOR_RUNS = 10;
 
 /** The hot reads whose throughput is compared with their binding floor. */
 const HOT_READS = [
