@@ -18,9 +18,10 @@ export function routeGuard(app: Hono<AppEnv>) {
     app.router.match(method, path)[0].some(([[, route]]) => route.method !== "ALL");
   let routeMethods: string[] | undefined;
   return createMiddleware<AppEnv>(async (c, next) => {
-    const method = c.req.method === "HEAD" ? "GET" : c.req.method;
-    const path = app.getPath(c.req.raw, { env: c.env });
-    if (servedBy(method, path)) return next();
+    // The app has already matched this request (HEAD as GET) on its routing path (`c.req.path`): a
+    // route of its method among the matches lets it through without asking the router again.
+    if (c.req.matchedRoutes.some((route) => route.method !== "ALL")) return next();
+    const path = c.req.path;
     routeMethods ??= [...new Set(app.routes.map((route) => route.method).filter((m) => m !== "ALL"))];
     const allowed = routeMethods.filter((candidate) => servedBy(candidate, path));
     if (allowed.length === 0) return handleNotFound(c);
