@@ -103,6 +103,8 @@ describe("GET /api/search", () => {
     const theirRoom = await createChatroom(theirs.token);
     await sendPrompt(mine.token, myRoom.id, "Azulejo tiles, «azulejos» and façades—azul_e·jo! 1st");
     await sendPrompt(mine.token, myRoom.id, "one more azulejo");
+    // Scripts whose vowel signs and points unicode61 splits words at: every part still carries the key.
+    await sendPrompt(mine.token, myRoom.id, "मुझे हिंदी पसंद है · مَرْحَبًا · שָׁלוֹם · ภาษาไทย");
     for (let i = 0; i < 5; i++) await sendPrompt(theirs.token, theirRoom.id, `their azulejo ${i}`);
     const keyOf = async (userId: string) =>
       (await env.DB.prepare("SELECT search_key FROM users WHERE id = ?").bind(userId).first<{ search_key: string }>())
@@ -132,6 +134,13 @@ describe("GET /api/search", () => {
       "SELECT term FROM terms_vocab WHERE col = 'terms' AND substr(term, 1, 12) NOT IN (SELECT search_key FROM users)",
     ).all();
     expect(bare).toEqual([]);
+    for (const q of ["हिंदी", "पसंद", "مَرْحَبًا", "שָׁלוֹם", "ภาษา"]) {
+      const found = await search(mine.token, { q });
+      expect(resultsOf(found), q).toHaveLength(1);
+      expect(await rowsRead(theirs.user.id, q), q).toBe(0);
+    }
+    const [hindi] = resultsOf(await search(mine.token, { q: "हिंदी" }));
+    expect(hindi?.highlights.map(([start, end]) => hindi.snippet.slice(start, end))).toEqual(["हिंदी"]);
   });
 
   it.each([
@@ -227,6 +236,15 @@ describe("GET /api/search", () => {
     expect(snippetsOf(many)).toEqual(["a tram to Belém"]);
   });
 
+  it("answers 200 with nothing found for a user whose search key is missing", async () => {
+    const { token, user } = await verifiedUser();
+    await sendPrompt(token, (await createChatroom(token)).id, "a tram question");
+    await env.DB.prepare("UPDATE users SET search_key = NULL WHERE id = ?").bind(user.id).run();
+    const res = await search(token, { q: "tram" });
+    expect(res.status).toBe(200);
+    expect(resultsOf(res)).toEqual([]);
+  });
+
   it("gives a cursor that reveals nothing of the ranking", async () => {
     const { token } = await verifiedUser();
     const room = await createChatroom(token);
@@ -282,6 +300,11 @@ describe("snippetOf", () => {
     expect(marked("a tram, an avenue", "a")).toEqual(["a"]);
     expect(marked("ride the tram, then tram ride", '"tram ride"')).toEqual(["tram", "ride"]);
     expect(marked("nothing here", "tram")).toEqual([]);
+    // A word unicode61 splits at its vowel signs is matched part by part, in a row, and marked whole.
+    expect(parseSearch("हिंदी").words).toEqual([["ह", "द"]]);
+    expect(marked("मुझे हिंदी पसंद है", "हिंदी")).toEqual(["हिंदी"]);
+    // "हिं" is the one-letter word "ह", as the index sees it: matched whole, wherever it stands.
+    expect(marked("मुझे हिंदी पसंद है", "हिं")).toEqual(["हिं", "है"]);
   });
 });
 
@@ -320,6 +343,7 @@ describe("migration 0014 (each user's words under their own key)", () => {
       ["m3", "u1", "r1", "user", "failed", "Where is Porto?", null],
       ["m4", "u1", "r1", "assistant", "failed", "A problem on our side", "m3"],
       ["m5", "u2", "r2", "user", "completed", "Lisbon trams for me too", null],
+      ["m6", "u1", "r1", "user", "completed", "मुझे हिंदी पसंद है", null],
     ];
     await db.batch([
       ...["u1", "u2"].map((user, i) =>
@@ -365,6 +389,9 @@ describe("migration 0014 (each user's words under their own key)", () => {
     expect(await search("u1", "tram", "r2")).toEqual([]);
     expect(await search("u2", "lisbo")).toEqual(["m5"]);
     expect(await search("u2", "alfama")).toEqual([]);
+    // The old index's words of a script unicode61 splits at its vowel signs match what a search sends.
+    expect(await search("u1", "हिंदी")).toEqual(["m6"]);
+    expect(await search("u1", '"हिंदी पसंद"')).toEqual(["m6"]);
     const keys = (await db.prepare("SELECT search_key FROM users").all<{ search_key: string }>()).results;
     expect(keys.map((row) => row.search_key)).toEqual([expect.stringMatching(/^[0-9a-f]{12}$/), expect.any(String)]);
     expect(new Set(keys.map((row) => row.search_key)).size).toBe(2);

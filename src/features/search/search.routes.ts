@@ -15,7 +15,15 @@ import { textField } from "../../lib/text";
 import { createRouter } from "../../lib/validate";
 import { requireAuth } from "../../middleware/require-auth";
 import type { AppEnv } from "../../types";
-import { chatroomScope, foldWord, matchExpression, parseSearch, type SearchTerms, wordSpans } from "./search.query";
+import {
+  byPrefix,
+  chatroomScope,
+  foldWord,
+  matchExpression,
+  parseSearch,
+  type SearchTerms,
+  wordSpans,
+} from "./search.query";
 import { type SearchRow, searchMessages } from "./search.repo";
 
 /** A snippet is at most this many characters, around the first match. */
@@ -134,25 +142,42 @@ function toResult(row: SearchRow, terms: SearchTerms) {
 }
 
 /**
- * The words of `text` that the search terms match (a word by its start, a one-character word whole, a
- * phrase's words in a row; case and diacritics folded as the index folds them) as [start, end) offsets,
- * and the text cut to 200 characters around the first of them (… where cut). The index keeps no text, so
- * this is worked out here from the stored message.
+ * The words of `text` that the search terms match (a typed word's last part by its start, a
+ * one-character part whole; a phrase's words in a row; case and diacritics folded as the index folds
+ * them) as [start, end) offsets, and the text cut to 200 characters around the first of them (… where
+ * cut). A mark after a matched word is marked with it, so a word the index splits at its vowel signs is
+ * marked whole. The index keeps no text, so this is worked out here from the stored message.
  */
 export function snippetOf(text: string, terms: SearchTerms): { snippet: string; highlights: [number, number][] } {
   const spans = wordSpans(text);
   const folded = spans.map((span) => foldWord(span.word));
-  const hit = folded.map((word) =>
-    terms.words.some((term) => ([...term].length > 1 ? word.startsWith(foldWord(term)) : word === foldWord(term))),
-  );
-  for (const phrase of terms.phrases.map((words) => words.map(foldWord))) {
-    for (let i = 0; i + phrase.length <= folded.length; i++) {
-      if (phrase.every((word, j) => folded[i + j] === word)) hit.fill(true, i, i + phrase.length);
+  const hit = spans.map(() => false);
+  const mark = (tokens: string[], prefix: boolean) => {
+    const wanted = tokens.map(foldWord);
+    const last = wanted.length - 1;
+    for (let i = 0; i + wanted.length <= folded.length; i++) {
+      const matches = wanted.every((word, j) =>
+        j === last && prefix ? folded[i + j]?.startsWith(word) : folded[i + j] === word,
+      );
+      if (matches) hit.fill(true, i, i + wanted.length);
     }
-  }
-  const highlights = spans.filter((_, i) => hit[i]).map(({ start, end }): [number, number] => [start, end]);
+  };
+  for (const tokens of terms.words) mark(tokens, byPrefix(tokens));
+  for (const phrase of terms.phrases) mark(phrase, false);
+  const highlights: [number, number][] = [];
+  spans.forEach((span, i) => {
+    if (!hit[i]) return;
+    MARKS.lastIndex = span.end;
+    const end = span.end + (MARKS.exec(text)?.[0].length ?? 0);
+    const previous = highlights.at(-1);
+    if (previous && previous[1] === span.start) previous[1] = end;
+    else highlights.push([span.start, end]);
+  });
   return cutSnippet(text, highlights);
 }
+
+/** The combining marks at a position. */
+const MARKS = /\p{M}+/uy;
 
 /** `text` cut to 200 characters around its first highlight, the highlights moved with it. */
 function cutSnippet(text: string, highlights: [number, number][]): { snippet: string; highlights: [number, number][] } {
