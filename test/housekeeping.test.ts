@@ -1,5 +1,7 @@
 import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { createDb } from "../src/db/client";
+import { indexMissingWords } from "../src/features/search";
 import worker from "../src/index";
 import { call, createChatroom, sendPrompt, verifiedUser } from "./helpers";
 
@@ -39,6 +41,31 @@ describe("the scheduled housekeeping", () => {
     expect((await read(young)).prompt.status).toBe("pending");
     expect((await call("GET", "/api/user/me", { token })).body.user.usage.used).toBe(1);
     expect((await call("POST", `/api/chatroom/${room.id}/message/${lost}/retry`, { token })).status).toBe(202);
+  });
+
+  it("adds the search words of a recent message stored without them, once", async () => {
+    const { token, user } = await verifiedUser();
+    const room = await createChatroom(token);
+    await sendPrompt(token, room.id, "indexed azulejo");
+    // As the code before the per-user index stored a prompt: its row and search_docs entry, no words.
+    await env.DB.prepare(
+      "INSERT INTO messages (id, chatroom_id, user_id, role, content, status, created_at, updated_at) VALUES (?1, ?2, ?3, 'user', 'stored in between: quokka', 'completed', ?4, ?4)",
+    )
+      .bind(crypto.randomUUID(), room.id, user.id, Date.now())
+      .run();
+    const found = async (q: string) => (await call("GET", `/api/search?q=${q}`, { token })).body.results.length;
+    expect(await found("quokka")).toBe(0);
+    // Two runs at once (a slow run overlapping the next) add the words once.
+    const db = createDb(env.DB);
+    await Promise.all([indexMissingWords(db), indexMissingWords(db)]);
+    expect(await found("quokka")).toBe(1);
+    await runCron();
+    expect(await found("quokka")).toBe(1);
+    expect(await found("azulejo")).toBe(1);
+    // Each message's words once: one row of the index per indexed message.
+    expect(await count("SELECT count(*) AS n FROM message_terms_docsize")).toBe(
+      await count("SELECT count(*) AS n FROM search_docs"),
+    );
   });
 
   it("deletes only what is past its use, in bounded batches", async () => {

@@ -29,12 +29,18 @@ function sse(url, headers, cutAfterMs = 30_000) {
   const controller = new AbortController();
   const events = [];
   const timer = setTimeout(() => controller.abort(), cutAfterMs);
+  /** Settles once the server has answered (its status is in), or the request failed. */
+  let answered;
+  const opened = new Promise((resolve) => {
+    answered = resolve;
+  });
   const done = (async () => {
     try {
       const response = await fetch(url, {
         headers: { Accept: "text/event-stream", ...headers },
         signal: controller.signal,
       });
+      answered();
       if (response.status !== 200) {
         events.push(`status ${response.status}`);
         await response.body?.cancel();
@@ -54,10 +60,11 @@ function sse(url, headers, cutAfterMs = 30_000) {
     } catch {
       events.push("cut");
     } finally {
+      answered();
       clearTimeout(timer);
     }
   })();
-  return { events, done };
+  return { events, done, opened };
 }
 
 /** A WebSocket on the chatroom's events (opened with a ticket, as a browser does). */
@@ -158,6 +165,9 @@ export async function streamChurn(stack, { rounds = 4 } = {}) {
     await call("POST", `/api/chatroom/${room}/message/${sent[0]}/retry`, { token: sender });
     // The retried reply is being written slowly: a per-prompt stream of it is open at the revocation.
     held.push(sse(`${base}/api/chatroom/${room}/message/${sent[0]}/stream`, { Authorization: `Bearer ${revokable}` }));
+    // Revoked only once every held stream is open (on a busy machine a stream can take longer than a
+    // moment to be answered, and one answered after the revocation is a 401, not a revoked stream).
+    await Promise.race([Promise.all(held.map((s) => s.opened)), sleep(10_000)]);
     await sleep(200);
     // The revokable token is revoked under its open streams: a password change or a logout.
     const how = round % 2 === 0 ? "logout" : "a password change";
@@ -176,7 +186,7 @@ export async function streamChurn(stack, { rounds = 4 } = {}) {
     check(
       `round ${round + 1}: ${how} ends every open stream of the token with revoked`,
       ended === true && revoked === held.length,
-      `${revoked} of ${held.length} in ${Date.now() - revokedAt} ms`,
+      `${revoked} of ${held.length} in ${Date.now() - revokedAt} ms${revoked === held.length ? "" : `; last events: ${held.map((s) => s.events.slice(-2).join(" > ")).join(", ")}`}`,
     );
   }
   await Promise.all(dropped.map((s) => s.done));
@@ -205,7 +215,8 @@ export async function streamChurn(stack, { rounds = 4 } = {}) {
       if (res.body?.prompt?.status === "pending") return false;
     }
     return true;
-  }, 60_000);
+    // A cut Gemini stream is retried after 5 s and then 25 s of back-off; a busy machine adds to that.
+  }, 120_000);
   check(
     "every prompt of the churn settled",
     settled,

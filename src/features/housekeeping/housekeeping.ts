@@ -1,5 +1,6 @@
 import { createDb } from "../../db/client";
 import { settleAbandonedPrompt, utcDay } from "../prompts";
+import { indexMissingWords } from "../search";
 import { deleteExpiredRows, findStalePendingPrompts } from "./housekeeping.repo";
 
 const MINUTE = 60_000;
@@ -14,7 +15,8 @@ const MAX_PROMPTS_PER_RUN = 200;
 
 /**
  * The cron trigger's work (`[triggers] crons` in wrangler.toml): settle prompts left pending as failed
- * (quota unit given back, retryable), and delete rows past their use in bounded batches.
+ * (quota unit given back, retryable), delete rows past their use in bounded batches, and add to the
+ * search index the words of any recent message stored without them.
  */
 export async function runHousekeeping(env: Env, now = new Date()) {
   const db = createDb(env.DB);
@@ -33,7 +35,8 @@ export async function runHousekeeping(env: Env, now = new Date()) {
     stripeEventsBefore: new Date(now.getTime() - 30 * DAY),
     authAttemptsBefore: new Date(now.getTime() - 60 * MINUTE),
   });
-  const summary = { settledPendingPrompts: settled, deleted };
+  const indexed = await indexMissingWords(db);
+  const summary = { settledPendingPrompts: settled, deleted, indexedMessages: indexed };
   console.log(JSON.stringify({ level: "info", message: "housekeeping done", ...summary }));
   return summary;
 }
