@@ -921,7 +921,8 @@ async function insertMessages(db, rows) {
   const insert =
     "INSERT INTO messages (id, chatroom_id, user_id, role, content, status, parent_id, reply_to, model, prompt_tokens, completion_tokens, quota_day, incarnation, created_at, updated_at) VALUES ";
   // Each message's words under its user's search key, as the statement after the Worker's insert adds them
-  // (src/features/search/search.terms.ts): the words split as search.query.ts splits them.
+  // (src/features/search/search.terms.ts). The seeded text is ASCII words and punctuation, which
+  // search.query.ts splits as this does (its unicode61 rules differ only for marks and a few letters).
   const terms = rows.map((r) => `(${quote(r.id)}, ${quote(searchWords(r.content))})`);
   const index = `INSERT INTO message_terms (rowid, terms, scope)
     SELECT d.rowid, u.search_key || replace(v.column2, ' ', ' ' || u.search_key), 'c' || replace(m.chatroom_id, '-', '')
@@ -943,9 +944,8 @@ async function insertMessages(db, rows) {
   for (let i = 0; i < statements.length; i += 10) await db.batch(statements.slice(i, i + 10));
 }
 
-/** A message's words, one space apart: the runs of letters, digits and marks holding a letter or digit. */
-const searchWords = (text) =>
-  (text.match(/[\p{L}\p{N}\p{M}\p{Co}]+/gu) ?? []).filter((word) => /[\p{L}\p{N}]/u.test(word)).join(" ");
+/** A seeded message's words, one space apart: its runs of letters and digits. */
+const searchWords = (text) => (text.match(/[\p{L}\p{N}]+/gu) ?? []).join(" ");
 
 /**
  * Seeds a chatroom's tree straight into D1 (batched multi-row INSERTs), shaped as the Worker would have
