@@ -32,7 +32,8 @@ export const BACKFILL_LOOKBACK = 5_000;
  * Adds the words of any of the newest `lookBack` messages that have none in the index: what the code
  * before the per-user index stored between migration 0014 and its own replacement (README, Deploy).
  * A message without a single word is looked at again each run and adds nothing. Returns how many
- * messages it found without words (two runs at once may both find one; its words go in once).
+ * messages with words it found missing from the index (two runs at once may both find one; its words
+ * go in once).
  */
 export async function indexMissingWords(db: Database, lookBack = BACKFILL_LOOKBACK): Promise<number> {
   const { results } = await db.$client
