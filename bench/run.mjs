@@ -1347,8 +1347,8 @@ const queryPlan = (db, sql, params) =>
  * the searching user alone, among `midUsers` users and among `users` users of `messagesPerUser` messages
  * each: what it costs a user that others store messages. At each stage each search is first checked
  * (the rare word's 3 messages exactly; a full first page of the common one, all the user's) and made once
- * traced: its D1 round trips and its statement, whose FTS5 terms are then counted (the rows matching the
- * user's scope token, the word in everyone's messages, and both: what FTS5 reads). At the end,
+ * traced: its D1 round trips and its statement, whose MATCH is then counted with the user's key in it
+ * (what FTS5 reads for the user) beside the messages of all users that hold the word. At the end,
  * `EXPLAIN QUERY PLAN` of the statement on the seeded database.
  */
 async function searchMessagesBench(instrumented) {
