@@ -7,8 +7,6 @@ import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { sqliteTable } from "drizzle-orm/sqlite-core";
-import { requestId } from "hono/request-id";
-import { secureHeaders } from "hono/secure-headers";
 import { jwtVerify, SignJWT } from "jose";
 
 const loaded = [
@@ -18,8 +16,6 @@ const loaded = [
   eq,
   drizzle,
   sqliteTable,
-  requestId,
-  secureHeaders,
   jwtVerify,
   SignJWT,
 ];

@@ -1,17 +1,12 @@
 import { createRoute, type OpenAPIObjectConfigure } from "@hono/zod-openapi";
 import type { Context, Hono, MiddlewareHandler } from "hono";
-import { requestId } from "hono/request-id";
-import { secureHeaders } from "hono/secure-headers";
 import { renderApiReference } from "./lib/api-reference";
 import { canonicalPath } from "./lib/canonical-path";
 import { handleError, handleNotFound } from "./lib/errors";
 import { buildDocsOnlySchemas, jsonResponse, MessageOnlySchema } from "./lib/openapi";
 import { createRouter } from "./lib/validate";
-import { corsFromEnv } from "./middleware/cors";
-import { d1Session } from "./middleware/d1-session";
+import { edge } from "./middleware/edge";
 import { jsonBody } from "./middleware/json-body";
-import { requestLog } from "./middleware/request-log";
-import { routeGuard } from "./middleware/route-guard";
 import type { RouteSet } from "./route-sets";
 import type { AppEnv } from "./types";
 
@@ -144,7 +139,7 @@ export function createApp(routers: Routers) {
   // the same routes, middleware and guards, including the webhook mounted before the body guard.
   const app = createRouter<AppEnv>({ getPath: canonicalPath });
 
-  app.use("*", requestId(), requestLog, secureHeaders(), corsFromEnv, routeGuard(app), d1Session);
+  app.use("*", edge(app));
   // Registered before the JSON body guard, so Hono runs it first and the guard never sees its body:
   // the webhook verifies Stripe's signature on the raw bytes before anything parses them.
   if (routers.stripeWebhook) app.route("/api/billing/webhook", routers.stripeWebhook);

@@ -174,10 +174,32 @@ describe("app shell", () => {
     expect(echoed.headers.get("X-Request-Id")).toBe("client-trace-42");
   });
 
-  it("sets secure headers", async () => {
-    const res = await call("GET", "/");
-    expect(res.headers.get("X-Content-Type-Options")).toBe("nosniff");
-    expect(res.headers.get("X-Frame-Options")).toBe("SAMEORIGIN");
+  it("sets the security headers and a request id on every answer: success, errors and preflights", async () => {
+    const expected = {
+      "Cross-Origin-Resource-Policy": "same-origin",
+      "Cross-Origin-Opener-Policy": "same-origin",
+      "Origin-Agent-Cluster": "?1",
+      "Referrer-Policy": "no-referrer",
+      "Strict-Transport-Security": "max-age=15552000; includeSubDomains",
+      "X-Content-Type-Options": "nosniff",
+      "X-DNS-Prefetch-Control": "off",
+      "X-Download-Options": "noopen",
+      "X-Frame-Options": "SAMEORIGIN",
+      "X-Permitted-Cross-Domain-Policies": "none",
+      "X-XSS-Protection": "0",
+    };
+    const answers = [
+      await call("GET", "/"),
+      await call("GET", "/nowhere"),
+      await call("DELETE", "/api/auth/login"),
+      await call("GET", "/api/user/me"),
+      await call("OPTIONS", "/api/auth/login", { headers: { Origin: "https://app.example.com" } }),
+    ];
+    expect(answers.map((res) => res.status)).toEqual([200, 404, 405, 401, 204]);
+    for (const res of answers) {
+      for (const [name, value] of Object.entries(expected)) expect(res.headers.get(name), name).toBe(value);
+      expect(res.headers.get("X-Request-Id")).toMatch(/^[\w-]{8,}$/);
+    }
   });
 
   it("answers CORS preflights for any origin by default and only listed origins when configured", async () => {

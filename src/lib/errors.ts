@@ -105,6 +105,10 @@ function fromHttpException(err: HTTPException): AppError | undefined {
   }
 }
 
+/** A request no route serves: 404 NOT_FOUND naming its method and path. */
+export const noRoute = (c: Context) =>
+  new AppError(404, "NOT_FOUND", `No route for ${c.req.method} ${new URL(c.req.url).pathname}`);
+
 export function handleNotFound(c: Context) {
-  return c.json(errorBody("NOT_FOUND", `No route for ${c.req.method} ${new URL(c.req.url).pathname}`), 404);
+  return handleError(noRoute(c), c);
 }

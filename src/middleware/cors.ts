@@ -1,6 +1,3 @@
-import { createMiddleware } from "hono/factory";
-import type { AppEnv } from "../types";
-
 const ALLOW_METHODS = "GET,POST,PATCH,DELETE,OPTIONS";
 const ALLOW_HEADERS = "Authorization,Content-Type,Idempotency-Key,Last-Event-ID,X-D1-Bookmark";
 const EXPOSE_HEADERS = [
@@ -16,43 +13,42 @@ const EXPOSE_HEADERS = [
 const MAX_AGE_SECONDS = "600";
 
 /** CORS_ORIGINS is "*" or a comma-separated list of exact origins; parsed once per value. */
-let policy: { configured: string; allowAll: boolean; origins: string[] } | undefined;
-function policyFor(configured: string) {
-  if (policy?.configured !== configured) {
+let parsed: { configured: string; allowAll: boolean; origins: string[] } | undefined;
+function parse(configured: string) {
+  if (parsed?.configured !== configured) {
     const origins = configured
       .split(",")
       .map((origin) => origin.trim())
       .filter(Boolean);
-    policy = { configured, allowAll: origins.length === 0 || origins.includes("*"), origins };
+    parsed = { configured, allowAll: origins.length === 0 || origins.includes("*"), origins };
   }
-  return policy;
+  return parsed;
 }
 
-/**
- * CORS. A preflight (OPTIONS) is answered here, before routing. Any other answer, errors included,
- * gets its headers once it is made: set on the final response rather than on a placeholder before the
- * handler runs (which makes Hono copy every header into a new Response on each request).
- */
-export const corsFromEnv = createMiddleware<AppEnv>(async (c, next) => {
-  const { allowAll, origins } = policyFor(c.env.CORS_ORIGINS ?? "*");
-  const origin = c.req.header("Origin");
-  const allowOrigin = allowAll ? "*" : origin && origins.includes(origin) ? origin : undefined;
-  if (c.req.method === "OPTIONS") {
-    return c.body(null, 204, {
-      ...(allowOrigin ? { "Access-Control-Allow-Origin": allowOrigin } : {}),
-      "Access-Control-Allow-Methods": ALLOW_METHODS,
-      "Access-Control-Allow-Headers": ALLOW_HEADERS,
-      "Access-Control-Max-Age": MAX_AGE_SECONDS,
-      "Access-Control-Expose-Headers": EXPOSE_HEADERS,
-      ...(allowAll ? {} : { Vary: "Origin, Access-Control-Request-Headers" }),
-    });
-  }
-  await next();
-  try {
-    if (allowOrigin) c.res.headers.set("Access-Control-Allow-Origin", allowOrigin);
-    c.res.headers.set("Access-Control-Expose-Headers", EXPOSE_HEADERS);
-    if (!allowAll) c.res.headers.append("Vary", "Origin");
-  } catch {
-    // A response with immutable headers (a WebSocket upgrade, which CORS does not govern) goes out as it is.
-  }
-});
+/** What CORS allows a request: every origin, or only the configured ones (`allowOrigin` when it is one). */
+export type CorsPolicy = { allowAll: boolean; allowOrigin: string | undefined };
+
+export function corsPolicy(configured: string | undefined, origin: string | null): CorsPolicy {
+  const { allowAll, origins } = parse(configured ?? "*");
+  return { allowAll, allowOrigin: allowAll ? "*" : origin && origins.includes(origin) ? origin : undefined };
+}
+
+/** The answer to a CORS preflight (any OPTIONS request), before routing. */
+export function preflight({ allowAll, allowOrigin }: CorsPolicy): Response {
+  const headers = new Headers({
+    "Access-Control-Allow-Methods": ALLOW_METHODS,
+    "Access-Control-Allow-Headers": ALLOW_HEADERS,
+    "Access-Control-Max-Age": MAX_AGE_SECONDS,
+    "Access-Control-Expose-Headers": EXPOSE_HEADERS,
+  });
+  if (allowOrigin) headers.set("Access-Control-Allow-Origin", allowOrigin);
+  if (!allowAll) headers.set("Vary", "Origin, Access-Control-Request-Headers");
+  return new Response(null, { status: 204, headers });
+}
+
+/** The CORS headers of any other answer, errors included, set on it once it is made. */
+export function setCorsHeaders(headers: Headers, { allowAll, allowOrigin }: CorsPolicy) {
+  if (allowOrigin) headers.set("Access-Control-Allow-Origin", allowOrigin);
+  headers.set("Access-Control-Expose-Headers", EXPOSE_HEADERS);
+  if (!allowAll) headers.append("Vary", "Origin");
+}

@@ -94,7 +94,7 @@ authRoutes.openapi(
     const phoneNumber = normalisePhone(c.env, body.phoneNumber);
     const now = new Date();
     const email = body.email ?? null;
-    const user = await insertUser(c.var.db, {
+    const user = await insertUser(c.get("db"), {
       id: crypto.randomUUID(),
       phoneNumber,
       email,
@@ -104,7 +104,7 @@ authRoutes.openapi(
       updatedAt: now,
     });
     if (!user) {
-      const taken = await findTakenField(c.var.db, phoneNumber, email);
+      const taken = await findTakenField(c.get("db"), phoneNumber, email);
       throw taken === "email"
         ? new AppError(409, "EMAIL_TAKEN", "An account with this email already exists")
         : new AppError(409, "PHONE_TAKEN", "An account with this phone number already exists");
@@ -138,7 +138,7 @@ authRoutes.openapi(
   }),
   async (c) => {
     const phoneNumber = normalisePhone(c.env, c.req.valid("json").phoneNumber);
-    const issued = await issueOtpForPhone(c.env, c.var.db, phoneNumber, "login");
+    const issued = await issueOtpForPhone(c.env, c.get("db"), phoneNumber, "login");
     return c.json({ success: true as const, message: "OTP sent", ...issued }, 200);
   },
 );
@@ -163,8 +163,12 @@ authRoutes.openapi(
     const { otp } = c.req.valid("json");
     const phoneNumber = normalisePhone(c.env, c.req.valid("json").phoneNumber);
     const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), phoneSubject(phoneNumber));
-    const owner = await redeemOtp(c.env, c.var.db, attempt, phoneNumber, "login", otp);
-    const [verified] = await forgetAttemptWith(c.var.db, attempt, markPhoneVerified(c.var.db, owner.id, new Date()));
+    const owner = await redeemOtp(c.env, c.get("db"), attempt, phoneNumber, "login", otp);
+    const [verified] = await forgetAttemptWith(
+      c.get("db"),
+      attempt,
+      markPhoneVerified(c.get("db"), owner.id, new Date()),
+    );
     const user = verified ?? owner;
     const token = await issueToken(c.env, { userId: user.id, tokenVersion: user.tokenVersion });
     return c.json({ success: true as const, message: "OTP verified", ...token, user: toUserResponse(user) }, 200);
@@ -195,7 +199,7 @@ authRoutes.openapi(
     const { password } = c.req.valid("json");
     const phoneNumber = normalisePhone(c.env, c.req.valid("json").phoneNumber);
     const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), phoneSubject(phoneNumber));
-    const [[user]] = await reserveAttempt(c.var.db, attempt, [selectUserByPhone(c.var.db, phoneNumber)]);
+    const [[user]] = await reserveAttempt(c.get("db"), attempt, [selectUserByPhone(c.get("db"), phoneNumber)]);
     const valid = user ? await verifyPassword(password, user.passwordHash) : await burnPasswordCheck(password);
     if (!user || !valid) {
       // A 401 always names how to authenticate (RFC 9110 §15.5.2): here, with a bearer token from this API.
@@ -203,7 +207,7 @@ authRoutes.openapi(
         "WWW-Authenticate": 'Bearer realm="api"',
       });
     }
-    forgetAttempt(c.var.db, c.executionCtx, attempt);
+    forgetAttempt(c.get("db"), c.executionCtx, attempt);
     if (!user.verifiedAt) {
       throw new AppError(403, "PHONE_NOT_VERIFIED", "Verify your phone number with an OTP before signing in");
     }
@@ -229,7 +233,7 @@ authRoutes.openapi(
   }),
   async (c) => {
     const phoneNumber = normalisePhone(c.env, c.req.valid("json").phoneNumber);
-    const issued = await issueOtpForPhone(c.env, c.var.db, phoneNumber, "reset");
+    const issued = await issueOtpForPhone(c.env, c.get("db"), phoneNumber, "reset");
     return c.json({ success: true as const, message: "Password reset OTP sent", ...issued }, 200);
   },
 );
@@ -254,12 +258,12 @@ authRoutes.openapi(
     const { otp, newPassword } = c.req.valid("json");
     const phoneNumber = normalisePhone(c.env, c.req.valid("json").phoneNumber);
     const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), phoneSubject(phoneNumber));
-    const owner = await redeemOtp(c.env, c.var.db, attempt, phoneNumber, "reset", otp);
+    const owner = await redeemOtp(c.env, c.get("db"), attempt, phoneNumber, "reset", otp);
     const passwordHash = await hashPassword(newPassword);
     const [user] = await forgetAttemptWith(
-      c.var.db,
+      c.get("db"),
       attempt,
-      replacePassword(c.var.db, owner.id, passwordHash, new Date(), { markVerified: true }),
+      replacePassword(c.get("db"), owner.id, passwordHash, new Date(), { markVerified: true }),
     );
     if (user) {
       await revokeTokenVersion(c.env, c.executionCtx, user.id, user.tokenVersion - 1);
@@ -297,26 +301,26 @@ authRoutes.openapi(
   }),
   async (c) => {
     const { currentPassword, newPassword } = c.req.valid("json");
-    const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), userSubject(c.var.userId));
-    const [[current]] = await reserveAttempt(c.var.db, attempt, [selectUserById(c.var.db, c.var.userId)]);
+    const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), userSubject(c.get("userId")));
+    const [[current]] = await reserveAttempt(c.get("db"), attempt, [selectUserById(c.get("db"), c.get("userId"))]);
     // KV may not have seen a revocation made elsewhere a moment ago; D1 has.
-    if (!current || current.tokenVersion !== c.var.tokenVersion) {
-      forgetAttempt(c.var.db, c.executionCtx, attempt);
+    if (!current || current.tokenVersion !== c.get("tokenVersion")) {
+      forgetAttempt(c.get("db"), c.executionCtx, attempt);
       throw unauthorized("revoked");
     }
     if (!(await verifyPassword(currentPassword, current.passwordHash))) {
       throw new AppError(400, "WRONG_PASSWORD", "The current password is incorrect");
     }
     if (newPassword === currentPassword) {
-      forgetAttempt(c.var.db, c.executionCtx, attempt);
+      forgetAttempt(c.get("db"), c.executionCtx, attempt);
       throw new AppError(400, "PASSWORD_UNCHANGED", "The new password must differ from the current one");
     }
     const [user] = await forgetAttemptWith(
-      c.var.db,
+      c.get("db"),
       attempt,
-      replacePassword(c.var.db, current.id, await hashPassword(newPassword), new Date(), {
+      replacePassword(c.get("db"), current.id, await hashPassword(newPassword), new Date(), {
         markVerified: false,
-        expectedTokenVersion: c.var.tokenVersion,
+        expectedTokenVersion: c.get("tokenVersion"),
       }),
     );
     if (!user) {
@@ -355,11 +359,12 @@ authRoutes.openapi(
     },
   }),
   async (c) => {
-    const { tokenId, tokenExpiresAt } = c.var;
+    const tokenId = c.get("tokenId");
+    const tokenExpiresAt = c.get("tokenExpiresAt");
     // requireAuth only lets bearer tokens (which always carry both) reach this path.
     if (tokenId === undefined || tokenExpiresAt === undefined) throw unauthorized("malformed");
-    await revokeToken(c.env, c.executionCtx, c.var.userId, tokenId, tokenExpiresAt);
-    endRevokedStreams(c.env, c.executionCtx, { userId: c.var.userId, tokenId, reason: "logout" });
+    await revokeToken(c.env, c.executionCtx, c.get("userId"), tokenId, tokenExpiresAt);
+    endRevokedStreams(c.env, c.executionCtx, { userId: c.get("userId"), tokenId, reason: "logout" });
     return c.json({ success: true as const, message: "Logged out" }, 200);
   },
 );
@@ -382,11 +387,11 @@ authRoutes.openapi(
     },
   }),
   async (c) => {
-    const version = await bumpTokenVersion(c.var.db, c.var.userId, c.var.tokenVersion);
+    const version = await bumpTokenVersion(c.get("db"), c.get("userId"), c.get("tokenVersion"));
     // KV may not have seen a revocation made elsewhere a moment ago; D1 has.
     if (version === undefined) throw unauthorized("revoked");
-    await revokeTokenVersion(c.env, c.executionCtx, c.var.userId, version - 1);
-    endRevokedStreams(c.env, c.executionCtx, { userId: c.var.userId, belowVersion: version, reason: "logout-all" });
+    await revokeTokenVersion(c.env, c.executionCtx, c.get("userId"), version - 1);
+    endRevokedStreams(c.env, c.executionCtx, { userId: c.get("userId"), belowVersion: version, reason: "logout-all" });
     return c.json({ success: true as const, message: "Logged out on every device" }, 200);
   },
 );

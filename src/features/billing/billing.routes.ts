@@ -65,7 +65,7 @@ billingRoutes.openapi(
   }),
   async (c) => {
     const returnUrl = allowedReturnUrl(c.env, c.req.valid("json").returnUrl);
-    const checkout = await startProCheckout(c.env, c.var.db, c.var.userId, returnUrl);
+    const checkout = await startProCheckout(c.env, c.get("db"), c.get("userId"), returnUrl);
     return c.json({ success: true as const, message: "Checkout session created", ...checkout }, 200);
   },
 );
@@ -95,7 +95,7 @@ billingRoutes.openapi(
   }),
   async (c) => {
     const returnUrl = allowedReturnUrl(c.env, c.req.valid("json").returnUrl);
-    const account = await findBillingAccount(c.var.db, c.var.userId, new Date());
+    const account = await findBillingAccount(c.get("db"), c.get("userId"), new Date());
     if (!account.customerId || !account.subscriptionId) {
       throw new AppError(404, "NO_SUBSCRIPTION", "You have no subscription to manage");
     }
@@ -126,8 +126,8 @@ billingRoutes.openapi(
   async (c) => {
     const now = new Date();
     const [account, { tier, usage }] = await Promise.all([
-      findBillingAccount(c.var.db, c.var.userId, now),
-      currentUsage(c.var.db, c.var.userId, now),
+      findBillingAccount(c.get("db"), c.get("userId"), now),
+      currentUsage(c.get("db"), c.get("userId"), now),
     ]);
     const subscription =
       account.subscriptionId && account.status
@@ -234,7 +234,7 @@ stripeWebhookRoutes.openapi(
     }
     const event = StripeEventSchema.safeParse(payload);
     if (!event.success) throw validationFailed(event.error);
-    await handleStripeEvent(c.env, c.var.db, event.data);
+    await handleStripeEvent(c.env, c.get("db"), event.data);
     return c.json({ success: true as const, message: "Webhook received", received: true as const }, 200);
   },
   (result, c) => {

@@ -76,10 +76,10 @@ chatroomRoutes.openapi(
   }),
   async (c) => {
     const { name, systemInstruction, model } = c.req.valid("json");
-    if (model) await checkModelChoice(c.env, model, () => isPro(c.var.db, c.var.userId));
-    const room = await insertChatroom(c.var.db, {
+    if (model) await checkModelChoice(c.env, model, () => isPro(c.get("db"), c.get("userId")));
+    const room = await insertChatroom(c.get("db"), {
       id: uuidv7(),
-      userId: c.var.userId,
+      userId: c.get("userId"),
       name,
       systemInstruction,
       model,
@@ -114,7 +114,7 @@ chatroomRoutes.openapi(
     // One round trip: the cached list at the version this isolate knows, read beside D1's version and
     // (unless the version is still that one) D1's list (chatrooms.cache.ts).
     const primary = createDb(c.env.DB);
-    const { userId } = c.var;
+    const userId = c.get("userId");
     const known = knownCachedVersion(userId);
     const [{ version, rooms: fromD1 }, cached] = await Promise.all([
       findListVersionAndRooms(primary, userId, known),
@@ -156,8 +156,8 @@ chatroomRoutes.openapi(
   }),
   async (c) => {
     const { room, recent } = await findChatroomWithMessages(
-      c.var.db,
-      c.var.userId,
+      c.get("db"),
+      c.get("userId"),
       c.req.valid("param").id,
       RECENT_MESSAGES,
     );
@@ -193,8 +193,8 @@ chatroomRoutes.openapi(
   async (c) => {
     const { id } = c.req.valid("param");
     const change = c.req.valid("json");
-    if (change.model) await checkModelChoice(c.env, change.model, () => isPro(c.var.db, c.var.userId));
-    const result = await updateChatroom(c.var.db, c.var.userId, id, change, new Date());
+    if (change.model) await checkModelChoice(c.env, change.model, () => isPro(c.get("db"), c.get("userId")));
+    const result = await updateChatroom(c.get("db"), c.get("userId"), id, change, new Date());
     if (result.kind === "not-found") throw chatroomNotFound();
     if (result.kind === "taken") throw nameTaken();
     const chatroom = toChatroomResponse(result.room);
@@ -219,7 +219,7 @@ chatroomRoutes.openapi(
   }),
   async (c) => {
     const { id } = c.req.valid("param");
-    if (!(await deleteChatroom(c.var.db, c.var.userId, id))) throw chatroomNotFound();
+    if (!(await deleteChatroom(c.get("db"), c.get("userId"), id))) throw chatroomNotFound();
     await announceChatroomDeleted(c.env, id);
     return c.json({ success: true as const, message: "Chatroom deleted" }, 200);
   },
@@ -246,7 +246,7 @@ chatroomRoutes.openapi(
   async (c) => {
     const { id } = c.req.valid("param");
     const { messageId } = c.req.valid("json");
-    const switched = await switchActiveBranch(c.var.db, c.var.userId, id, messageId, RECENT_MESSAGES);
+    const switched = await switchActiveBranch(c.get("db"), c.get("userId"), id, messageId, RECENT_MESSAGES);
     if (!switched.room) throw chatroomNotFound();
     if (!switched.moved) throw notFound("Message");
     await announceBranch(c.env, id, switched.room.activeLeafId);

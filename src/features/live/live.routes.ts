@@ -33,11 +33,11 @@ liveRoutes.openapi(
   }),
   async (c) => {
     const { id } = c.req.valid("param");
-    if (!(await chatroomExists(c.var.db, c.var.userId, id))) throw notFound("Chatroom");
+    if (!(await chatroomExists(c.get("db"), c.get("userId"), id))) throw notFound("Chatroom");
     const { ticket } = await issueTicket(c.env, {
-      userId: c.var.userId,
-      tokenVersion: c.var.tokenVersion,
-      tokenId: c.var.tokenId,
+      userId: c.get("userId"),
+      tokenVersion: c.get("tokenVersion"),
+      tokenId: c.get("tokenId"),
       chatroomId: id,
     });
     return c.json({ success: true as const, message: "Stream ticket", ticket, expiresIn: 300 as const }, 200);
@@ -93,7 +93,7 @@ liveRoutes.openapi(
   async (c) => {
     const { id } = c.req.valid("param");
     // Checked before the hub is touched: a hub is a Durable Object with storage.
-    if (!isId(id) || !(await chatroomExists(c.var.db, c.var.userId, id))) throw notFound("Chatroom");
+    if (!isId(id) || !(await chatroomExists(c.get("db"), c.get("userId"), id))) throw notFound("Chatroom");
     const after = c.req.header("Last-Event-ID") ?? c.req.valid("query").lastEventId;
     const options = { subscriber: subscriberOf(c), after };
     if (c.req.header("Upgrade")?.toLowerCase() === "websocket")

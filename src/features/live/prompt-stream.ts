@@ -13,9 +13,9 @@ const DETACHED_CHECK_MS = 2_000;
 
 /** The token or ticket that opened this request, as the hub keeps it with a subscription. */
 export const subscriberOf = (c: Context<AppEnv>): HubSubscriber => ({
-  userId: c.var.userId,
-  tokenVersion: c.var.tokenVersion,
-  tokenId: c.var.tokenId,
+  userId: c.get("userId"),
+  tokenVersion: c.get("tokenVersion"),
+  tokenId: c.get("tokenId"),
 });
 
 /**
@@ -41,7 +41,7 @@ export async function promptStream(
   // The reply is written by the queue consumer, outside this request's D1 session: read it at the
   // primary, where it lands first, not at a replica the session's bookmark allows.
   const db = createDb(c.env.DB);
-  const userId = c.var.userId;
+  const userId = c.get("userId");
   let prompt = input.known;
   let run = 0;
   if (!prompt) {

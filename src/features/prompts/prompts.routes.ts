@@ -87,7 +87,7 @@ promptRoutes.openapi(
   }),
   async (c) => {
     const { limit, before } = c.req.valid("query");
-    const page = await findBranchPage(c.var.db, c.var.userId, c.req.valid("param").id, limit, before);
+    const page = await findBranchPage(c.get("db"), c.get("userId"), c.req.valid("param").id, limit, before);
     if (!page) throw notFound("Chatroom");
     if (page === "stale-cursor") {
       throw new AppError(400, "VALIDATION_FAILED", "Request validation failed", [
@@ -135,8 +135,8 @@ promptRoutes.openapi(
     },
   }),
   async (c) => {
-    const answer = await sendPrompt(c.env, c.var.db, {
-      userId: c.var.userId,
+    const answer = await sendPrompt(c.env, c.get("db"), {
+      userId: c.get("userId"),
       chatroomId: c.req.valid("param").id,
       content: c.req.valid("json").userMessage,
       idempotencyKey: c.req.valid("header")["idempotency-key"],
@@ -190,8 +190,8 @@ promptRoutes.openapi(
   }),
   async (c) => {
     const { id, messageId } = c.req.valid("param");
-    const answer = await sendPrompt(c.env, c.var.db, {
-      userId: c.var.userId,
+    const answer = await sendPrompt(c.env, c.get("db"), {
+      userId: c.get("userId"),
       chatroomId: id,
       content: c.req.valid("json").userMessage,
       idempotencyKey: c.req.valid("header")["idempotency-key"],
@@ -228,8 +228,8 @@ promptRoutes.openapi(
   }),
   async (c) => {
     const { id, messageId } = c.req.valid("param");
-    const answer = await requeue(c.env, c.var.db, {
-      userId: c.var.userId,
+    const answer = await requeue(c.env, c.get("db"), {
+      userId: c.get("userId"),
       chatroomId: id,
       promptId: messageId,
       mode: "regenerate",
@@ -259,7 +259,7 @@ promptRoutes.openapi(
   async (c) => {
     const { id, messageId } = c.req.valid("param");
     const deadline = Date.now() + c.req.valid("query").wait * 1000;
-    let row = await findPromptWithReply(c.var.db, c.var.userId, id, messageId);
+    let row = await findPromptWithReply(c.get("db"), c.get("userId"), id, messageId);
     if (!row) throw notFound("Message");
     if (row.status === "pending" && Date.now() < deadline) {
       // At the primary: the reply is written by the queue consumer, outside this request's session.
@@ -293,8 +293,8 @@ promptRoutes.openapi(
   }),
   async (c) => {
     const { id, messageId } = c.req.valid("param");
-    const answer = await requeue(c.env, c.var.db, {
-      userId: c.var.userId,
+    const answer = await requeue(c.env, c.get("db"), {
+      userId: c.get("userId"),
       chatroomId: id,
       promptId: messageId,
       mode: "retry",
@@ -371,12 +371,12 @@ promptRoutes.openapi(
   }),
   async (c) => {
     const { id, messageId } = c.req.valid("param");
-    const row = await findOwnedPrompt(c.var.db, c.var.userId, id, messageId);
+    const row = await findOwnedPrompt(c.get("db"), c.get("userId"), id, messageId);
     if (!row) throw notFound("Message");
     if (row.status !== "pending") throw notPending();
     const frozen = await freezeForCancel(c.env, id, messageId, row.incarnation);
-    if (!frozen.settled) await settleCancelled(c.env, c.var.db, row, frozen.text);
-    const settled = await findPromptWithReply(c.var.db, c.var.userId, id, messageId);
+    if (!frozen.settled) await settleCancelled(c.env, c.get("db"), row, frozen.text);
+    const settled = await findPromptWithReply(c.get("db"), c.get("userId"), id, messageId);
     if (settled?.status !== "cancelled") throw notPending();
     return c.json({ success: true as const, message: "Prompt cancelled", prompt: toPromptResponse(settled) }, 200);
   },
@@ -388,7 +388,7 @@ async function feedbackAnswer(
   feedback: FeedbackToStore | null,
   message: string,
 ) {
-  const row = await setFeedback(c.var.db, { userId: c.var.userId, chatroomId: id, messageId }, feedback);
+  const row = await setFeedback(c.get("db"), { userId: c.get("userId"), chatroomId: id, messageId }, feedback);
   if (!row) throw notFound("Reply");
   return c.json({ success: true as const, message, reply: toMessageResponse(row) }, 200);
 }

@@ -120,7 +120,9 @@ searchRoutes.openapi(
     const offset = cursor === undefined ? 0 : parseCursor(cursor);
     const terms = parseSearch(q);
     const match = matchExpression(terms, chatroomId && chatroomScope(chatroomId));
-    const rows = match ? await searchMessages(c.var.db, { match, userId: c.var.userId, limit: limit + 1, offset }) : [];
+    const rows = match
+      ? await searchMessages(c.get("db"), { match, userId: c.get("userId"), limit: limit + 1, offset })
+      : [];
     const page = rows.slice(0, limit);
     const nextCursor = rows.length > limit && offset + limit < 10_000 ? formatCursor(offset + limit) : null;
     const results = page.map((row) => toResult(row, terms));

@@ -108,7 +108,7 @@ shareRoutes.openapi(
   }),
   async (c) => {
     const { id } = c.req.valid("param");
-    const shareable = await readShareable(c.var.db, c.var.userId, id);
+    const shareable = await readShareable(c.get("db"), c.get("userId"), id);
     if (!shareable) throw notFound("Chatroom");
     if (!shareable.messages.some((m) => m.role === "assistant" && m.status === "completed")) {
       throw new AppError(409, "NOTHING_TO_SHARE", "This chatroom has no completed reply to share yet");
@@ -116,14 +116,14 @@ shareRoutes.openapi(
     const messages = shareable.messages.map(({ role, content, createdAt }) => ({ role, content, createdAt }));
     const share: Share = {
       id: newShareId(),
-      userId: c.var.userId,
+      userId: c.get("userId"),
       chatroomId: id,
       chatroomName: shareable.name,
       messages: JSON.stringify(messages),
       messageCount: messages.length,
       createdAt: new Date(),
     };
-    await insertShare(c.var.db, share);
+    await insertShare(c.get("db"), share);
     return c.json({ success: true as const, message: "Chatroom shared", share: toShare(c.env, share) }, 201);
   },
 );
@@ -148,8 +148,8 @@ shareRoutes.openapi(
   async (c) => {
     const { id } = c.req.valid("param");
     const [owned, found] = await Promise.all([
-      chatroomExists(c.var.db, c.var.userId, id),
-      listShares(c.var.db, c.var.userId, id),
+      chatroomExists(c.get("db"), c.get("userId"), id),
+      listShares(c.get("db"), c.get("userId"), id),
     ]);
     if (!owned) throw notFound("Chatroom");
     return c.json(
@@ -175,7 +175,7 @@ shareRoutes.openapi(
   }),
   async (c) => {
     const { id, shareId } = c.req.valid("param");
-    const deleted = await deleteShare(c.var.db, c.var.userId, id, shareId);
+    const deleted = await deleteShare(c.get("db"), c.get("userId"), id, shareId);
     if (!deleted) throw notFound("Share");
     return c.json({ success: true as const, message: "Share revoked", share: toShare(c.env, deleted) }, 200);
   },
@@ -194,7 +194,7 @@ function cacheHeaders(c: Context<AppEnv>, share: { id: string; createdAt: Date }
 }
 
 async function publicShare(c: Context<AppEnv>, shareId: string) {
-  const share = SHARE_ID.test(shareId) ? await findShare(c.var.db, shareId) : undefined;
+  const share = SHARE_ID.test(shareId) ? await findShare(c.get("db"), shareId) : undefined;
   if (!share) throw notFound("Share");
   return share;
 }

@@ -15,15 +15,15 @@ import { deleteUserRows } from "./users.repo";
  * streams). Queued prompts find no prompt and are acknowledged unanswered.
  */
 export async function deleteAccount(c: Context<AppEnv>, password: string) {
-  const { db } = c.var;
+  const db = c.get("db");
   const user = await confirmPassword(
     {
       env: c.env,
       db,
       ctx: c.executionCtx,
       connectingIp: c.req.header("CF-Connecting-IP"),
-      userId: c.var.userId,
-      tokenVersion: c.var.tokenVersion,
+      userId: c.get("userId"),
+      tokenVersion: c.get("tokenVersion"),
     },
     password,
   );

@@ -33,7 +33,7 @@ userRoutes.openapi(
   }),
   async (c) => {
     const now = new Date();
-    const found = await findUserWithQuota(c.var.db, c.var.userId, utcDay(now), now);
+    const found = await findUserWithQuota(c.get("db"), c.get("userId"), utcDay(now), now);
     if (!found) throw unauthorized("revoked");
     const user = { ...toUserResponse(found.user), ...tierAndUsage(found, now) };
     return c.json({ success: true as const, message: "Current user", user }, 200);
@@ -60,7 +60,7 @@ userRoutes.openapi(
   async (c) => {
     const now = new Date();
     const today = utcDay(now);
-    const { days, pro } = await readUsage(c.var.db, c.var.userId, today, c.req.valid("query").days, now);
+    const { days, pro } = await readUsage(c.get("db"), c.get("userId"), today, c.req.valid("query").days, now);
     const { tier, usage } = tierAndUsage({ pro, used: days[0]?.prompts ?? 0 }, now);
     const totals = days.reduce(
       (sum, day) => ({
@@ -107,8 +107,8 @@ userRoutes.openapi(
     };
     // HEAD (answered by this GET handler) learns the headers without using the minute's export.
     if (c.req.method === "HEAD") return new Response(null, { headers }) as never;
-    await claimExport(c.var.db, c.var.userId, now);
-    return new Response(exportStream(c.var.db, c.var.userId, now), { headers }) as never;
+    await claimExport(c.get("db"), c.get("userId"), now);
+    return new Response(exportStream(c.get("db"), c.get("userId"), now), { headers }) as never;
   },
 );
 
