@@ -27,7 +27,10 @@ const WEBHOOK_SECRET = "whsec_bench";
 /** `npm run bench -- --write` also writes bench/results.md, bench/results.json and the table in docs/benchmarks.md. */
 const RESULTS_PAGE = "docs/benchmarks.md";
 const WRITE = process.argv.includes("--write");
-/** `npm run bench -- --only=floor` (or `=startup`, `=cold`, `=soak`, `=tree`, `=search`) measures that alone and prints it, writing nothing. */
+/**
+ * `npm run bench -- --only=floor` (or `=startup`, `=cold`, `=soak`, `=tree`, `=search`) measures that alone and
+ * prints it, writing nothing; `--only=profile` prints where the hot reads' CPU goes beside their floor's.
+ */
 const ONLY = process.argv.find((arg) => arg.startsWith("--only="))?.slice("--only=".length);
 const startedAt = Date.now();
 
@@ -1771,6 +1774,66 @@ async function floorShares(instrumented) {
 }
 
 /**
+ * Where each hot read's CPU goes beside its floor's (`--only=profile`): one load run of each side under
+ * the Worker isolate's sampling profiler; per request, the microseconds spent in each source file, ours
+ * and the floor's, largest difference first. For finding what to cut, not a figure of the results.
+ */
+async function profileHotReads(instrumented) {
+  const { chargeSamples, profileWhile, sourceMapLookup } = await import("./cpu-profile.mjs");
+  const lookup = sourceMapLookup(`${instrumented}.map`);
+  const gemini = await startGeminiStub();
+  const inspectorPort = await freePort();
+  const server = await serveWorker(instrumented, { geminiUrl: gemini.url, consume: false, inspectorPort });
+  const top = Number(process.env.PROFILE_TOP ?? 25);
+  try {
+    await migrate(server.mf);
+    const fixtures = await client(server.url).fixtures();
+    const headers = { Authorization: `Bearer ${fixtures.basic.token}` };
+    const untraced = { ...headers, "X-Bench-Untraced": "1" };
+    for (const [name, pathOf] of HOT_READS) {
+      const path = pathOf(fixtures);
+      for (let i = 0; i < 3; i++) await fetch(`${server.url}${path}`, { headers }).then((r) => r.arrayBuffer());
+      const slug = encodeURIComponent(name);
+      await fetch(`${server.url}/__bench/floor/${slug}`, { method: "POST" });
+      if (process.env.PROFILE_TRACE) console.log(JSON.stringify(await (await fetch(`${server.url}/__bench/trace`)).json()));
+      const sides = {};
+      for (const [side, url] of [
+        ["floor", `${server.url}/__floor/${slug}`],
+        ["ours", `${server.url}${path}`],
+      ]) {
+        await loadRun(url, untraced);
+        const { profile, result } = await profileWhile(inspectorPort, () => loadRun(url, untraced));
+        if (process.env.PROFILE_URLS) console.log(new Set(profile.nodes.map((node) => node.callFrame.url)));
+        if (process.env.PROFILE_SAVE)
+          writeFileSync(`${process.env.PROFILE_SAVE}/${slug}-${side}.cpuprofile`, JSON.stringify(profile));
+        const charged = chargeSamples(profile, lookup, instrumented.split("/").pop());
+        sides[side] = { ...charged, requests: result.requests.total };
+      }
+      const perRequest = (side, map, key) => (map.get(key) ?? 0) / sides[side].requests;
+      const usOf = (side) => sides[side].busy / sides[side].requests;
+      console.log(
+        `\n== ${name}: ${usOf("ours").toFixed(0)} µs of CPU a request, floor ${usOf("floor").toFixed(0)} µs (${((usOf("floor") / usOf("ours")) * 100).toFixed(0)}%)`,
+      );
+      for (const table of ["byFile", "byFunction"]) {
+        const keys = new Set([...sides.ours[table].keys(), ...sides.floor[table].keys()]);
+        const rows = [...keys]
+          .map((key) => {
+            const ours = perRequest("ours", sides.ours[table], key);
+            const floorUs = perRequest("floor", sides.floor[table], key);
+            return { [table === "byFile" ? "file" : "function"]: key, ours: ours.toFixed(1), floor: floorUs.toFixed(1), extra: ours - floorUs };
+          })
+          .sort((a, b) => b.extra - a.extra)
+          .slice(0, top)
+          .map((row) => ({ ...row, extra: row.extra.toFixed(1) }));
+        console.table(rows);
+      }
+    }
+  } finally {
+    await Promise.all([server.mf.dispose(), gemini.close()]);
+  }
+}
+
+/**
  * Global-scope CPU of a bundle (ours by default), from `wrangler check startup`'s profile, median of 5
  * runs with samples. Each busy sample counts one sampling interval (the profile's median): a pause in which the
  * profiler took no sample (its thread not scheduled on this shared machine) is not charged to the script.
@@ -2680,6 +2743,7 @@ async function main() {
   const instrumented = build(`${BUILD}/instrumented`, "bench/instrumented.ts");
   if (ONLY === "floor")
     return console.table([...(await floorShares(instrumented))].map(([name, f]) => ({ name, ...f })));
+  if (ONLY === "profile") return profileHotReads(instrumented);
   if (ONLY === "startup") return console.log(startup());
   if (ONLY === "tree") {
     log(treeLogLine);
@@ -2693,7 +2757,7 @@ async function main() {
     console.log(`\n${JSON.stringify(result, null, 2)}\n\n${searchSummary(result)}\n`);
     return;
   }
-  if (ONLY) throw new Error(`--only takes floor, startup, cold, soak, tree or search, not ${ONLY}`);
+  if (ONLY) throw new Error(`--only takes floor, profile, startup, cold, soak, tree or search, not ${ONLY}`);
   const bundle = readFileSync(plain);
   const size = { raw: bundle.length / 1024, gzip: gzipSync(bundle, { level: 9 }).length / 1024 };
 
