@@ -1776,7 +1776,9 @@ async function floorShares(instrumented) {
 /**
  * Where each hot read's CPU goes beside its floor's (`--only=profile`): one load run of each side under
  * the Worker isolate's sampling profiler; per request, the microseconds spent in each source file, ours
- * and the floor's, largest difference first. For finding what to cut, not a figure of the results.
+ * and the floor's, largest difference first. For finding what to cut, not a figure of the results:
+ * with the inspector attached, each console.log also goes to it, so the log line costs far more here
+ * than in a load run. PROFILE_TOP=n rows per table (25); PROFILE_SAVE=dir keeps the .cpuprofile files.
  */
 async function profileHotReads(instrumented) {
   const { chargeSamples, profileWhile, sourceMapLookup } = await import("./cpu-profile.mjs");
@@ -1795,7 +1797,6 @@ async function profileHotReads(instrumented) {
       for (let i = 0; i < 3; i++) await fetch(`${server.url}${path}`, { headers }).then((r) => r.arrayBuffer());
       const slug = encodeURIComponent(name);
       await fetch(`${server.url}/__bench/floor/${slug}`, { method: "POST" });
-      if (process.env.PROFILE_TRACE) console.log(JSON.stringify(await (await fetch(`${server.url}/__bench/trace`)).json()));
       const sides = {};
       for (const [side, url] of [
         ["floor", `${server.url}/__floor/${slug}`],
@@ -1803,7 +1804,6 @@ async function profileHotReads(instrumented) {
       ]) {
         await loadRun(url, untraced);
         const { profile, result } = await profileWhile(inspectorPort, () => loadRun(url, untraced));
-        if (process.env.PROFILE_URLS) console.log(new Set(profile.nodes.map((node) => node.callFrame.url)));
         if (process.env.PROFILE_SAVE)
           writeFileSync(`${process.env.PROFILE_SAVE}/${slug}-${side}.cpuprofile`, JSON.stringify(profile));
         const charged = chargeSamples(profile, lookup, instrumented.split("/").pop());
