@@ -33,6 +33,7 @@ function rejectUnknownQuery(route: RouteConfig): MiddlewareHandler {
   const known = query && "shape" in query ? Object.keys(query.shape as object) : [];
   const takes = known.length ? `this operation takes ${known.join(", ")}` : "this operation takes none";
   return createMiddleware(async (c, next) => {
+    if (!c.req.url.includes("?")) return next();
     const details: ErrorDetail[] = Object.keys(c.req.queries())
       .filter((name) => !known.includes(name))
       .map((name) => ({ path: name, message: `Unknown query parameter; ${takes}` }));

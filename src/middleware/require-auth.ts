@@ -22,7 +22,9 @@ function bearerToken(header: string | undefined, ticketSent: boolean): string {
 
 export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
   const header = c.req.header("Authorization");
-  const ticket = c.req.query("ticket");
+  // Most requests have no query string: then there is no ticket or wait to look for.
+  const hasQuery = c.req.url.includes("?");
+  const ticket = hasQuery ? c.req.query("ticket") : undefined;
   const ticketRoom = c.req.method === "GET" ? TICKET_PATH.exec(c.req.path)?.[1] : undefined;
   let claims: Awaited<ReturnType<typeof verifyToken>>;
   if (!header && ticket && ticketRoom) {
@@ -43,7 +45,7 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
     c.set("tokenId", claims.tokenId);
     c.set("tokenExpiresAt", claims.fromTicket ? undefined : claims.expiresAt);
   };
-  if (!readsOnly(c.req.method, c.req.path, c.req.raw.headers, c.req.query("wait"))) {
+  if (!readsOnly(c.req.method, c.req.path, c.req.raw.headers, hasQuery ? c.req.query("wait") : undefined)) {
     await current;
     authenticate();
     return next();
