@@ -42,8 +42,10 @@ const SECURITY_HEADERS: readonly (readonly [string, string])[] = [
 export function edge(app: Hono<AppEnv>) {
   const guard = refusedRoute(app);
   return createMiddleware<AppEnv>(async (c, next) => {
-    const started = performance.now();
+    const started = Date.now();
     const sent = c.req.raw.headers;
+    // The routes this request matched (Hono builds this list on each read): for the guard and the log.
+    const routes = c.req.matchedRoutes;
     const clientId = sent.get("X-Request-Id");
     const requestId = clientId && CLIENT_REQUEST_ID.test(clientId) ? clientId : crypto.randomUUID();
     c.set("requestId", requestId);
@@ -53,7 +55,7 @@ export function edge(app: Hono<AppEnv>) {
     if (isPreflight) {
       c.res = preflight(cors);
     } else {
-      const refusal = guard(c);
+      const refusal = guard(c, routes);
       if (refusal) {
         c.res = handleError(refusal, c);
       } else {
@@ -80,9 +82,9 @@ export function edge(app: Hono<AppEnv>) {
         level: status >= 500 ? "error" : status >= 400 ? "warn" : "info",
         message: "request",
         method: c.req.method,
-        route: c.req.routePath,
+        route: routes[c.req.routeIndex]?.path,
         status,
-        durationMs: Math.round(performance.now() - started),
+        durationMs: Date.now() - started,
         requestId,
         userId: c.get("userId"),
       }),

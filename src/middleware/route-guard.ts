@@ -1,4 +1,5 @@
 import type { Context, Hono } from "hono";
+import type { RouterRoute } from "hono/types";
 import { AppError, noRoute } from "../lib/errors";
 import type { AppEnv } from "../types";
 
@@ -16,10 +17,11 @@ export function refusedRoute(app: Hono<AppEnv>) {
   const servedBy = (method: string, path: string) =>
     app.router.match(method, path)[0].some(([[, route]]) => route.method !== "ALL");
   let routeMethods: string[] | undefined;
-  return (c: Context<AppEnv>): AppError | undefined => {
+  return (c: Context<AppEnv>, matched: RouterRoute[]): AppError | undefined => {
     // The app has already matched this request (HEAD as GET) on its routing path (`c.req.path`): a
-    // route of its method among the matches lets it through without asking the router again.
-    if (c.req.matchedRoutes.some((route) => route.method !== "ALL")) return undefined;
+    // route of its method among the matches (`c.req.matchedRoutes`) lets it through without asking the
+    // router again.
+    if (matched.some((route) => route.method !== "ALL")) return undefined;
     const path = c.req.path;
     routeMethods ??= [...new Set(app.routes.map((route) => route.method).filter((m) => m !== "ALL"))];
     const allowed = routeMethods.filter((candidate) => servedBy(candidate, path));
