@@ -174,31 +174,44 @@ describe("app shell", () => {
     expect(echoed.headers.get("X-Request-Id")).toBe("client-trace-42");
   });
 
-  it("sets the security headers and a request id on every answer: success, errors and preflights", async () => {
-    const expected = {
+  it("sets the security headers and a request id on every answer, and a page's headers on what is not JSON", async () => {
+    const everyAnswer = {
       "Cross-Origin-Resource-Policy": "same-origin",
+      "Strict-Transport-Security": "max-age=15552000; includeSubDomains",
+      "X-Content-Type-Options": "nosniff",
+      "X-Frame-Options": "SAMEORIGIN",
+    };
+    const pages = {
       "Cross-Origin-Opener-Policy": "same-origin",
       "Origin-Agent-Cluster": "?1",
       "Referrer-Policy": "no-referrer",
-      "Strict-Transport-Security": "max-age=15552000; includeSubDomains",
-      "X-Content-Type-Options": "nosniff",
       "X-DNS-Prefetch-Control": "off",
       "X-Download-Options": "noopen",
-      "X-Frame-Options": "SAMEORIGIN",
       "X-Permitted-Cross-Domain-Policies": "none",
       "X-XSS-Protection": "0",
     };
-    const answers = [
+    const json = [
       await call("GET", "/"),
       await call("GET", "/nowhere"),
       await call("DELETE", "/api/auth/login"),
       await call("GET", "/api/user/me"),
+    ];
+    expect(json.map((res) => res.status)).toEqual([200, 404, 405, 401]);
+    const notJson = [
+      await call("GET", "/docs"),
       await call("OPTIONS", "/api/auth/login", { headers: { Origin: "https://app.example.com" } }),
     ];
-    expect(answers.map((res) => res.status)).toEqual([200, 404, 405, 401, 204]);
-    for (const res of answers) {
-      for (const [name, value] of Object.entries(expected)) expect(res.headers.get(name), name).toBe(value);
+    expect(notJson.map((res) => res.status)).toEqual([200, 204]);
+    expect(notJson[0]?.headers.get("Content-Type")).toMatch(/^text\/html/);
+    for (const res of [...json, ...notJson]) {
+      for (const [name, value] of Object.entries(everyAnswer)) expect(res.headers.get(name), name).toBe(value);
       expect(res.headers.get("X-Request-Id")).toMatch(/^[\w-]{8,}$/);
+    }
+    for (const res of notJson) {
+      for (const [name, value] of Object.entries(pages)) expect(res.headers.get(name), name).toBe(value);
+    }
+    for (const res of json) {
+      for (const name of Object.keys(pages)) expect(res.headers.get(name), name).toBeNull();
     }
   });
 

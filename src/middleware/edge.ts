@@ -11,19 +11,27 @@ import { refusedRoute } from "./route-guard";
 const CLIENT_REQUEST_ID = /^[\w\-=]{1,255}$/;
 
 /**
- * Security headers on every answer (hono/secure-headers' defaults): a JSON API has nothing to frame,
- * sniff, prefetch or refer, and is served over HTTPS only.
+ * Security headers on every answer: never sniffed as another type, never framed by another site, HTTPS
+ * only, and not readable by another site's no-cors requests.
  */
 const SECURITY_HEADERS: readonly (readonly [string, string])[] = [
   ["Cross-Origin-Resource-Policy", "same-origin"],
+  ["Strict-Transport-Security", "max-age=15552000; includeSubDomains"],
+  ["X-Content-Type-Options", "nosniff"],
+  ["X-Frame-Options", "SAMEORIGIN"],
+];
+
+/**
+ * And on every answer that is not JSON (the playground and its files, /docs, shared pages, streams),
+ * the headers that only mean something to a page a browser renders (hono/secure-headers' other
+ * defaults). A JSON answer is never rendered, so it goes without these seven (about 250 bytes).
+ */
+const PAGE_HEADERS: readonly (readonly [string, string])[] = [
   ["Cross-Origin-Opener-Policy", "same-origin"],
   ["Origin-Agent-Cluster", "?1"],
   ["Referrer-Policy", "no-referrer"],
-  ["Strict-Transport-Security", "max-age=15552000; includeSubDomains"],
-  ["X-Content-Type-Options", "nosniff"],
   ["X-DNS-Prefetch-Control", "off"],
   ["X-Download-Options", "noopen"],
-  ["X-Frame-Options", "SAMEORIGIN"],
   ["X-Permitted-Cross-Domain-Policies", "none"],
   ["X-XSS-Protection", "0"],
 ];
@@ -35,7 +43,7 @@ const SECURITY_HEADERS: readonly (readonly [string, string])[] = [
  * - CORS: a preflight (OPTIONS) is answered here; any other answer gets its CORS headers once made;
  * - the route guard (route-guard.ts): a path no route serves is a 404, a method it does not serve a 405;
  * - the request's D1 session (d1-session.ts), whose latest bookmark the answer carries;
- * - the security headers above, on every answer, errors included;
+ * - the security headers above, on every answer, errors included (a page's only on what is not JSON);
  * - one structured log line when it is done (method, route pattern, status, duration, request id, user).
  * Headers are set once the answer is made, on the answer itself, so nothing is copied from a placeholder.
  */
@@ -70,6 +78,9 @@ export function edge(app: Hono<AppEnv>) {
       const headers = answer.headers;
       headers.set("X-Request-Id", requestId);
       for (const [name, value] of SECURITY_HEADERS) headers.set(name, value);
+      if (!headers.get("Content-Type")?.startsWith("application/json")) {
+        for (const [name, value] of PAGE_HEADERS) headers.set(name, value);
+      }
       if (!isPreflight) setCorsHeaders(headers, cors);
       const latest = bookmark?.();
       if (latest && !headers.has(BOOKMARK_HEADER)) headers.set(BOOKMARK_HEADER, latest);
