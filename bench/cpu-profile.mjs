@@ -3,6 +3,7 @@
 // bundle's source map. `npm run bench -- --only=profile` uses it to set our hot reads beside their
 // binding floor (bench/floor.ts): per request, which files take the CPU that the floor does not spend.
 import { readFileSync } from "node:fs";
+import { inspect } from "./inspector.mjs";
 
 const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -61,28 +62,6 @@ export function sourceMapLookup(mapPath) {
     found ??= segments[0];
     return found ? { file: shortName(map.sources[found[1]]), line: found[2] + 1 } : undefined;
   };
-}
-
-/** A JSON-over-WebSocket session with one isolate's inspector (`core:user:` is the Worker's). */
-async function inspect(inspectorPort, isolate) {
-  const socket = new WebSocket(`ws://127.0.0.1:${inspectorPort}/${isolate}`);
-  await new Promise((resolve, reject) => {
-    socket.onopen = resolve;
-    socket.onerror = () => reject(new Error(`no inspector for ${isolate}`));
-  });
-  let id = 0;
-  const waiting = new Map();
-  socket.onmessage = (event) => {
-    const message = JSON.parse(event.data);
-    waiting.get(message.id)?.(message.result ?? {});
-    waiting.delete(message.id);
-  };
-  const send = (method, params = {}) =>
-    new Promise((resolve) => {
-      waiting.set(++id, resolve);
-      socket.send(JSON.stringify({ id, method, params }));
-    });
-  return { send, close: () => socket.close() };
 }
 
 /** The isolate's CPU profile while `during()` runs, and what `during` returned. */

@@ -14,6 +14,7 @@ import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { freePort } from "../tools/local-stack.mjs";
+import { inspect } from "./inspector.mjs";
 import { startGeminiStub } from "../tools/stubs/gemini.mjs";
 import { signStripePayload } from "../tools/stubs/stripe-signature.mjs";
 
@@ -1491,24 +1492,7 @@ async function searchMessagesBench(instrumented) {
  * workerd runs for a heap snapshot (it does not answer HeapProfiler.collectGarbage). MiB.
  */
 async function isolateHeap(inspectorPort, isolate = "core:user:") {
-  const socket = new WebSocket(`ws://127.0.0.1:${inspectorPort}/${isolate}`);
-  await new Promise((resolve, reject) => {
-    socket.onopen = resolve;
-    socket.onerror = () => reject(new Error(`no inspector for ${isolate}`));
-  });
-  let id = 0;
-  const waiting = new Map();
-  // Snapshot chunks come as events and are dropped: only the GC before the snapshot is wanted.
-  socket.onmessage = (event) => {
-    const message = JSON.parse(event.data);
-    waiting.get(message.id)?.(message.result ?? {});
-    waiting.delete(message.id);
-  };
-  const send = (method, params = {}) =>
-    new Promise((resolve) => {
-      waiting.set(++id, resolve);
-      socket.send(JSON.stringify({ id, method, params }));
-    });
+  const { send, close } = await inspect(inspectorPort, isolate);
   const usage = async () => {
     const { usedSize, totalSize } = await send("Runtime.getHeapUsage");
     return { usedMiB: Number((usedSize / 1_048_576).toFixed(1)), totalMiB: Number((totalSize / 1_048_576).toFixed(1)) };
@@ -1519,7 +1503,7 @@ async function isolateHeap(inspectorPort, isolate = "core:user:") {
       await send("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
       return (await usage()).usedMiB;
     },
-    close: () => socket.close(),
+    close,
   };
 }
 
