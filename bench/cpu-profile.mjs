@@ -90,7 +90,9 @@ export function chargeSamples(profile, lookup, bundleName) {
   const parents = new Map();
   for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node);
   const sourceOf = (frame) =>
-    frame.url && isBundle(frame.url) && frame.lineNumber >= 0 ? lookup(frame.lineNumber, frame.columnNumber) : undefined;
+    frame.url && isBundle(frame.url) && frame.lineNumber >= 0
+      ? lookup(frame.lineNumber, frame.columnNumber)
+      : undefined;
   const nameOf = (frame) => {
     const source = sourceOf(frame);
     return `${frame.functionName || "(anonymous)"}${source ? ` ${source.file}:${source.line}` : frame.url ? ` ${frame.url}` : ""}`;

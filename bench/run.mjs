@@ -14,9 +14,9 @@ import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { freePort } from "../tools/local-stack.mjs";
-import { inspect } from "./inspector.mjs";
 import { startGeminiStub } from "../tools/stubs/gemini.mjs";
 import { signStripePayload } from "../tools/stubs/stripe-signature.mjs";
+import { inspect } from "./inspector.mjs";
 
 const BUILD = "bench/.build";
 const RUNS = 3;
@@ -1804,7 +1804,12 @@ async function profileHotReads(instrumented) {
           .map((key) => {
             const ours = perRequest("ours", sides.ours[table], key);
             const floorUs = perRequest("floor", sides.floor[table], key);
-            return { [table === "byFile" ? "file" : "function"]: key, ours: ours.toFixed(1), floor: floorUs.toFixed(1), extra: ours - floorUs };
+            return {
+              [table === "byFile" ? "file" : "function"]: key,
+              ours: ours.toFixed(1),
+              floor: floorUs.toFixed(1),
+              extra: ours - floorUs,
+            };
           })
           .sort((a, b) => b.extra - a.extra)
           .slice(0, top)

@@ -9,16 +9,7 @@ import { drizzle } from "drizzle-orm/d1";
 import { sqliteTable } from "drizzle-orm/sqlite-core";
 import { jwtVerify, SignJWT } from "jose";
 
-const loaded = [
-  GoogleGenerativeAI,
-  OpenAPIHono,
-  z,
-  eq,
-  drizzle,
-  sqliteTable,
-  jwtVerify,
-  SignJWT,
-];
+const loaded = [GoogleGenerativeAI, OpenAPIHono, z, eq, drizzle, sqliteTable, jwtVerify, SignJWT];
 
 export class ChatroomHub {
   fetch() {
