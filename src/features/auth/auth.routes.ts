@@ -163,12 +163,9 @@ authRoutes.openapi(
     const { otp } = c.req.valid("json");
     const phoneNumber = normalisePhone(c.env, c.req.valid("json").phoneNumber);
     const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), phoneSubject(phoneNumber));
-    const owner = await redeemOtp(c.env, c.get("db"), attempt, phoneNumber, "login", otp);
-    const [verified] = await forgetAttemptWith(
-      c.get("db"),
-      attempt,
-      markPhoneVerified(c.get("db"), owner.id, new Date()),
-    );
+    const db = c.get("db");
+    const owner = await redeemOtp(c.env, db, attempt, phoneNumber, "login", otp);
+    const [verified] = await forgetAttemptWith(db, attempt, markPhoneVerified(db, owner.id, new Date()));
     const user = verified ?? owner;
     const token = await issueToken(c.env, { userId: user.id, tokenVersion: user.tokenVersion });
     return c.json({ success: true as const, message: "OTP verified", ...token, user: toUserResponse(user) }, 200);
@@ -258,12 +255,13 @@ authRoutes.openapi(
     const { otp, newPassword } = c.req.valid("json");
     const phoneNumber = normalisePhone(c.env, c.req.valid("json").phoneNumber);
     const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), phoneSubject(phoneNumber));
-    const owner = await redeemOtp(c.env, c.get("db"), attempt, phoneNumber, "reset", otp);
+    const db = c.get("db");
+    const owner = await redeemOtp(c.env, db, attempt, phoneNumber, "reset", otp);
     const passwordHash = await hashPassword(newPassword);
     const [user] = await forgetAttemptWith(
-      c.get("db"),
+      db,
       attempt,
-      replacePassword(c.get("db"), owner.id, passwordHash, new Date(), { markVerified: true }),
+      replacePassword(db, owner.id, passwordHash, new Date(), { markVerified: true }),
     );
     if (user) {
       await revokeTokenVersion(c.env, c.executionCtx, user.id, user.tokenVersion - 1);
@@ -301,26 +299,29 @@ authRoutes.openapi(
   }),
   async (c) => {
     const { currentPassword, newPassword } = c.req.valid("json");
-    const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), userSubject(c.get("userId")));
-    const [[current]] = await reserveAttempt(c.get("db"), attempt, [selectUserById(c.get("db"), c.get("userId"))]);
+    const db = c.get("db");
+    const userId = c.get("userId");
+    const tokenVersion = c.get("tokenVersion");
+    const attempt = startAttempt(c.env, c.req.header("CF-Connecting-IP"), userSubject(userId));
+    const [[current]] = await reserveAttempt(db, attempt, [selectUserById(db, userId)]);
     // KV may not have seen a revocation made elsewhere a moment ago; D1 has.
-    if (!current || current.tokenVersion !== c.get("tokenVersion")) {
-      forgetAttempt(c.get("db"), c.executionCtx, attempt);
+    if (!current || current.tokenVersion !== tokenVersion) {
+      forgetAttempt(db, c.executionCtx, attempt);
       throw unauthorized("revoked");
     }
     if (!(await verifyPassword(currentPassword, current.passwordHash))) {
       throw new AppError(400, "WRONG_PASSWORD", "The current password is incorrect");
     }
     if (newPassword === currentPassword) {
-      forgetAttempt(c.get("db"), c.executionCtx, attempt);
+      forgetAttempt(db, c.executionCtx, attempt);
       throw new AppError(400, "PASSWORD_UNCHANGED", "The new password must differ from the current one");
     }
     const [user] = await forgetAttemptWith(
-      c.get("db"),
+      db,
       attempt,
-      replacePassword(c.get("db"), current.id, await hashPassword(newPassword), new Date(), {
+      replacePassword(db, current.id, await hashPassword(newPassword), new Date(), {
         markVerified: false,
-        expectedTokenVersion: c.get("tokenVersion"),
+        expectedTokenVersion: tokenVersion,
       }),
     );
     if (!user) {
