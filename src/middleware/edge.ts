@@ -58,7 +58,7 @@ export function edge(app: Hono<AppEnv>) {
     const requestId = clientId && CLIENT_REQUEST_ID.test(clientId) ? clientId : crypto.randomUUID();
     c.set("requestId", requestId);
     const cors = corsPolicy(c.env.CORS_ORIGINS, sent.get("Origin"));
-    let bookmark: (() => string | null) | undefined;
+    let session: D1DatabaseSession | undefined;
     const isPreflight = c.req.method === "OPTIONS";
     if (isPreflight) {
       c.res = preflight(cors);
@@ -67,9 +67,8 @@ export function edge(app: Hono<AppEnv>) {
       if (refusal) {
         c.res = handleError(refusal, c);
       } else {
-        const session = c.env.DB.withSession(sessionConstraint(sent.get(BOOKMARK_HEADER)));
+        session = c.env.DB.withSession(sessionConstraint(sent.get(BOOKMARK_HEADER)));
         c.set("db", createDb(session as unknown as D1Database));
-        bookmark = () => session.getBookmark();
         await next();
       }
     }
@@ -82,7 +81,7 @@ export function edge(app: Hono<AppEnv>) {
         for (const [name, value] of PAGE_HEADERS) headers.set(name, value);
       }
       if (!isPreflight) setCorsHeaders(headers, cors);
-      const latest = bookmark?.();
+      const latest = session?.getBookmark();
       if (latest && !headers.has(BOOKMARK_HEADER)) headers.set(BOOKMARK_HEADER, latest);
     } catch {
       // A response with immutable headers (a WebSocket upgrade) goes out as it is.
